@@ -1,0 +1,169 @@
+"""pgcore-bench: every compiled kernel against its NumPy twin, at realistic sizes.
+
+Prints a table (kernel, size, NumPy us, pgcore us, speed-up) headed by the machine:
+CPU, thread count, BLAS library and its kernel (threadpoolctl). Times are medians
+of repeated timings taken in this one run; the speed-up is their ratio.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import pgcore
+from pgcore import kernels, reference
+
+
+def pong_frames(n, seed=0):
+    """n real Pong RGB frames (n, 210, 160, 3) from ale-py under random up/down play."""
+    import gymnasium
+    import ale_py
+
+    gymnasium.register_envs(ale_py)
+    env = gymnasium.make("ALE/Pong-v5")
+    rng = np.random.default_rng(seed)
+    frame, _ = env.reset(seed=seed)
+    frames = []
+    for _ in range(60):  # skip the serve, when the field is empty
+        frame, *_ = env.step(int(rng.integers(2, 4)))
+    while len(frames) < n:
+        frame, _, terminated, truncated, _ = env.step(int(rng.integers(2, 4)))
+        frames.append(frame)
+        if terminated or truncated:
+            frame, _ = env.reset()
+    env.close()
+    return np.stack(frames)
+
+
+def pong_difference_frames(n, seed=0):
+    """(n, 6400) float32 difference frames of consecutive real Pong frames: ternary, ~0.4% nonzero."""
+    processed = reference.pong_preprocess(pong_frames(n + 1, seed))
+    return processed[1:] - processed[:-1]
+
+
+def make_cases(dtype=np.float32, seed=0):
+    """(kernel name, size label, args builder) for each benchmarked call."""
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    def rmsprop_args():
+        return normal(1_280_000), normal(1_280_000), np.abs(normal(1_280_000)), 1e-4
+
+    def pong_batch(n):
+        cache = {}
+
+        def build():
+            if "x" not in cache:
+                cache["x"] = pong_difference_frames(n).astype(dtype)
+            return cache["x"]
+        return build
+
+    pong16, pong4096 = pong_batch(16), pong_batch(4096)
+    w1, w2 = normal(6400, 200) / 80, normal(200) / 14
+
+    def mlp_backward_args(x):
+        h, _ = reference.mlp_forward(x, w1, w2)
+        return x, h, normal(len(x)), w2
+
+    return [
+        ("softmax", "10000 x 6, tau 0.5", lambda: (normal(10000, 6), 0.5)),
+        ("log_softmax", "10000 x 6, tau 0.5", lambda: (normal(10000, 6), 0.5)),
+        ("softmax_policy_grad", "10000 x 6", lambda: (normal(10000, 6), rng.integers(0, 6, 10000),
+                                                      normal(10000), 0.5)),
+        ("sigmoid_policy_grad", "100000", lambda: (normal(100_000), rng.integers(0, 2, 100_000), normal(100_000))),
+        ("relu", "4096 x 200", lambda: (normal(4096, 200),)),
+        ("relu_backward", "4096 x 200", lambda: (normal(4096, 200), normal(4096, 200))),
+        ("linear_backward", "4096 x 200 -> 64", lambda: (normal(4096, 200), normal(4096, 64), normal(200, 64))),
+        ("mlp_forward", "16 x 6400 x 200, dense", lambda: (normal(16, 6400), w1, w2)),
+        ("mlp_forward", "16 x 6400 x 200, Pong frames", lambda: (pong16(), w1, w2)),
+        ("mlp_backward", "4096 x 6400 x 200, dense", lambda: mlp_backward_args(normal(4096, 6400))),
+        ("mlp_backward", "4096 x 6400 x 200, Pong frames", lambda: mlp_backward_args(pong4096())),
+        ("discounted_returns", "T=100000, resets", lambda: (normal(100_000), 0.99, rng.random(100_000) < 0.01)),
+        ("discounted_returns", "20000 x 16, dones", lambda: (normal(20_000, 16), 0.99,
+                                                             rng.random((20_000, 16)) < 0.01)),
+        ("standardize", "100000", lambda: (normal(100_000),)),
+        ("gaussian_policy_grad", "10000 x 32 -> 4", lambda: (normal(32, 4), normal(10000, 32), normal(10000, 4),
+                                                             normal(10000), 0.5)),
+        ("rmsprop_step", "1.28M params", rmsprop_args),
+        ("pong_preprocess", "16 frames", lambda: (pong_frames(16),)),
+    ]
+
+
+def time_call(function, args, min_seconds=0.2, repeats=7):
+    """Median seconds per call over `repeats` timings of enough calls to fill min_seconds."""
+    function(*args)
+    start = time.perf_counter()
+    function(*args)
+    once = max(time.perf_counter() - start, 1e-7)
+    number = max(1, int(min_seconds / repeats / once))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            function(*args)
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+def machine_description():
+    from threadpoolctl import threadpool_info
+    import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS, the one our kernels call)
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture', '?')} ({os.path.basename(p['filepath'])})"
+                     for p in threadpool_info() if p["user_api"] == "blas")
+    overrides = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return (f"CPU: {cpu}, {os.cpu_count()} logical cores; threads: {pgcore.get_num_threads()}; "
+            f"OpenMP: {'yes' if kernels.OPENMP_ENABLED else 'no'}; numpy {np.__version__}; BLAS: {blas}"
+            + (f"; env {overrides}" if overrides else ""))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="pgcore-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=None, help="thread count (default: all cores)")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--only", default=None, help="run only kernels whose name contains this text")
+    parser.add_argument("--seconds", type=float, default=0.3, help="time spent per measurement (default 0.3)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, not {args.threads}")
+    pgcore.set_num_threads(args.threads or pgcore.get_num_threads())
+
+    print(machine_description(), f"dtype: {args.dtype}", sep="\n")
+    header = ("kernel", "size", "NumPy us", "pgcore us", "speed-up")
+    rows = []
+    line = "| {} | {} | {} | {} | {} |" if args.markdown else "{:<22} {:<34} {:>12} {:>12} {:>9}"
+    print(line.format(*header))
+    if args.markdown:
+        print("| --- | --- | ---: | ---: | ---: |")
+    for name, size, build in make_cases(np.dtype(args.dtype)):
+        if args.only and args.only not in name:
+            continue
+        call_args = build()
+        if name == "rmsprop_step":  # in place: give each backend its own state
+            numpy_s = time_call(getattr(reference, name), tuple(a.copy() if isinstance(a, np.ndarray) else a
+                                                                 for a in call_args), args.seconds)
+        else:
+            numpy_s = time_call(getattr(reference, name), call_args, args.seconds)
+        pgcore_s = time_call(getattr(kernels, name), call_args, args.seconds)
+        rows.append((name, size, numpy_s, pgcore_s))
+        print(line.format(name, size, f"{numpy_s * 1e6:,.1f}", f"{pgcore_s * 1e6:,.1f}",
+                          f"{numpy_s / pgcore_s:,.1f}x"), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The compiled kernels: typed Cython, GIL released, OpenMP where it pays.
+
+Each function checks its arguments exactly as its NumPy twin in
+`pgcore.reference` does (pgcore._validate), then runs the compiled code on
+C-contiguous arrays with `pgcore.get_num_threads()` threads.
+"""
+import numpy as np
+
+from pgcore import _atari, _nn, _optim, _policy, _returns
+from pgcore import _validate as v
+from pgcore._openmp import OPENMP_ENABLED
+from pgcore._threads import get_num_threads
+
+__all__ = [
+    "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu", "relu_backward",
+    "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "standardize",
+    "gaussian_policy_grad", "rmsprop_step", "pong_preprocess", "OPENMP_ENABLED",
+]
+
+
+def _rows(array):
+    """A (N, A) view of a (N, A) or (A,) array."""
+    return array if array.ndim == 2 else array.reshape(1, array.shape[0])
+
+
+def _columns(array):
+    """A (N, K) view of a (N, K) or (N,) array."""
+    return array if array.ndim == 2 else array.reshape(array.shape[0], 1)
+
+
+def softmax(logits, tau=1.0):
+    logits, tau = v.softmax_args(logits, tau)
+    return _policy.softmax(_rows(logits), tau, get_num_threads()).reshape(logits.shape)
+
+
+def log_softmax(logits, tau=1.0):
+    logits, tau = v.softmax_args(logits, tau)
+    return _policy.softmax(_rows(logits), tau, get_num_threads(), log=True).reshape(logits.shape)
+
+
+def softmax_policy_grad(logits, actions, weights, tau=1.0):
+    logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=2)
+    tau = v.positive("tau", tau)
+    return _policy.softmax_policy_grad(logits, actions, weights, tau, get_num_threads())
+
+
+def sigmoid_policy_grad(logits, actions, weights):
+    logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=1)
+    return _policy.sigmoid_policy_grad(logits, actions, weights, get_num_threads())
+
+
+def relu(x):
+    x = v.float_array("x", x, None)
+    return _nn.relu(x.reshape(-1), get_num_threads()).reshape(x.shape)
+
+
+def relu_backward(grad_out, x):
+    grad_out, x = v.relu_backward_args(grad_out, x)
+    return _nn.relu_backward(grad_out.reshape(-1), x.reshape(-1), get_num_threads()).reshape(x.shape)
+
+
+def linear_backward(x, grad_out, w):
+    x, grad_out, w = v.linear_backward_args(x, grad_out, w)
+    return _nn.linear_backward(x, grad_out, w)
+
+
+def mlp_forward(x, w1, w2):
+    x, w1, w2 = v.mlp_forward_args(x, w1, w2)
+    rows = _rows(x)
+    h, logits = _nn.mlp_forward(rows, rows, w1, _columns(w2), get_num_threads())
+    if x.ndim == 1:
+        h, logits = h[0], logits[0]
+    return h, logits.reshape(logits.shape[:-1] + w2.shape[1:])
+
+
+def mlp_backward(x, h, grad_logits, w2):
+    x, h, grad_logits, w2 = v.mlp_backward_args(x, h, grad_logits, w2)
+    grad_w1, grad_w2 = _nn.mlp_backward(x, x, h, _columns(grad_logits), _columns(w2), get_num_threads())
+    return grad_w1, grad_w2.reshape(w2.shape)
+
+
+def discounted_returns(rewards, gamma, dones=None):
+    rewards, gamma, dones = v.returns_args(rewards, gamma, dones)
+    streams = _columns(rewards)
+    cut = np.empty((0, 0), np.uint8) if dones is None else dones.reshape(streams.shape)
+    return _returns.discounted_returns(streams, gamma, cut, dones is not None).reshape(rewards.shape)
+
+
+def standardize(x, eps=1e-8):
+    x, eps = v.standardize_args(x, eps)
+    return _returns.standardize(x.reshape(-1), eps, get_num_threads()).reshape(x.shape)
+
+
+def gaussian_policy_grad(theta, states, actions, weights, sigma):
+    theta, states, actions, weights, sigma = v.gaussian_args(theta, states, actions, weights, sigma)
+    grad = _policy.gaussian_policy_grad(_columns(theta), states, _columns(actions), weights, sigma)
+    return grad.reshape(theta.shape)
+
+
+def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
+    param, grad, cache, lr, decay, eps = v.rmsprop_args(param, grad, cache, lr, decay, eps)
+    # Updated in place: strided arrays are worked on as contiguous copies, then written back.
+    flat_param, flat_cache = np.ascontiguousarray(param).reshape(-1), np.ascontiguousarray(cache).reshape(-1)
+    _optim.rmsprop_step(flat_param, grad.reshape(-1), flat_cache, lr, decay, eps, get_num_threads())
+    if not np.shares_memory(flat_param, param):
+        param[...] = flat_param.reshape(param.shape)
+    if not np.shares_memory(flat_cache, cache):
+        cache[...] = flat_cache.reshape(cache.shape)
+
+
+def pong_preprocess(frames):
+    frames = v.frames_array(frames)
+    batch = np.ascontiguousarray(frames.reshape((-1, 210, 160, 3)))
+    return _atari.pong_preprocess(batch, get_num_threads()).reshape(frames.shape[:-3] + (6400,))

@@ -1,0 +1,190 @@
+"""Run directories: config.json, progress.csv and atomic, pickle-free checkpoints.
+
+A checkpoint is one `.npz` file holding named arrays plus a JSON document (stored
+as a uint8 array named `__meta__`), written to a temporary file, fsynced and
+renamed over the old one, so a crash at any moment leaves the last good one. It is
+read with `allow_pickle=False`, so loading never runs code from the file.
+"""
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import zipfile
+
+import numpy as np
+
+PROGRESS_COLUMNS = ["episode", "frames", "steps", "reward", "running_reward", "wall_s", "steps_per_s"]
+CHECKPOINT_NAME = "checkpoint.npz"
+META_KEY = "__meta__"
+
+
+class RunError(Exception):
+    """A run directory, config or checkpoint that cannot be used (the CLI prints it, exit 2)."""
+
+
+def atomic_write_bytes(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(path, arrays, meta):
+    """Writes `arrays` (name -> ndarray, no object dtypes) and `meta` (JSON-able) atomically."""
+    buffer = io.BytesIO()
+    payload = {name: np.asarray(value) for name, value in arrays.items()}
+    for name, value in payload.items():
+        if value.dtype.hasobject:
+            raise TypeError(f"checkpoint array {name} has an object dtype")
+    payload[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(buffer, **payload)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path, expected=None):
+    """Returns (arrays, meta). `expected` maps array names to (shape, dtype) to check.
+
+    Any problem (missing, truncated, not an npz, pickled objects, wrong shapes or
+    dtypes, bad JSON) raises RunError with a one-line message naming the file.
+    """
+    if not os.path.isfile(path):
+        raise RunError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as error:
+        raise RunError(f"corrupt checkpoint {path}: {error.__class__.__name__}: {error}") from None
+    if META_KEY not in arrays:
+        raise RunError(f"corrupt checkpoint {path}: no metadata")
+    try:
+        meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunError(f"corrupt checkpoint {path}: metadata is not JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise RunError(f"corrupt checkpoint {path}: metadata is not a JSON object")
+    for name, (shape, dtype) in (expected or {}).items():
+        if name not in arrays:
+            raise RunError(f"corrupt checkpoint {path}: array {name} is missing")
+        array = arrays[name]
+        if array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
+            raise RunError(f"checkpoint {path}: {name} has shape {array.shape} and dtype {array.dtype}, "
+                           f"expected {tuple(shape)} {np.dtype(dtype)}")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise RunError(f"corrupt checkpoint {path}: {name} holds non-finite values")
+    return arrays, meta
+
+
+def machine_info():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import ale_py
+    import gymnasium
+
+    import pgcore
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
+            "ale_py": ale_py.__version__, "gymnasium": gymnasium.__version__, "pgcore": pgcore.__version__,
+            "platform": platform.platform()}
+
+
+def write_json(path, document):
+    atomic_write_bytes(path, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise RunError(f"{path} does not hold a JSON object")
+    return document
+
+
+def prepare_run_dir(path, resume):
+    """Creates (or, resuming, checks) a run directory we can write to."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot create run directory {path}: {error.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunError(f"run directory {path} is not writable")
+    if not resume and os.path.exists(os.path.join(path, CHECKPOINT_NAME)):
+        raise RunError(f"{path} already holds a run; use --resume {path} to continue it, or another --run-dir")
+
+
+class ProgressLog:
+    """progress.csv, one row per finished episode, flushed row by row.
+
+    Resuming keeps the rows up to the checkpoint's episode count and drops any
+    later ones (or a torn last line), so no row is ever duplicated.
+    """
+
+    def __init__(self, path, extra_columns=(), keep_episodes=None):
+        self.path = path
+        self.columns = PROGRESS_COLUMNS + list(extra_columns)
+        rows = []
+        if keep_episodes is not None and os.path.exists(path):
+            rows = self._read_rows(keep_episodes)
+        atomic_write_bytes(path, self._render([self.columns] + rows))
+        self.file = open(path, "a", newline="")
+        self.writer = csv.writer(self.file)
+
+    def _read_rows(self, keep_episodes):
+        with open(path_ := self.path, newline="") as f:
+            text = f.read()
+        lines = text.splitlines()
+        if not lines or lines[0].split(",")[: len(PROGRESS_COLUMNS)] != PROGRESS_COLUMNS:
+            raise RunError(f"{path_} does not start with the progress.csv header")
+        complete = lines[1:] if text.endswith("\n") else lines[1:-1]  # drop a torn last line
+        rows = []
+        for line in complete:
+            row = line.split(",")
+            if len(row) != len(self.columns):
+                raise RunError(f"{path_} has a malformed row: {line[:80]!r}")
+            try:
+                if int(row[0]) > keep_episodes:
+                    break
+            except ValueError:
+                raise RunError(f"{path_} has a malformed row: {line[:80]!r}") from None
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def _render(rows):
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        return out.getvalue().encode()
+
+    def append(self, values):
+        self.writer.writerow(values)
+        self.file.flush()
+
+    def close(self):
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()

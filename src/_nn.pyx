@@ -1,0 +1,247 @@
+# Neural-network kernels: ReLU, linear backward, and the 2-layer policy net.
+#
+# Design: matrix products go to BLAS (row-major through _common.gemm) with the
+# elementwise work fused around them (ReLU applied in place on the hidden layer;
+# the masked hidden gradient written once, no outer-product temporary).
+#
+# Pong difference frames are ternary and ~0.4% nonzero, so the net's input
+# product takes a sparse route when every row of x has at most D/16 nonzeros:
+# x @ w1 becomes a sum of the ~26 signed rows of w1 that a frame selects, and
+# x.T @ grad_h touches only those rows of grad_w1. The check costs one pass over
+# x in blocks of 16 (a vectorised "any nonzero"); dense inputs fall back to BLAS.
+# x may be int8 (stored frames): it is then used by value, never copied to float
+# unless the dense route needs it.
+from cython.parallel cimport prange
+from cython cimport floating
+cimport numpy as cnp
+import numpy as np
+from libc.string cimport memset
+
+from _common cimport PARALLEL_MIN_ELEMENTS, gemm
+
+cnp.import_array()
+
+ctypedef fused xvalue:
+    signed char
+    float
+    double
+
+cdef enum:
+    BLOCK = 16
+    SPARSE_FRACTION = 16   # a row is sparse when it has at most D / SPARSE_FRACTION nonzeros
+    PARALLEL_MIN_WORK = 262144
+
+
+cdef inline floating _relu(floating x) noexcept nogil:
+    return 0 if x <= 0 else x  # NaN passes through, as in np.maximum
+
+
+cdef inline floating _relu_backward(floating grad, floating x) noexcept nogil:
+    return grad * (x > 0)  # not a branch: an inf or NaN grad still gives NaN, as in NumPy
+
+
+def relu(const floating[::1] x_view, int n_threads):
+    cdef Py_ssize_t i, n = x_view.shape[0]
+    out_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] out_view = out_array
+    # Raw pointers in locals: the compiler can vectorise (memoryview fields may alias).
+    cdef const floating* x = &x_view[0] if n else NULL
+    cdef floating* out = &out_view[0] if n else NULL
+    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    with nogil:
+        if threads > 1:
+            for i in prange(n, schedule='static', num_threads=threads):
+                out[i] = _relu(x[i])
+        else:
+            for i in range(n):
+                out[i] = _relu(x[i])
+    return out_array
+
+
+def relu_backward(const floating[::1] grad_view, const floating[::1] x_view, int n_threads):
+    cdef Py_ssize_t i, n = x_view.shape[0]
+    out_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] out_view = out_array
+    cdef const floating* grad = &grad_view[0] if n else NULL
+    cdef const floating* x = &x_view[0] if n else NULL
+    cdef floating* out = &out_view[0] if n else NULL
+    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    with nogil:
+        if threads > 1:
+            for i in prange(n, schedule='static', num_threads=threads):
+                out[i] = _relu_backward(grad[i], x[i])
+        else:
+            for i in range(n):
+                out[i] = _relu_backward(grad[i], x[i])
+    return out_array
+
+
+def linear_backward(const floating[:, ::1] x, const floating[:, ::1] grad_out, const floating[:, ::1] w):
+    cdef int n = x.shape[0], n_in = x.shape[1], n_out = w.shape[1]
+    dtype = np.float32 if floating is float else np.float64
+    grad_w_array = np.empty((n_in, n_out), dtype=dtype)
+    grad_x_array = np.empty((n, n_in), dtype=dtype)
+    cdef floating[:, ::1] grad_w = grad_w_array
+    cdef floating[:, ::1] grad_x = grad_x_array
+    with nogil:
+        gemm(True, False, n_in, n_out, n, 1, &x[0, 0], n_in, &grad_out[0, 0], n_out, 0, &grad_w[0, 0], n_out)
+        gemm(False, True, n, n_in, n_out, 1, &grad_out[0, 0], n_out, &w[0, 0], n_out, 0, &grad_x[0, 0], n_in)
+    return grad_w_array, grad_x_array
+
+
+# ---- sparse rows ----
+
+cdef inline bint _block_nonzero(const xvalue* p) noexcept nogil:
+    cdef int j
+    cdef bint found = False
+    for j in range(BLOCK):
+        found = found | (p[j] != 0)
+    return found
+
+
+cdef inline Py_ssize_t _row_nonzeros(const xvalue* row, Py_ssize_t d, int* cols, floating* vals,
+                                     Py_ssize_t cap) noexcept nogil:
+    """Collects the nonzeros of one row into cols/vals; returns their count, or -1 past cap."""
+    cdef Py_ssize_t start = 0, j, count = 0
+    while start < d:
+        if start + BLOCK > d or _block_nonzero(row + start):
+            for j in range(start, min(start + BLOCK, d)):
+                if row[j] != 0:
+                    if count == cap:
+                        return -1
+                    cols[count] = <int>j
+                    vals[count] = <floating>row[j]
+                    count += 1
+        start += BLOCK
+    return count
+
+
+cdef bint _collect_sparse(const xvalue[:, ::1] x, int[:, ::1] cols, floating[:, ::1] vals,
+                          Py_ssize_t[::1] counts, int n_threads) noexcept nogil:
+    """Fills each row's nonzeros; False as soon as any row has more than cols.shape[1]."""
+    cdef Py_ssize_t i, n = x.shape[0], d = x.shape[1], cap = cols.shape[1]
+    cdef int dense_rows = 0
+    if n_threads > 1 and n * d >= PARALLEL_MIN_WORK:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            counts[i] = _row_nonzeros(&x[i, 0], d, &cols[i, 0], &vals[i, 0], cap)
+            if counts[i] < 0:
+                dense_rows += 1
+    else:
+        for i in range(n):
+            counts[i] = _row_nonzeros(&x[i, 0], d, &cols[i, 0], &vals[i, 0], cap)
+            if counts[i] < 0:
+                return False
+    return dense_rows == 0
+
+
+cdef inline void _sparse_row_times(const int* cols, const floating* vals, Py_ssize_t count,
+                                   const floating[:, ::1] w, floating* out) noexcept nogil:
+    """out = sum_k vals[k] * w[cols[k], :] (one row of x @ w for a sparse row of x)."""
+    cdef Py_ssize_t k, j, width = w.shape[1]
+    cdef const floating* w_row
+    cdef floating value
+    memset(out, 0, width * sizeof(floating))
+    for k in range(count):
+        value = vals[k]
+        w_row = &w[cols[k], 0]
+        for j in range(width):
+            out[j] += value * w_row[j]
+
+
+def _sparse_buffers(Py_ssize_t n, Py_ssize_t d, dtype):
+    cap = max(d // SPARSE_FRACTION, 1)
+    return (np.empty((n, cap), dtype=np.int32), np.empty((n, cap), dtype=dtype),
+            np.empty(n, dtype=np.intp))
+
+
+def mlp_forward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] w1, const floating[:, ::1] w2,
+                int n_threads):
+    """h = relu(x @ w1) (N, H), logits = h @ w2 (N, A)."""
+    cdef Py_ssize_t i, j, n = x.shape[0], d = x.shape[1], n_hidden = w1.shape[1], n_out = w2.shape[1]
+    dtype = np.float32 if floating is float else np.float64
+    h_array = np.empty((n, n_hidden), dtype=dtype)
+    logits_array = np.empty((n, n_out), dtype=dtype)
+    cols_array, vals_array, counts_array = _sparse_buffers(n, d, dtype)
+    cdef floating[:, ::1] h = h_array
+    cdef floating[:, ::1] logits = logits_array
+    cdef int[:, ::1] cols = cols_array
+    cdef floating[:, ::1] vals = vals_array
+    cdef Py_ssize_t[::1] counts = counts_array
+    cdef const floating[:, ::1] x_dense
+    cdef bint sparse
+    with nogil:
+        sparse = _collect_sparse(x, cols, vals, counts, n_threads)
+    if sparse:
+        with nogil:
+            if n_threads > 1 and n * n_hidden * 32 >= PARALLEL_MIN_WORK:
+                for i in prange(n, schedule='static', num_threads=n_threads):
+                    _sparse_row_times(&cols[i, 0], &vals[i, 0], counts[i], w1, &h[i, 0])
+            else:
+                for i in range(n):
+                    _sparse_row_times(&cols[i, 0], &vals[i, 0], counts[i], w1, &h[i, 0])
+    else:
+        x_dense = np.ascontiguousarray(x_array, dtype=dtype)
+        with nogil:
+            gemm(False, False, n, n_hidden, d, 1, &x_dense[0, 0], d, &w1[0, 0], n_hidden, 0, &h[0, 0], n_hidden)
+    with nogil:
+        for i in range(n):
+            for j in range(n_hidden):
+                if h[i, j] <= 0:
+                    h[i, j] = 0
+        gemm(False, False, n, n_out, n_hidden, 1, &h[0, 0], n_hidden, &w2[0, 0], n_out, 0, &logits[0, 0], n_out)
+    return h_array, logits_array
+
+
+def mlp_backward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] h,
+                 const floating[:, ::1] grad_logits, const floating[:, ::1] w2, int n_threads):
+    """grad_w2 = h.T @ grad_logits; grad_h = (grad_logits @ w2.T) * (h > 0); grad_w1 = x.T @ grad_h."""
+    cdef Py_ssize_t i, j, a, k, c, t, start, stop, row
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], n_hidden = h.shape[1], n_out = w2.shape[1]
+    cdef floating total, value
+    dtype = np.float32 if floating is float else np.float64
+    grad_h_array = np.empty((n, n_hidden), dtype=dtype)
+    grad_w2_array = np.empty((n_hidden, n_out), dtype=dtype)
+    cdef floating[:, ::1] grad_h = grad_h_array
+    cdef floating[:, ::1] grad_w2 = grad_w2_array
+    cdef floating[:, ::1] grad_w1
+    cdef const floating[:, ::1] x_dense
+    with nogil:
+        gemm(True, False, n_hidden, n_out, n, 1, &h[0, 0], n_hidden, &grad_logits[0, 0], n_out,
+             0, &grad_w2[0, 0], n_out)
+        for i in range(n):
+            for j in range(n_hidden):
+                total = 0
+                if not h[i, j] <= 0:
+                    for a in range(n_out):
+                        total = total + grad_logits[i, a] * w2[j, a]
+                grad_h[i, j] = total
+    cols_array, vals_array, counts_array = _sparse_buffers(n, d, dtype)
+    cdef int[:, ::1] cols = cols_array
+    cdef floating[:, ::1] vals = vals_array
+    cdef Py_ssize_t[::1] counts = counts_array
+    cdef bint sparse
+    cdef int threads = n_threads if n * n_hidden * 8 >= PARALLEL_MIN_WORK else 1
+    with nogil:
+        sparse = _collect_sparse(x, cols, vals, counts, n_threads)
+    if sparse:
+        grad_w1_array = np.zeros((d, n_hidden), dtype=dtype)
+        grad_w1 = grad_w1_array
+        with nogil:
+            # Threads own disjoint column ranges of grad_w1, so no two write the same element.
+            for t in prange(threads, schedule='static', num_threads=threads):
+                start = t * n_hidden // threads
+                stop = (t + 1) * n_hidden // threads
+                for i in range(n):
+                    for k in range(counts[i]):
+                        row = cols[i, k]
+                        value = vals[i, k]
+                        for c in range(start, stop):
+                            grad_w1[row, c] += value * grad_h[i, c]
+    else:
+        grad_w1_array = np.empty((d, n_hidden), dtype=dtype)
+        grad_w1 = grad_w1_array
+        x_dense = np.ascontiguousarray(x_array, dtype=dtype)
+        with nogil:
+            gemm(True, False, d, n_hidden, n, 1, &x_dense[0, 0], d, &grad_h[0, 0], n_hidden,
+                 0, &grad_w1[0, 0], n_hidden)
+    return grad_w1_array, grad_w2_array

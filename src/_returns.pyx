@@ -1,0 +1,126 @@
+# Returns and advantages: the discounted-return scan with episode cuts, and
+# standardization.
+#
+# Design: the scan is a reverse recurrence over time, serial in t by nature.
+# For (T, N) streams it runs time-major over rows, the inner loop over the N
+# contiguous streams (vectorised), so no transpose and no false sharing.
+# standardize accumulates in double over x - x[0] (two passes: mean, then
+# variance), so an all-equal input is exactly zero and float32 sums stay accurate;
+# the passes are split over threads for large inputs.
+from cython.parallel cimport prange
+from cython cimport floating
+cimport numpy as cnp
+import numpy as np
+from libc.math cimport sqrt
+
+from _common cimport PARALLEL_MIN_ELEMENTS
+
+cnp.import_array()
+
+
+def discounted_returns(const floating[:, ::1] rewards_view, double gamma,
+                       const unsigned char[:, ::1] dones_view, bint has_dones):
+    """G[t] = r[t] + gamma * G[t + 1] * (1 - done[t]) over rows t, for each column."""
+    cdef Py_ssize_t t, j, n_steps = rewards_view.shape[0], n_streams = rewards_view.shape[1]
+    cdef floating g = <floating>gamma
+    out_array = np.empty((n_steps, n_streams), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] out_view = out_array
+    if n_steps == 0 or n_streams == 0:
+        return out_array
+    # Raw pointers in locals: the compiler can vectorise (memoryview fields may alias).
+    cdef const floating* rewards = &rewards_view[0, 0]
+    cdef const unsigned char* dones = &dones_view[0, 0] if has_dones else NULL
+    cdef floating* out = &out_view[0, 0]
+    cdef floating* row
+    with nogil:
+        for j in range(n_streams):
+            out[(n_steps - 1) * n_streams + j] = rewards[(n_steps - 1) * n_streams + j]
+        for t in range(n_steps - 2, -1, -1):
+            row = out + t * n_streams
+            if has_dones:
+                for j in range(n_streams):
+                    row[j] = rewards[t * n_streams + j] + (0 if dones[t * n_streams + j] else g * row[n_streams + j])
+            else:
+                for j in range(n_streams):
+                    row[j] = rewards[t * n_streams + j] + g * row[n_streams + j]
+    return out_array
+
+
+cdef enum:
+    LANES = 8  # independent double accumulators: the serial sums run at throughput, not latency
+
+
+cdef inline double _sum_shifted(const floating* x, Py_ssize_t n, double first) noexcept nogil:
+    cdef double lanes[LANES]
+    cdef Py_ssize_t i, j, block
+    for j in range(LANES):
+        lanes[j] = 0
+    for block in range(n // LANES):
+        i = block * LANES
+        for j in range(LANES):
+            lanes[j] += x[i + j] - first
+    for i in range(n - n % LANES, n):
+        lanes[0] += x[i] - first
+    return _lane_total(lanes)
+
+
+cdef inline double _sum_squares_shifted(const floating* x, Py_ssize_t n, double first,
+                                        double mean) noexcept nogil:
+    cdef double lanes[LANES]
+    cdef double centered
+    cdef Py_ssize_t i, j, block
+    for j in range(LANES):
+        lanes[j] = 0
+    for block in range(n // LANES):
+        i = block * LANES
+        for j in range(LANES):
+            centered = (x[i + j] - first) - mean
+            lanes[j] += centered * centered
+    for i in range(n - n % LANES, n):
+        centered = (x[i] - first) - mean
+        lanes[0] += centered * centered
+    return _lane_total(lanes)
+
+
+cdef inline double _lane_total(double* lanes) noexcept nogil:
+    cdef double total = 0
+    cdef int j
+    for j in range(LANES):
+        total += lanes[j]
+    return total
+
+
+def standardize(const floating[::1] x_view, double eps, int n_threads):
+    cdef Py_ssize_t i, n = x_view.shape[0]
+    cdef double first, total = 0, squares = 0, mean, scale, centered
+    out_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] out_view = out_array
+    if n == 0:
+        return out_array
+    # Raw pointers in locals: the compiler can vectorise (memoryview fields may alias).
+    cdef const floating* x = &x_view[0]
+    cdef floating* out = &out_view[0]
+    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    with nogil:
+        first = x[0]
+        if threads > 1:
+            for i in prange(n, schedule='static', num_threads=threads):
+                total += x[i] - first
+        else:
+            total = _sum_shifted(x, n, first)
+        mean = total / n
+        if threads > 1:
+            for i in prange(n, schedule='static', num_threads=threads):
+                centered = (x[i] - first) - mean
+                squares += centered * centered
+        else:
+            squares = _sum_squares_shifted(x, n, first, mean)
+        scale = sqrt(squares / n) + eps
+        scale = 1 / scale if scale > 0 else 0  # all-equal input and eps = 0: zeros, not NaN
+        if threads > 1:
+            for i in prange(n, schedule='static', num_threads=threads):
+                out[i] = <floating>(((x[i] - first) - mean) * scale)
+        else:
+            for i in range(n):
+                out[i] = <floating>(((x[i] - first) - mean) * scale)
+    return out_array
