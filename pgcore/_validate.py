@@ -101,6 +101,39 @@ def frames_array(frames):
     return array
 
 
+def difference_args(frames, previous, rows, fresh):
+    frames = frames_array(frames)
+    if frames.ndim != 4:
+        raise ValueError(f"frames must have shape (N, 210, 160, 3), not {frames.shape}")
+    if not isinstance(previous, np.ndarray):
+        raise TypeError(f"previous is updated in place and must be a numpy array, not {type(previous).__name__}")
+    if previous.dtype != np.uint8:
+        raise TypeError(f"previous must have dtype uint8, not {previous.dtype}")
+    if previous.ndim != 2 or previous.shape[1] != 6400:
+        raise ValueError(f"previous must have shape (E, 6400), not {previous.shape}")
+    if not (previous.flags.c_contiguous and previous.flags.writeable):
+        raise ValueError("previous is updated in place and must be C-contiguous and writeable")
+    n = len(frames)
+    if rows is None:
+        if len(previous) != n:
+            raise ValueError(f"without rows, previous must have one row per frame ({n}), not {len(previous)}")
+        rows = np.arange(n, dtype=np.intp)
+    else:
+        rows = int_array("rows", rows, (n,), upper=len(previous))
+        if len(np.unique(rows)) != n:
+            raise ValueError("rows must not repeat (each names the env of one frame)")
+    if fresh is None:
+        fresh = np.zeros(n, dtype=np.uint8)
+    else:
+        fresh = np.asarray(fresh)
+        if fresh.dtype != np.bool_:
+            raise TypeError(f"fresh must be a boolean array, not {fresh.dtype}")
+        if fresh.shape != (n,):
+            raise ValueError(f"fresh must have shape ({n},), not {fresh.shape}")
+        fresh = np.ascontiguousarray(fresh, dtype=np.uint8)
+    return np.ascontiguousarray(frames), previous, rows, fresh
+
+
 def in_place_array(name, value, dtype=None, shape=None):
     """An array updated in place: it must be a writeable float ndarray (any strides)."""
     if not isinstance(value, np.ndarray):

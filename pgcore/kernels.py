@@ -14,7 +14,7 @@ from pgcore._threads import get_num_threads
 __all__ = [
     "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu", "relu_backward",
     "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "standardize",
-    "gaussian_policy_grad", "rmsprop_step", "pong_preprocess", "OPENMP_ENABLED",
+    "gaussian_policy_grad", "rmsprop_step", "pong_preprocess", "pong_difference", "OPENMP_ENABLED",
 ]
 
 
@@ -112,3 +112,8 @@ def pong_preprocess(frames):
     frames = v.frames_array(frames)
     batch = np.ascontiguousarray(frames.reshape((-1, 210, 160, 3)))
     return _atari.pong_preprocess(batch, get_num_threads()).reshape(frames.shape[:-3] + (6400,))
+
+
+def pong_difference(frames, previous, rows=None, fresh=None):
+    frames, previous, rows, fresh = v.difference_args(frames, previous, rows, fresh)
+    return _atari.pong_difference(frames, previous, rows, fresh, get_num_threads())

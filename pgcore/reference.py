@@ -113,3 +113,12 @@ def pong_preprocess(frames):
     image[image == 109] = 0  # background, the other shade
     image[image != 0] = 1  # paddles and ball
     return image.reshape(frames.shape[:-3] + (6400,)).astype(np.float32)
+
+
+def pong_difference(frames, previous, rows=None, fresh=None):
+    frames, previous, rows, fresh = v.difference_args(frames, previous, rows, fresh)
+    current = pong_preprocess(frames).astype(np.int8)
+    difference = current - previous[rows].astype(np.int8)
+    difference[fresh.astype(bool)] = 0  # an episode's first frame: no motion yet
+    previous[rows] = current
+    return difference

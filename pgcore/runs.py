@@ -19,6 +19,8 @@ import numpy as np
 PROGRESS_COLUMNS = ["episode", "frames", "steps", "reward", "running_reward", "wall_s", "steps_per_s"]
 CHECKPOINT_NAME = "checkpoint.npz"
 META_KEY = "__meta__"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class RunError(Exception):
@@ -29,6 +31,7 @@ def atomic_write_bytes(path, data):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

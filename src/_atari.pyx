@@ -1,11 +1,16 @@
-# Atari frame preprocessing for Pong, as in the classic "Pong from pixels" agent.
+# Atari frame preprocessing for Pong, as in the classic "Pong from pixels" agent, and
+# the trainer's per-step input: the difference of consecutive preprocessed frames.
 #
 # Design: one pass per frame reads only the pixels it keeps (rows 35..194, every
 # 2nd row and column, red channel) and writes 0/1 float32 directly: no crop copy,
 # no boolean masks. Frames are split over threads when there are several.
+# pong_difference fuses preprocessing, the difference with each env's previous
+# frame (kept as 0/1 bytes) and its update into that same pass, and emits int8:
+# the ternary input the sparse route of mlp_forward reads 4x faster than float32.
 from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np
+from libc.string cimport memset
 
 cnp.import_array()
 
@@ -21,10 +26,12 @@ cdef enum:
     FRAME_BYTES = 210 * ROW_BYTES
 
 
-# 1.0 for the red values of paddles and ball, 0.0 for black and the two background shades.
-cdef float[256] IS_OBJECT
-for _value in range(256):
-    IS_OBJECT[_value] = 0.0 if _value in (0, BACKGROUND_A, BACKGROUND_B) else 1.0
+cdef inline unsigned char _is_object(unsigned char red) noexcept nogil:
+    """1 for the red values of paddles and ball, 0 for black and the two background shades.
+
+    Comparisons, not a lookup table: the compiler vectorises these (a table load it cannot).
+    """
+    return (red != 0) & (red != BACKGROUND_A) & (red != BACKGROUND_B)
 
 
 cdef inline void _preprocess_frame(const unsigned char* frame, float* out) noexcept nogil:
@@ -33,7 +40,7 @@ cdef inline void _preprocess_frame(const unsigned char* frame, float* out) noexc
     for r in range(OUT_SIDE):
         row = frame + (TOP + 2 * r) * ROW_BYTES
         for c in range(OUT_SIDE):
-            out[r * OUT_SIDE + c] = IS_OBJECT[row[6 * c]]  # red channel of every 2nd pixel
+            out[r * OUT_SIDE + c] = _is_object(row[6 * c])  # red channel of every 2nd pixel
 
 
 def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
@@ -52,4 +59,44 @@ def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
         else:
             for i in range(n):
                 _preprocess_frame(pixels + i * FRAME_BYTES, processed + i * OUT_SIDE * OUT_SIDE)
+    return out_array
+
+
+cdef inline void _difference_frame(const unsigned char* frame, unsigned char* previous, bint fresh,
+                                   signed char* out) noexcept nogil:
+    """out = preprocess(frame) - previous (0 if fresh); previous = preprocess(frame)."""
+    cdef Py_ssize_t r, c, k
+    cdef const unsigned char* row
+    cdef unsigned char now
+    for r in range(OUT_SIDE):
+        row = frame + (TOP + 2 * r) * ROW_BYTES
+        for c in range(OUT_SIDE):
+            k = r * OUT_SIDE + c
+            now = _is_object(row[6 * c])
+            out[k] = <signed char>now - <signed char>previous[k]
+            previous[k] = now
+    if fresh:
+        memset(out, 0, OUT_SIDE * OUT_SIDE)
+
+
+def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+                    const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, int n_threads):
+    cdef Py_ssize_t i, n = frames.shape[0]
+    out_array = np.empty((n, OUT_SIDE * OUT_SIDE), dtype=np.int8)
+    cdef signed char[:, ::1] out = out_array
+    if n == 0:
+        return out_array
+    cdef const unsigned char* pixels = &frames[0, 0, 0, 0]
+    cdef unsigned char* last = &previous[0, 0]
+    cdef signed char* differences = &out[0, 0]
+    cdef int threads = n_threads if n >= 4 else 1
+    with nogil:
+        if threads > 1:
+            for i in prange(n, schedule='static', num_threads=threads):
+                _difference_frame(pixels + i * FRAME_BYTES, last + rows[i] * OUT_SIDE * OUT_SIDE, fresh[i],
+                                  differences + i * OUT_SIDE * OUT_SIDE)
+        else:
+            for i in range(n):
+                _difference_frame(pixels + i * FRAME_BYTES, last + rows[i] * OUT_SIDE * OUT_SIDE, fresh[i],
+                                  differences + i * OUT_SIDE * OUT_SIDE)
     return out_array

@@ -92,11 +92,23 @@ def linear_backward(const floating[:, ::1] x, const floating[:, ::1] grad_out, c
 # ---- sparse rows ----
 
 cdef inline bint _block_nonzero(const xvalue* p) noexcept nogil:
+    """Whether any of BLOCK values is nonzero, by OR-ing their bits (vectorises; -0.0 counts as 0)."""
     cdef int j
-    cdef bint found = False
-    for j in range(BLOCK):
-        found = found | (p[j] != 0)
-    return found
+    cdef unsigned int bits32 = 0
+    cdef unsigned long long bits64 = 0
+    cdef unsigned char bits8 = 0
+    if xvalue is float:
+        for j in range(BLOCK):
+            bits32 |= (<const unsigned int*>p)[j] & 0x7fffffffU
+        return bits32 != 0
+    elif xvalue is double:
+        for j in range(BLOCK):
+            bits64 |= (<const unsigned long long*>p)[j] & 0x7fffffffffffffffULL
+        return bits64 != 0
+    else:
+        for j in range(BLOCK):
+            bits8 |= (<const unsigned char*>p)[j]
+        return bits8 != 0
 
 
 cdef inline Py_ssize_t _row_nonzeros(const xvalue* row, Py_ssize_t d, int* cols, floating* vals,

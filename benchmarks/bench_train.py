@@ -1,0 +1,215 @@
+"""End-to-end Pong throughput: pgcore-train against the emulator alone and the classic loop.
+
+Each measurement runs in its own process (so peak RSS is its own), for about
+--seconds of wall time, and the kinds are interleaved over --repeats rounds; the
+table gives medians and the ratios of medians, all from this one run:
+
+  emulator   AtariVectorEnv alone, same settings (envs, threads, frameskip 4, sticky 0.25,
+             async halves), random up/down actions: the ceiling
+  cython     pgcore.pong.train with the compiled kernels (what `pgcore-train pong` runs),
+             steady state: frames/s between its first and last finished episode
+  numpy      the same trainer with --backend numpy (the NumPy twins)
+  classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
+             (float64, one np.dot per step, Python discount loop), same frameskip and sticky
+
+usage: python benchmarks/bench_train.py [--seconds 30] [--repeats 3] [--envs 16] [--threads 2]
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+KINDS = ("emulator", "cython", "numpy", "classic")
+
+
+def run_emulator(args):
+    from pgcore import pong
+
+    config = pong.PongConfig(envs=args.envs, threads=args.threads)
+    envs = pong.make_envs(config, seed=0)
+    rng = np.random.default_rng(0)
+    last = np.zeros(args.envs, dtype=np.int64)
+    envs.reset(seed=0)
+    frames, start = 0, None
+    warmup_end = time.perf_counter() + 2
+    while True:
+        envs.send(rng.integers(2, 4, size=envs.batch_size).astype(np.int32))
+        _, _, _, _, info = envs.recv()
+        ids, numbers = info["env_id"], info["frame_number"]
+        if start is not None:
+            frames += int((numbers - last[ids]).sum())
+        last[ids] = numbers
+        now = time.perf_counter()
+        if start is None and now > warmup_end:
+            start = now
+        elif start is not None and now - start > args.seconds:
+            break
+    envs.close()
+    return frames / (time.perf_counter() - start)
+
+
+def run_trainer(args, backend):
+    """Steady-state frames/s of the trainer: from its first to its last finished episode
+    (progress.csv), so emulator start-up is left out as it is for the emulator alone."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as pgcore-train sets it
+    import csv
+
+    from pgcore import kernels, pong, reference
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        config = pong.PongConfig(envs=args.envs, threads=args.threads, backend=backend, run_dir=run_dir,
+                                 max_frames=int(args.frames_hint * args.seconds), checkpoint_every=0, quiet=True)
+        pong.train(config, kernels if backend == "cython" else reference)
+        with open(os.path.join(run_dir, "progress.csv")) as f:
+            rows = list(csv.DictReader(f))
+    first, last = rows[0], rows[-1]
+    return (int(last["frames"]) - int(first["frames"])) / (float(last["wall_s"]) - float(first["wall_s"]))
+
+
+def run_classic(args):
+    """The classic pg-pong loop (one env, float64, per-episode backward, RMSProp every 10 episodes)."""
+    import gymnasium
+    import ale_py
+
+    gymnasium.register_envs(ale_py)
+    H, D, gamma, decay, lr, batch_size = 200, 80 * 80, 0.99, 0.99, 1e-4, 10
+    rng = np.random.default_rng(0)
+    model = {"W1": rng.standard_normal((H, D)) / np.sqrt(D), "W2": rng.standard_normal(H) / np.sqrt(H)}
+    grad_buffer = {k: np.zeros_like(v) for k, v in model.items()}
+    rmsprop_cache = {k: np.zeros_like(v) for k, v in model.items()}
+
+    def sigmoid(x):
+        return 1.0 / (1.0 + np.exp(-x))
+
+    def prepro(image):
+        image = image[35:195][::2, ::2, 0]
+        image[image == 144] = 0
+        image[image == 109] = 0
+        image[image != 0] = 1
+        return image.astype(np.float64).ravel()
+
+    def discount_rewards(r):
+        discounted = np.zeros_like(r)
+        running_add = 0
+        for t in reversed(range(r.size)):
+            if r[t] != 0:
+                running_add = 0
+            running_add = running_add * gamma + r[t]
+            discounted[t] = running_add
+        return discounted
+
+    def policy_forward(x):
+        h = np.dot(model["W1"], x)
+        h[h < 0] = 0
+        return sigmoid(np.dot(model["W2"], h)), h
+
+    def policy_backward(eph, epdlogp, epx):
+        dW2 = np.dot(eph.T, epdlogp).ravel()
+        dh = np.outer(epdlogp, model["W2"])
+        dh[eph <= 0] = 0
+        return {"W1": np.dot(dh.T, epx), "W2": dW2}
+
+    env = gymnasium.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.25)
+    observation, _ = env.reset(seed=0)
+    prev_x, xs, hs, dlogps, drs = None, [], [], [], []
+    episode_number, frames, start = 0, 0, None
+    warmup_end = time.perf_counter() + 2
+    last_frame = 0
+    while True:
+        cur_x = prepro(observation)
+        x = cur_x - prev_x if prev_x is not None else np.zeros(D)
+        prev_x = cur_x
+        aprob, h = policy_forward(x)
+        action = 2 if rng.random() < aprob else 3
+        xs.append(x)
+        hs.append(h)
+        dlogps.append((1 if action == 2 else 0) - aprob)
+        observation, reward, terminated, truncated, info = env.step(action)
+        drs.append(reward)
+        if start is not None:
+            frames += info["frame_number"] - last_frame
+        last_frame = info["frame_number"]
+        if terminated or truncated:
+            episode_number += 1
+            epx, eph, epdlogp, epr = np.vstack(xs), np.vstack(hs), np.vstack(dlogps), np.vstack(drs)
+            xs, hs, dlogps, drs = [], [], [], []
+            discounted_epr = discount_rewards(epr)
+            discounted_epr -= np.mean(discounted_epr)
+            discounted_epr /= np.std(discounted_epr)
+            grad = policy_backward(eph, epdlogp * discounted_epr, epx)
+            for k in model:
+                grad_buffer[k] += grad[k]
+            if episode_number % batch_size == 0:
+                for k, v in model.items():
+                    g = grad_buffer[k]
+                    rmsprop_cache[k] = decay * rmsprop_cache[k] + (1 - decay) * g**2
+                    model[k] += lr * g / (np.sqrt(rmsprop_cache[k]) + 1e-5)
+                    grad_buffer[k] = np.zeros_like(v)
+            observation, _ = env.reset()
+            prev_x = None
+        now = time.perf_counter()
+        if start is None and now > warmup_end:
+            start = now
+        elif start is not None and now - start > args.seconds:
+            break
+    return frames / (time.perf_counter() - start)
+
+
+def measure_one(args):
+    kind = args.one
+    if kind == "emulator":
+        fps = run_emulator(args)
+    elif kind == "classic":
+        fps = run_classic(args)
+    else:
+        fps = run_trainer(args, kind)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"kind": kind, "frames_per_s": fps, "peak_rss_mib": peak_kib / 1024}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--envs", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
+    parser.add_argument("--one", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--frames-hint", type=float, default=10000, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        return measure_one(args)
+
+    kinds = [k for k in args.kinds.split(",") if k]
+    results = {k: [] for k in kinds}
+    hint = 10000.0
+    for round_ in range(args.repeats):
+        for kind in kinds:
+            command = [sys.executable, __file__, "--one", kind, "--seconds", str(args.seconds), "--envs", str(args.envs),
+                       "--threads", str(args.threads), "--frames-hint", str(hint)]
+            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            result = json.loads(output.strip().splitlines()[-1])
+            results[kind].append(result)
+            if kind == "emulator":
+                hint = result["frames_per_s"]  # the trainers run for about --seconds at this pace
+            print(f"round {round_ + 1}: {kind:<9} {result['frames_per_s']:>9,.0f} frames/s, "
+                  f"peak RSS {result['peak_rss_mib']:,.0f} MiB", flush=True)
+    median = {k: statistics.median(r["frames_per_s"] for r in v) for k, v in results.items()}
+    rss = {k: max(r["peak_rss_mib"] for r in v) for k, v in results.items()}
+    print(f"\nmedians of {args.repeats} rounds, {args.envs} envs, {args.threads} threads, ~{args.seconds:.0f} s each")
+    print(f"| run | frames/s | vs emulator alone | vs classic loop | peak RSS MiB |\n| --- | ---: | ---: | ---: | ---: |")
+    for kind in kinds:
+        vs_emulator = f"{median[kind] / median['emulator']:.2f}" if "emulator" in median else "-"
+        vs_classic = f"{median[kind] / median['classic']:.2f}" if "classic" in median else "-"
+        print(f"| {kind} | {median[kind]:,.0f} | {vs_emulator} | {vs_classic} | {rss[kind]:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Learning curves from a run's progress.csv (matplotlib, Agg backend)."""
+import csv
+import os
+
+from pgcore import runs
+
+
+def read_progress(run_dir):
+    path = os.path.join(run_dir, "progress.csv")
+    if not os.path.isfile(path):
+        raise runs.RunError(f"no progress.csv in {run_dir}")
+    columns = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(runs.PROGRESS_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise runs.RunError(f"{path} lacks the columns {sorted(missing)}")
+        for row in reader:
+            try:
+                values = {name: float(row[name]) for name in runs.PROGRESS_COLUMNS}
+            except (TypeError, ValueError):
+                break  # a torn last line
+            for name, value in values.items():
+                columns.setdefault(name, []).append(value)
+    if not columns:
+        raise runs.RunError(f"{path} has no finished episodes yet")
+    return columns
+
+
+def plot_run(run_dir, output=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    progress = read_progress(run_dir)
+    output = output or os.path.join(run_dir, "learning_curve.png")
+    figure, (by_frames, by_time) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for axis, x, label in ((by_frames, [f / 1e6 for f in progress["frames"]], "emulator frames (millions)"),
+                           (by_time, [s / 60 for s in progress["wall_s"]], "wall time (minutes)")):
+        axis.plot(x, progress["reward"], ".", markersize=2, alpha=0.3, color="tab:gray", label="episode reward")
+        axis.plot(x, progress["running_reward"], color="tab:blue", linewidth=2, label="running reward")
+        axis.set_xlabel(label)
+        axis.grid(alpha=0.3)
+    by_frames.set_ylabel("reward (points for - against)")
+    by_frames.legend(loc="upper left")
+    figure.suptitle(f"{os.path.basename(os.path.abspath(run_dir))}: {len(progress['episode'])} episodes")
+    figure.tight_layout()
+    figure.savefig(output, dpi=100)
+    plt.close(figure)
+    return output
