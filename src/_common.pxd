@@ -12,9 +12,44 @@ cdef enum:
     PARALLEL_MIN_ELEMENTS = 32768
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* exp for float32 without a libm call, so that loops over it vectorise (glibc's expf
+       does not without -ffast-math). Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, a
+       degree-6 polynomial for e^r (under 2 ulp), and 2^n built in two factors so results down
+       to the subnormal range are right. Returns +inf above 88.72, 0 below -103.97; NaN stays NaN. */
+    static inline float pgcore_exp_float(float x) {
+        const float log2e = 1.44269504088896341f, ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+        const float shifter = 12582912.0f;  /* 1.5 * 2^23: adding it rounds to an integer (SSE2 has no roundps) */
+        float xc = x > 88.7228394f ? 88.7228394f : (x < -103.972084f ? -103.972084f : x);
+        float n = (xc * log2e + shifter) - shifter;
+        float r = (xc - n * ln2_hi) - n * ln2_lo;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        int32_t ni = (int32_t)n, half = ni >> 1;
+        int32_t b1 = (half + 127) << 23, b2 = (ni - half + 127) << 23;
+        float s1, s2;
+        memcpy(&s1, &b1, 4);
+        memcpy(&s2, &b2, 4);
+        float result = p * s1 * s2;
+        result = x > 88.7228394f ? __builtin_inff() : result;
+        result = x < -103.972084f ? 0.0f : result;
+        return x != x ? x : result;
+    }
+    """
+    float pgcore_exp_float(float x) nogil
+
+
 cdef inline floating exp_(floating x) noexcept nogil:
     if floating is float:
-        return expf(x)
+        return pgcore_exp_float(x)
     else:
         return exp(x)
 

@@ -1,10 +1,11 @@
 # Policy-output kernels: softmax with temperature, its log, and the score-function
 # gradients of softmax, Bernoulli (sigmoid) and linear-Gaussian policies.
 #
-# Design: one `cdef inline ... noexcept nogil` function per row (a handful of
-# actions), rows split over OpenMP threads when the input is large. Each row is
-# computed as the NumPy twin does, z = (logits - max(logits)) / tau (finite for any
-# finite logits), with the sum of exponentials in double, so long float32 rows agree too.
+# Design: rows are handled in cache-resident chunks, each as a few flat passes (row
+# max, z = (logits - max(logits)) / tau, exp, row sums) so the exponentials vectorise
+# (float32 uses _common's libm-free exp); chunks are split over OpenMP threads when
+# the input is large. z is computed as the NumPy twin does (finite for any finite
+# logits), and row sums are in double, so long float32 rows agree too.
 # Arguments arrive validated and C-contiguous (pgcore._validate).
 from cython.parallel cimport prange
 from cython cimport floating
@@ -12,98 +13,122 @@ cimport numpy as cnp
 import numpy as np
 
 from libc.math cimport log
+from libc.stdlib cimport free, malloc
 
 from _common cimport PARALLEL_MIN_ELEMENTS, exp_, sigmoid_, gemm
 
 cnp.import_array()
 
 
-cdef inline double _shifted_row(const floating* logits, floating* z, Py_ssize_t n_actions,
-                                floating tau) noexcept nogil:
-    """z = (logits - max(logits)) / tau, which never overflows to NaN; returns sum(exp(z)) in double."""
-    cdef Py_ssize_t j
-    cdef floating top = logits[0]
-    cdef double total = 0
-    for j in range(1, n_actions):
-        if logits[j] > top:
-            top = logits[j]
-    for j in range(n_actions):
-        z[j] = (logits[j] - top) / tau
-        total += exp_(z[j])
-    return total
+cdef enum:
+    CHUNK_ROWS = 256  # rows per unit of work: a cache-resident block, flat passes over it
 
 
-cdef inline void _softmax_row(const floating* logits, floating* out, Py_ssize_t n_actions,
-                              floating tau) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating top = logits[0]
-    cdef double total = 0
-    for j in range(1, n_actions):
-        if logits[j] > top:
-            top = logits[j]
-    for j in range(n_actions):
-        out[j] = exp_((logits[j] - top) / tau)
-        total += out[j]
-    for j in range(n_actions):
-        out[j] = <floating>(out[j] / total)
+cdef void _softmax_chunk(const floating* logits, floating* out, Py_ssize_t rows, Py_ssize_t n_actions,
+                         floating tau, bint log_) noexcept nogil:
+    """softmax (or log_softmax) of `rows` consecutive rows, as flat passes that vectorise."""
+    cdef Py_ssize_t i, j, k, size = rows * n_actions
+    cdef const floating* row
+    cdef floating top, log_total
+    cdef floating* exps
+    cdef double total
+    for i in range(rows):  # each row's max, spread over the row's slots of out
+        row = logits + i * n_actions
+        top = row[0]
+        for j in range(1, n_actions):
+            if row[j] > top:
+                top = row[j]
+        for j in range(n_actions):
+            out[i * n_actions + j] = top
+    for k in range(size):  # z = (logits - max) / tau: never overflows to NaN
+        out[k] = (logits[k] - out[k]) / tau
+    if log_:
+        exps = <floating*>malloc(size * sizeof(floating))  # exp(z) beside z, flat: it vectorises
+        if exps != NULL:
+            for k in range(size):
+                exps[k] = exp_(out[k])
+        for i in range(rows):
+            total = 0
+            for j in range(n_actions):
+                total += exps[i * n_actions + j] if exps != NULL else exp_(out[i * n_actions + j])
+            log_total = <floating>log(total)
+            for j in range(n_actions):
+                out[i * n_actions + j] = out[i * n_actions + j] - log_total
+        free(exps)
+    else:
+        for k in range(size):
+            out[k] = exp_(out[k])
+        for i in range(rows):
+            total = 0  # in double: long float32 rows stay accurate
+            for j in range(n_actions):
+                total += out[i * n_actions + j]
+            for j in range(n_actions):
+                out[i * n_actions + j] = <floating>(out[i * n_actions + j] / total)
 
 
-cdef inline void _log_softmax_row(const floating* logits, floating* out, Py_ssize_t n_actions,
-                                  floating tau) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating log_total = <floating>log(_shifted_row(logits, out, n_actions, tau))
-    for j in range(n_actions):
-        out[j] = out[j] - log_total
+cdef void _softmax_grad_chunk(const floating* logits, const cnp.intp_t* actions, const floating* weights,
+                              floating* out, Py_ssize_t rows, Py_ssize_t n_actions, floating tau) noexcept nogil:
+    """out = weights * (onehot(actions) - softmax(logits / tau)) / tau for `rows` rows."""
+    cdef Py_ssize_t i, j
+    cdef floating scale
+    _softmax_chunk(logits, out, rows, n_actions, tau, False)
+    for i in range(rows):
+        scale = weights[i] / tau
+        for j in range(n_actions):
+            out[i * n_actions + j] = -out[i * n_actions + j] * scale
+        out[i * n_actions + actions[i]] += scale
 
 
-cdef inline void _softmax_grad_row(const floating* logits, Py_ssize_t action, floating weight,
-                                   floating* out, Py_ssize_t n_actions, floating tau) noexcept nogil:
-    """out = weight * (onehot(action) - softmax(logits / tau)) / tau."""
-    cdef Py_ssize_t j
-    cdef floating scale = weight / tau
-    _softmax_row(logits, out, n_actions, tau)
-    for j in range(n_actions):
-        out[j] = -out[j] * scale
-    out[action] = out[action] + scale
-
-
-def softmax(const floating[:, ::1] logits, double tau, int n_threads, bint log=False):
-    cdef Py_ssize_t i, n = logits.shape[0], n_actions = logits.shape[1]
+def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint log=False):
+    cdef Py_ssize_t c, start, n = logits_view.shape[0], n_actions = logits_view.shape[1]
+    cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef floating t = <floating>tau
-    dtype = np.float32 if floating is float else np.float64
-    out_array = np.empty((n, n_actions), dtype=dtype)
-    cdef floating[:, ::1] out = out_array
+    out_array = np.empty((n, n_actions), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] out_view = out_array
+    if n == 0:
+        return out_array
+    cdef const floating* logits = &logits_view[0, 0]
+    cdef floating* out = &out_view[0, 0]
     cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
         if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                if log:
-                    _log_softmax_row(&logits[i, 0], &out[i, 0], n_actions, t)
-                else:
-                    _softmax_row(&logits[i, 0], &out[i, 0], n_actions, t)
+            for c in prange(n_chunks, schedule='static', num_threads=threads):
+                start = c * CHUNK_ROWS
+                _softmax_chunk(logits + start * n_actions, out + start * n_actions,
+                               min(CHUNK_ROWS, n - start), n_actions, t, log)
         else:
-            for i in range(n):
-                if log:
-                    _log_softmax_row(&logits[i, 0], &out[i, 0], n_actions, t)
-                else:
-                    _softmax_row(&logits[i, 0], &out[i, 0], n_actions, t)
+            for c in range(n_chunks):
+                start = c * CHUNK_ROWS
+                _softmax_chunk(logits + start * n_actions, out + start * n_actions,
+                               min(CHUNK_ROWS, n - start), n_actions, t, log)
     return out_array
 
 
-def softmax_policy_grad(const floating[:, ::1] logits, const cnp.intp_t[::1] actions,
-                        const floating[::1] weights, double tau, int n_threads):
-    cdef Py_ssize_t i, n = logits.shape[0], n_actions = logits.shape[1]
+def softmax_policy_grad(const floating[:, ::1] logits_view, const cnp.intp_t[::1] actions_view,
+                        const floating[::1] weights_view, double tau, int n_threads):
+    cdef Py_ssize_t c, start, n = logits_view.shape[0], n_actions = logits_view.shape[1]
+    cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef floating t = <floating>tau
     out_array = np.empty((n, n_actions), dtype=np.float32 if floating is float else np.float64)
-    cdef floating[:, ::1] out = out_array
+    cdef floating[:, ::1] out_view = out_array
+    if n == 0:
+        return out_array
+    cdef const floating* logits = &logits_view[0, 0]
+    cdef const cnp.intp_t* actions = &actions_view[0]
+    cdef const floating* weights = &weights_view[0]
+    cdef floating* out = &out_view[0, 0]
     cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
         if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                _softmax_grad_row(&logits[i, 0], actions[i], weights[i], &out[i, 0], n_actions, t)
+            for c in prange(n_chunks, schedule='static', num_threads=threads):
+                start = c * CHUNK_ROWS
+                _softmax_grad_chunk(logits + start * n_actions, actions + start, weights + start,
+                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t)
         else:
-            for i in range(n):
-                _softmax_grad_row(&logits[i, 0], actions[i], weights[i], &out[i, 0], n_actions, t)
+            for c in range(n_chunks):
+                start = c * CHUNK_ROWS
+                _softmax_grad_chunk(logits + start * n_actions, actions + start, weights + start,
+                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t)
     return out_array
 
 

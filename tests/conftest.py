@@ -3,7 +3,12 @@
 Helpers (`assert_close`, `arrange`, ...) are plain functions: test modules import
 them with `from conftest import ...` (pytest puts tests/ on sys.path).
 """
+import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -117,3 +122,98 @@ def read_only(array):
     out = np.array(array)
     out.flags.writeable = False
     return out
+
+
+# ---- Pong trainer and command line (test_pong.py, test_cli.py) ----
+#
+# Training runs go through the console scripts in subprocesses where possible: the
+# trainer sets the process-wide kernel thread count and signal handlers, and an
+# emulator problem must not take the test process down with it.
+
+BIN_DIR = os.path.dirname(sys.executable)
+PROGRESS_HEADER = ["episode", "frames", "steps", "reward", "running_reward", "wall_s", "steps_per_s"]
+# A small, fast, bitwise-reproducible run: one update per episode so the weights move.
+SMALL_RUN = ["--envs", "2", "--hidden", "8", "--batch-episodes", "1", "--sync", "--quiet"]
+
+
+def script(name):
+    """Path of a pgcore console script installed next to this interpreter."""
+    path = os.path.join(BIN_DIR, name)
+    if not os.path.exists(path):
+        pytest.skip(f"console script {name} not installed in {BIN_DIR}")
+    return path
+
+
+def _default_sigint():
+    # A child started from a shell without job control may inherit SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the child the default back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def run_cli(name, *args, timeout=120, cwd=None):
+    """Runs a console script to completion; returns the CompletedProcess (text)."""
+    return subprocess.run([script(name), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, preexec_fn=_default_sigint)
+
+
+def start_cli(name, *args, cwd=None):
+    """Starts a console script (for signal tests); stdout/stderr are pipes."""
+    return subprocess.Popen([script(name), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=cwd, preexec_fn=_default_sigint)
+
+
+def read_progress_csv(run_dir):
+    """(header, rows as lists of strings) of RUN_DIR/progress.csv."""
+    import csv
+    with open(os.path.join(run_dir, "progress.csv"), newline="") as f:
+        lines = list(csv.reader(f))
+    assert lines, "progress.csv is empty (no header)"
+    return lines[0], lines[1:]
+
+
+def progress_columns(run_dir, names=PROGRESS_HEADER):
+    """name -> float64 array of that progress.csv column."""
+    header, rows = read_progress_csv(run_dir)
+    return {name: np.array([float(row[header.index(name)]) for row in rows], dtype=np.float64)
+            for name in names}
+
+
+def load_run_checkpoint(path):
+    """(arrays, meta) of a checkpoint.npz (a file or a run directory), read without pickle."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "checkpoint.npz")
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    meta = json.loads(arrays.pop("__meta__").tobytes().decode()) if "__meta__" in arrays else None
+    return arrays, meta
+
+
+def write_run_checkpoint(path, arrays, meta):
+    """Writes a checkpoint in the trainer's format (arrays + JSON in a uint8 __meta__ array)."""
+    payload = dict(arrays)
+    if meta is not None:
+        payload["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **payload)
+
+
+def train_run(run_dir, *extra, seed=3, episodes=2, timeout=180):
+    """A finished `pgcore-train pong` run of SMALL_RUN settings; returns run_dir."""
+    result = run_cli("pgcore-train", "pong", *SMALL_RUN, "--seed", seed, "--max-episodes", episodes,
+                     "--run-dir", run_dir, *extra, timeout=timeout)
+    assert result.returncode == 0, f"pgcore-train failed ({result.returncode}):\n{result.stderr[-3000:]}"
+    return str(run_dir)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """One finished 2-episode run (seed 3, SMALL_RUN), shared: copy it before changing anything."""
+    return train_run(tmp_path_factory.mktemp("small_run") / "run")
+
+
+@pytest.fixture
+def small_run_copy(small_run, tmp_path):
+    """A private copy of `small_run` that a test may resume, corrupt or plot into."""
+    destination = tmp_path / "run"
+    shutil.copytree(small_run, destination)
+    return str(destination)

@@ -1,0 +1,423 @@
+"""The Pong trainer: its per-episode gradient (both backends, against finite differences),
+its episode buffers, and what a run leaves behind: config.json, progress.csv,
+checkpoint.npz, resuming, determinism, and a Ctrl-C that lands inside an update.
+
+Runs are short (2 emulators, hidden 8, 1 to 3 episodes of a few seconds each).
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import pgcore
+import pgcore.kernels
+import pgcore.reference
+from pgcore import pong, runs
+
+from conftest import (PROGRESS_HEADER, SMALL_RUN, assert_close, load_run_checkpoint, progress_columns,
+                      read_progress_csv, run_cli, train_run)
+
+BACKEND_PAIR = [pgcore.kernels, pgcore.reference]
+
+
+@pytest.fixture
+def keep_threads():
+    """pong.train sets the process-wide kernel thread count: put it back afterwards."""
+    old = pgcore.get_num_threads()
+    yield
+    pgcore.set_num_threads(old)
+
+
+# ---------------------------------------------------------------------------
+# episode_gradient: cython vs numpy on one recorded-like episode
+# ---------------------------------------------------------------------------
+
+def synthetic_episode(rng, steps=300, hidden=16, dtype=np.float32, density=0.04):
+    """An episode shaped like the trainer's: ternary int8 difference frames, h and logits
+    from mlp_forward, sampled actions, rewards 0 with a +-1 point now and then."""
+    x = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(steps, pong.INPUT_SIZE),
+                   p=[density / 2, 1 - density, density / 2])
+    w1 = (rng.standard_normal((pong.INPUT_SIZE, hidden)) / np.sqrt(pong.INPUT_SIZE) * 4).astype(dtype)
+    w2 = (rng.standard_normal(hidden) / np.sqrt(hidden)).astype(dtype)
+    h, logits = pgcore.reference.mlp_forward(x, w1, w2)
+    actions = (rng.random(steps) < 1 / (1 + np.exp(-logits.astype(np.float64)))).astype(np.uint8)
+    rewards = np.zeros(steps, dtype=dtype)
+    points = rng.choice(np.arange(10, steps), size=steps // 40, replace=False)
+    rewards[points] = rng.choice([-1.0, 1.0], size=len(points))
+    rewards[-1] = -1.0  # the episode ends on a point, as Pong's do
+    return x, w1, w2, h, logits, actions, rewards
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_episode_gradient_same_for_both_backends(dtype):
+    rng = np.random.default_rng(11)
+    x, w1, w2, h, logits, actions, rewards = synthetic_episode(rng, dtype=dtype)
+    assert np.any(x != 0) and np.any(h > 0) and np.any(h == 0), "a test episode with live and dead units"
+    gamma = 0.99
+    got = pong.episode_gradient(pgcore.kernels, x, h, logits, actions, rewards, w2, gamma)
+    want = pong.episode_gradient(pgcore.reference, x, h, logits, actions, rewards, w2, gamma)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+
+    # Error bounds of the products: rtol * (|x|.T @ |grad_h|) and rtol * (|h|.T @ |grad_logits|).
+    returns = pgcore.reference.discounted_returns(rewards, gamma, dones=rewards != 0)
+    advantages = pgcore.reference.standardize(returns).astype(np.float64)
+    p_up = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    grad_logits = np.abs(advantages * (actions - p_up))
+    grad_h = np.outer(grad_logits, np.abs(w2.astype(np.float64))) * (h > 0)
+    bound_w1 = rtol * (np.abs(x).astype(np.float64).T @ grad_h) + rtol * np.abs(want[0]).max() * 1e-3
+    bound_w2 = rtol * (np.abs(h.astype(np.float64)).T @ grad_logits)
+
+    assert got[0].shape == (pong.INPUT_SIZE, w1.shape[1]) and got[1].shape == w2.shape
+    assert_close(got[0], want[0], rtol=rtol, atol=bound_w1, what="grad_w1")
+    assert_close(got[1], want[1], rtol=rtol, atol=bound_w2, what="grad_w2")
+    assert np.abs(want[0]).max() > 0 and np.abs(want[1]).max() > 0
+
+    # ... and the same RMSProp step from them.
+    lr, decay = 1e-3, 0.99
+    cache0 = {"w1": (rng.random(w1.shape) * 1e-3).astype(dtype), "w2": (rng.random(w2.shape) * 1e-3).astype(dtype)}
+    for name, param, grad_k, grad_r in (("w1", w1, got[0], want[0]), ("w2", w2, got[1], want[1])):
+        param_k, cache_k = param.copy(), cache0[name].copy()
+        param_r, cache_r = param.copy(), cache0[name].copy()
+        pgcore.kernels.rmsprop_step(param_k, grad_k, cache_k, lr, decay, 1e-5)
+        pgcore.reference.rmsprop_step(param_r, grad_r, cache_r, lr, decay, 1e-5)
+        # each step moves a parameter by at most lr / sqrt(1 - decay) = 10 lr
+        assert_close(param_k, param_r, rtol=rtol, atol=10 * lr * rtol * 10, what=f"{name} after rmsprop_step")
+        assert_close(cache_k, cache_r, rtol=10 * rtol, atol=1e-30, what=f"cache_{name} after rmsprop_step")
+        assert not np.array_equal(param_k, param), f"{name} did not move"
+
+
+def reinforce_objective(x, w1, w2, actions, advantages):
+    """sum_t A_t log pi(a_t | s_t), pi(up) = sigmoid(relu(x @ w1) @ w2), in float64, from scratch."""
+    logits = np.maximum(x @ w1, 0) @ w2
+    log_p_up = -np.logaddexp(0.0, -logits)
+    log_p_down = -np.logaddexp(0.0, logits)
+    return float(np.sum(advantages * np.where(actions == 1, log_p_up, log_p_down)))
+
+
+def cut_returns(rewards, gamma):
+    """Discounted returns restarting after every nonzero reward (a Pong point), written out."""
+    returns = np.zeros(len(rewards))
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        if rewards[t] != 0:
+            running = 0.0
+        running = rewards[t] + gamma * running
+        returns[t] = running
+    return returns
+
+
+@pytest.mark.parametrize("kernels", BACKEND_PAIR, ids=["cython", "numpy"])
+def test_episode_gradient_matches_finite_differences(kernels):
+    """episode_gradient is the descent direction of the REINFORCE objective: minus its gradient."""
+    rng = np.random.default_rng(5)
+    steps, features, hidden, gamma = 40, 12, 4, 0.9
+    x = rng.integers(-1, 2, size=(steps, features)).astype(np.int8)       # small, dense, ternary
+    while True:  # keep every pre-activation away from the ReLU kink, so FD is smooth
+        w1 = rng.standard_normal((features, hidden)) * 0.5
+        if np.abs(x @ w1).min() > 1e-3 and 0 < (x @ w1 > 0).mean() < 1:
+            break
+    w2 = rng.standard_normal(hidden)
+    h, logits = kernels.mlp_forward(x, w1, w2)
+    actions = (rng.random(steps) < 0.5).astype(np.uint8)
+    rewards = np.zeros(steps)
+    rewards[[7, 15, 16, 30, steps - 1]] = [1.0, -1.0, 1.0, -1.0, 1.0]
+
+    returns = cut_returns(rewards, gamma)
+    advantages = (returns - returns.mean()) / (returns.std() + 1e-8)       # constants of the objective
+
+    grad_w1, grad_w2 = pong.episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma)
+    assert grad_w1.dtype == np.float64 and grad_w1.shape == w1.shape and grad_w2.shape == w2.shape
+
+    xf = x.astype(np.float64)
+    step = 1e-6
+
+    def fd(array, objective):
+        grad = np.zeros_like(array)
+        for i in np.ndindex(array.shape):
+            old = array[i]
+            array[i] = old + step
+            up = objective()
+            array[i] = old - step
+            down = objective()
+            array[i] = old
+            grad[i] = (up - down) / (2 * step)
+        return grad
+
+    objective = lambda: reinforce_objective(xf, w1, w2, actions, advantages)  # noqa: E731
+    numeric_w1, numeric_w2 = fd(w1, objective), fd(w2, objective)
+    for name, got, numeric in (("grad_w1", grad_w1, numeric_w1), ("grad_w2", grad_w2, numeric_w2)):
+        scale = np.abs(numeric).max()
+        assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
+        # descent direction: episode_gradient = -dJ/dw
+        assert_close(got, -numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs -dJ/d{name[5:]}")
+
+
+def test_episode_gradient_returns_are_cut_at_points():
+    """A point ends a Pong game: rewards after it must not flow back into earlier steps."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(-1, 2, size=(6, 5)).astype(np.int8)
+    w1 = rng.standard_normal((5, 3))
+    w2 = rng.standard_normal(3)
+    h, logits = pgcore.reference.mlp_forward(x, w1, w2)
+    actions = np.array([1, 0, 1, 1, 0, 1], dtype=np.uint8)
+    # Two games: [0..2] ends +1, [3..5] ends -1. With the cut, steps 0..2 get positive returns.
+    rewards = np.array([0, 0, 1, 0, 0, -1], dtype=np.float64)
+    returns = pgcore.kernels.discounted_returns(rewards, 0.5, dones=rewards != 0)
+    np.testing.assert_allclose(returns, [0.25, 0.5, 1, -0.25, -0.5, -1])
+    for kernels in BACKEND_PAIR:
+        got = pong.episode_gradient(kernels, x, h, logits, actions, rewards, w2, 0.5)
+        advantages = (returns - returns.mean()) / (returns.std() + 1e-8)
+        p_up = 1 / (1 + np.exp(-logits))
+        grad_logits = -advantages * (actions - p_up)
+        np.testing.assert_allclose(got[1], h.T @ grad_logits, rtol=1e-10, atol=1e-12)
+
+
+def test_episode_buffers_grow_and_keep_data():
+    buffers = pong.EpisodeBuffers(2, hidden=3, dtype=np.float32)
+    steps = buffers.x.shape[1]
+    assert steps == pong.FIRST_BUFFER_STEPS and buffers.x.dtype == np.int8
+    env_ids = np.array([0, 1])
+    for t in range(steps):
+        buffers.grow_if_full(env_ids[:1])
+        buffers.x[0, t, :2] = (t % 3) - 1
+        buffers.h[0, t] = t
+        buffers.logits[0, t] = -t
+        buffers.actions[0, t] = t % 2
+        buffers.rewards[0, t] = (t % 7 == 0)
+        buffers.length[0] += 1
+    buffers.length[1] = 5
+    buffers.h[1, :5] = 42
+    buffers.grow_if_full(env_ids)          # env 0 is full now: doubles, keeps everything
+    assert buffers.x.shape[1] == 2 * steps
+    x, h, logits, actions, rewards = buffers.episode(0)
+    t = np.arange(steps)
+    assert len(x) == steps
+    np.testing.assert_array_equal(x[:, 0], (t % 3) - 1)
+    np.testing.assert_array_equal(h[:, 2], t.astype(np.float32))
+    np.testing.assert_array_equal(logits, -t.astype(np.float32))
+    np.testing.assert_array_equal(actions, t % 2)
+    np.testing.assert_array_equal(rewards, (t % 7 == 0).astype(np.float32))
+    assert np.all(buffers.episode(1)[1] == 42) and len(buffers.episode(1)[1]) == 5
+    assert np.all(buffers.rewards[:, steps:] == 0), "new reward slots must start at 0"
+
+
+# ---------------------------------------------------------------------------
+# A run's files
+# ---------------------------------------------------------------------------
+
+def check_progress(run_dir, episodes, envs, frameskip=4):
+    header, rows = read_progress_csv(run_dir)
+    assert header[:len(PROGRESS_HEADER)] == PROGRESS_HEADER, f"progress.csv header {header}"
+    assert len(rows) == episodes, f"{len(rows)} rows for {episodes} episodes"
+    assert all(len(row) == len(header) for row in rows)
+    cols = progress_columns(run_dir)
+    np.testing.assert_array_equal(cols["episode"], np.arange(1, episodes + 1))
+    reward = cols["reward"]
+    assert np.all((reward >= -21) & (reward <= 21)) and np.all(reward == np.round(reward)), reward
+    running = []
+    for r in reward:
+        running.append(r if not running else 0.99 * running[-1] + 0.01 * r)
+    np.testing.assert_allclose(cols["running_reward"], running, rtol=0, atol=1e-5,
+                               err_msg="running_reward != 0.99 * previous + 0.01 * reward")
+    assert cols["running_reward"][0] == reward[0]
+    frames, steps = cols["frames"], cols["steps"]
+    assert frames[0] > 0 and np.all(np.diff(frames) >= 0), f"frames not increasing: {frames}"
+    assert np.all(np.diff(steps) >= 0) and steps[0] > 0
+    if episodes > 1:
+        assert frames[-1] > frames[0]
+    # emulator frames = agent steps * frameskip, up to the actions still in flight
+    assert np.all(np.abs(frames - frameskip * steps) <= frameskip * envs), (frames, steps)
+    assert np.all(np.diff(cols["wall_s"]) >= 0) and np.all(cols["wall_s"] > 0)
+    assert np.all(cols["steps_per_s"] > 0)
+    return cols
+
+
+def test_train_main_writes_config_progress_and_checkpoint(tmp_path, monkeypatch, keep_threads):
+    from pgcore import cli
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # train_main sets it; keep the environment clean
+    run_dir = str(tmp_path / "run")
+    code = cli.train_main(["pong", "--envs", "2", "--hidden", "16", "--seed", "7", "--max-episodes", "3",
+                           "--batch-episodes", "2", "--backend", "numpy", "--quiet", "--run-dir", run_dir])
+    assert code == 0
+    assert {"checkpoint.npz", "config.json", "progress.csv"} <= set(os.listdir(run_dir))
+
+    with open(os.path.join(run_dir, "config.json")) as f:
+        document = json.load(f)
+    settings = document.get("config", document)
+    assert settings["seed"] == 7 and settings["envs"] == 2 and settings["hidden"] == 16
+    assert settings["backend"] == "numpy" and settings["dtype"] == "float32"
+    assert settings["batch_episodes"] == 2 and settings["max_episodes"] == 3
+    machine = document["machine"]
+    assert machine["cpu_count"] == os.cpu_count() and machine["python"] and machine["numpy"] == np.__version__
+    assert "ale_py" in machine
+
+    check_progress(run_dir, episodes=3, envs=2)
+
+    arrays, meta = load_run_checkpoint(os.path.join(run_dir, "checkpoint.npz"))
+    assert arrays["w1"].shape == (pong.INPUT_SIZE, 16) and arrays["w2"].shape == (16,)
+    assert arrays["w1"].dtype == np.float32 and arrays["w2"].dtype == np.float32
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+    assert meta["counters"]["episode"] == 3
+    assert meta["counters"]["updates"] == 1, "batch of 2 episodes: 3 episodes give one update"
+    assert np.any(arrays["cache_w2"] > 0), "an update ran, so the RMSProp cache is nonzero"
+    assert np.any(arrays["grad_w2"] != 0), "episode 3's gradient waits in the batch gradient"
+
+
+def test_small_run_files(small_run):
+    """The shared sync run: progress.csv rows and the checkpoint's counters agree."""
+    cols = check_progress(small_run, episodes=2, envs=2)
+    arrays, meta = load_run_checkpoint(small_run)
+    counters = meta["counters"]
+    assert counters["episode"] == 2 and counters["updates"] == 2
+    assert counters["frames"] >= cols["frames"][-1] and counters["steps"] >= cols["steps"][-1]
+    assert counters["running_reward"] == pytest.approx(cols["running_reward"][-1], abs=1e-5)
+    assert np.all(arrays["grad_w1"] == 0) and np.all(arrays["grad_w2"] == 0), "applied, then cleared"
+    # --sync: every env steps every time, so frames are exactly steps * frameskip
+    np.testing.assert_array_equal(cols["frames"], 4 * cols["steps"])
+
+
+def test_max_frames_stops_the_run(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("pgcore-train", "pong", "--envs", "2", "--hidden", "8", "--quiet", "--max-frames", "800",
+                     "--run-dir", run_dir)
+    assert result.returncode == 0, result.stderr
+    _, meta = load_run_checkpoint(run_dir)
+    frames = meta["counters"]["frames"]
+    assert 800 <= frames <= 800 + 4 * 2 * 2, frames
+    header, rows = read_progress_csv(run_dir)
+    assert header[:7] == PROGRESS_HEADER and rows == []      # no episode finishes in 800 frames
+
+
+# ---------------------------------------------------------------------------
+# Resuming
+# ---------------------------------------------------------------------------
+
+def test_resume_continues_counters_and_optimizer(small_run_copy):
+    run_dir = small_run_copy
+    before_header, before_rows = read_progress_csv(run_dir)
+    old, old_meta = load_run_checkpoint(run_dir)
+    lr = old_meta["config"]["lr"]
+
+    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 3, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    header, rows = read_progress_csv(run_dir)
+    assert header == before_header
+    assert rows[:2] == before_rows, "resuming rewrote the rows already there"
+    cols = check_progress(run_dir, episodes=3, envs=2)       # episodes 1, 2, 3: none lost or repeated
+    assert cols["frames"][2] > cols["frames"][1] and cols["steps"][2] > cols["steps"][1]
+    assert cols["wall_s"][2] >= cols["wall_s"][1]
+
+    new, meta = load_run_checkpoint(run_dir)
+    counters = meta["counters"]
+    assert counters["episode"] == 3 and counters["updates"] == old_meta["counters"]["updates"] + 1
+    assert counters["frames"] > old_meta["counters"]["frames"] and counters["steps"] > old_meta["counters"]["steps"]
+    for key in ("seed", "envs", "hidden", "lr", "gamma", "batch_episodes", "dtype", "backend", "sync"):
+        assert meta["config"][key] == old_meta["config"][key], key
+
+    # Exactly one RMSProp step separates the checkpoints (batch of 1 episode):
+    #   cache' = 0.99 cache + 0.01 g^2,  w' = w - lr g / (sqrt(cache') + eps).
+    for name in ("w1", "w2"):
+        w, w_new = old[name].astype(np.float64), new[name].astype(np.float64)
+        c, c_new = old["cache_" + name].astype(np.float64), new["cache_" + name].astype(np.float64)
+        moved = np.abs(w_new - w)
+        assert moved.max() > 0, f"{name} did not change on resume"
+        # it started from the saved weights: one step moves a weight by at most lr / sqrt(1 - 0.99)
+        assert moved.max() <= 10 * lr * (1 + 1e-3) + 1e-7, f"{name} moved {moved.max():.3g}: not resumed from the checkpoint?"
+        # the saved RMSProp cache was loaded: it only decays by 0.99 and grows by g^2
+        assert np.all(c_new >= 0.99 * c * (1 - 1e-5) - 1e-30), f"cache_{name} was not resumed"
+        g2 = (c_new - 0.99 * c) / 0.01
+        strong = g2 > 0.05 * c_new          # where g^2 is well determined from the caches
+        assert strong.sum() > 0
+        predicted = lr * np.sqrt(g2[strong]) / (np.sqrt(c_new[strong]) + 1e-5)
+        np.testing.assert_allclose(moved[strong], predicted, rtol=2e-3, atol=1e-8,
+                                   err_msg=f"{name}: the step is not one RMSProp step from the saved state")
+        assert np.all(new["grad_" + name] == 0)
+
+
+def test_resume_without_new_episodes_keeps_state_and_drops_stale_rows(small_run_copy):
+    """A resume whose limit is already reached saves the same checkpoint back; rows in
+    progress.csv beyond the checkpoint (a crash after they were written) and a torn last
+    line are dropped, so episode numbers never repeat."""
+    run_dir = small_run_copy
+    old, old_meta = load_run_checkpoint(run_dir)
+    _, rows = read_progress_csv(run_dir)
+    with open(os.path.join(run_dir, "progress.csv"), "a") as f:
+        f.write("3,99999,99999,5.0,1.0,9.0,9.0,3\n4,99999,99999,5.0,1.0,9.0,9.0,4\n5,999")  # stale, torn
+    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 2, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, rows_after = read_progress_csv(run_dir)
+    assert rows_after == rows
+    new, meta = load_run_checkpoint(run_dir)
+    assert sorted(new) == sorted(old)
+    for name in old:
+        np.testing.assert_array_equal(new[name], old[name], err_msg=name)
+    for key in ("episode", "frames", "steps", "updates", "episodes_in_batch", "running_reward"):
+        assert meta["counters"][key] == old_meta["counters"][key], key
+    assert meta["rng"] == old_meta["rng"]
+
+
+# ---------------------------------------------------------------------------
+# Determinism
+# ---------------------------------------------------------------------------
+
+def test_sync_runs_are_reproducible_and_seeded(small_run, tmp_path):
+    again = train_run(tmp_path / "again", seed=3)
+    other = train_run(tmp_path / "other", seed=4)
+    columns = ["episode", "frames", "steps", "reward", "running_reward"]
+    a, b = progress_columns(small_run, columns), progress_columns(again, columns)
+    for name in columns:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=f"progress.csv {name} differs between equal runs")
+    first, _ = load_run_checkpoint(small_run)
+    second, _ = load_run_checkpoint(again)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=f"{name} differs between equal runs")
+    third, _ = load_run_checkpoint(other)
+    assert not np.array_equal(first["w1"], third["w1"]) and not np.array_equal(first["w2"], third["w2"])
+
+
+# ---------------------------------------------------------------------------
+# A Ctrl-C inside an update
+# ---------------------------------------------------------------------------
+
+class InterruptedOnce:
+    """pgcore.kernels, except that the first rmsprop_step raises KeyboardInterrupt right after
+    it has updated its parameter: what a Ctrl-C arriving during that C call looks like."""
+
+    def __init__(self):
+        self.fired = False
+
+    def __getattr__(self, name):
+        return getattr(pgcore.kernels, name)
+
+    def rmsprop_step(self, *args, **kwargs):
+        pgcore.kernels.rmsprop_step(*args, **kwargs)
+        if not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_inside_an_update_leaves_a_resumable_run(tmp_path, keep_threads):
+    run_dir = str(tmp_path / "run")
+    runs.prepare_run_dir(run_dir, resume=False)
+    config = pong.PongConfig(seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
+                             max_episodes=5, run_dir=run_dir, quiet=True)
+    kernels = InterruptedOnce()
+    counters, stopped_by = pong.train(config, kernels)
+    assert kernels.fired and stopped_by == "Ctrl-C"
+
+    arrays, meta = runs.load_checkpoint(os.path.join(run_dir, runs.CHECKPOINT_NAME))
+    saved = meta["counters"]
+    header, rows = read_progress_csv(run_dir)
+    assert len(rows) == saved["episode"], "progress.csv and the checkpoint disagree on the episode count"
+    assert 0 <= saved["episodes_in_batch"] < config.batch_episodes, (
+        f"checkpoint saved mid-update: episodes_in_batch={saved['episodes_in_batch']} with "
+        f"batch_episodes={config.batch_episodes}, updates={saved['updates']}")
+
+    # Resuming must go on updating the parameters every batch_episodes episodes.
+    config = pong.PongConfig(**dict(meta["config"], max_episodes=saved["episode"] + 1))
+    counters, _ = pong.train(config, pgcore.kernels, meta, arrays)
+    assert counters["episode"] == saved["episode"] + 1
+    assert counters["updates"] == saved["updates"] + 1, (
+        f"after resuming, one more episode (batch of 1) gave {counters['updates'] - saved['updates']} updates")
