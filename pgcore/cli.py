@@ -138,8 +138,8 @@ def _load_resume(args):
     _, meta = runs.load_checkpoint(path)
     try:
         config = pong.PongConfig(**meta["config"])
-        int(meta["counters"]["episode"])
-        meta["rng"]["state"]
+        pong.check_config(config)
+        pong.check_resume_meta(meta)
     except (KeyError, TypeError, ValueError) as error:
         raise runs.RunError(f"corrupt checkpoint {path}: bad metadata ({error.__class__.__name__}: {error})") from None
     shapes = pong.param_shapes(config)

@@ -51,8 +51,74 @@ class PongConfig:
     quiet: bool = False
 
 
-class Stop(Exception):
-    """Raised by the SIGTERM handler to leave the loop through the same path as Ctrl-C."""
+COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "episodes_in_batch": int,
+                 "wall_s": (int, float), "segment": int}
+
+
+def check_config(config):
+    """Raises ValueError naming the first setting out of range (a hand-edited checkpoint, say)."""
+    positive = ("envs", "threads", "frameskip", "hidden", "batch_episodes")
+    for name in positive:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    for name in ("max_frames", "max_episodes", "checkpoint_every", "seed"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    for name, low, high in (("lr", 0.0, 1.0), ("decay", 0.0, 1.0), ("gamma", 0.0, 1.0), ("sticky", 0.0, 1.0)):
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{name} must be a number in [{low}, {high}], not {value!r}")
+    if config.lr == 0:
+        raise ValueError("lr must be above 0")
+    if config.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, not {config.dtype!r}")
+    if config.backend not in ("cython", "numpy"):
+        raise ValueError(f"backend must be cython or numpy, not {config.backend!r}")
+
+
+def check_resume_meta(meta):
+    """The counters and RNG state of a checkpoint, checked; raises ValueError naming the problem."""
+    counters = meta.get("counters")
+    if not isinstance(counters, dict):
+        raise ValueError("no counters")
+    for name, kind in COUNTER_TYPES.items():
+        value = counters.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"counter {name} is {value!r}")
+    running = counters.get("running_reward", "missing")
+    if running is not None and (not isinstance(running, (int, float)) or isinstance(running, bool)
+                                or not -21 <= running <= 21):
+        raise ValueError(f"running_reward is {running!r}")
+    try:
+        np.random.default_rng().bit_generator.state = meta["rng"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"RNG state unusable ({error})") from None
+
+
+class StopRequest:
+    """Turns SIGINT (Ctrl-C) and SIGTERM into a flag the loop checks between steps, so an
+    episode's bookkeeping and an update are never cut in half; a second signal stops at once."""
+
+    def __init__(self):
+        self.signal_name = None
+        self.previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: signals stay as they are
+                pass
+
+    def _handle(self, signum, frame):
+        if self.signal_name is not None:
+            raise KeyboardInterrupt
+        self.signal_name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+
+    def restore(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
 
 def make_envs(config, seed):
@@ -126,7 +192,16 @@ def rng_state(rng):
 
 
 def train(config, kernels, resume_meta=None, resume_arrays=None):
-    """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns the counters."""
+    """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
+    (counters, the name of the signal that stopped it or None)."""
+    stop = StopRequest()
+    try:
+        return _train(config, kernels, resume_meta, resume_arrays, stop)
+    finally:
+        stop.restore()
+
+
+def _train(config, kernels, resume_meta, resume_arrays, stop):
     import pgcore
 
     # The emulator threads keep every core busy; a parallel kernel region would wait for a
@@ -176,7 +251,7 @@ def train(config, kernels, resume_meta=None, resume_arrays=None):
         counters["running_reward"] = reward if previous is None else 0.99 * previous + 0.01 * reward
         counters["episode"] += 1
         counters["episodes_in_batch"] += 1
-        if counters["episodes_in_batch"] == config.batch_episodes:
+        if counters["episodes_in_batch"] >= config.batch_episodes:
             for k in ("w1", "w2"):
                 kernels.rmsprop_step(params[k], grads[k], cache[k], config.lr, config.decay, 1e-5)
                 grads[k][...] = 0
@@ -212,15 +287,9 @@ def train(config, kernels, resume_meta=None, resume_arrays=None):
     if not config.quiet:
         from tqdm import tqdm
         bar = tqdm(total=config.max_episodes or None, initial=counters["episode"], unit="ep", dynamic_ncols=True)
-
-    def on_sigterm(signum, frame):
-        raise Stop()
-
-    old_handler = signal.signal(signal.SIGTERM, on_sigterm)
-    stopped_by = None
     try:
         observations, info = envs.reset(seed=env_seed)
-        while not limits_reached():
+        while not limits_reached() and stop.signal_name is None:
             env_ids = info["env_id"]                                   # (B,)
             # (B, 6400) int8 in {-1, 0, 1}: this frame minus the env's previous one
             x = kernels.pong_difference(observations[:, 0], previous_frame, env_ids, fresh[env_ids])
@@ -253,15 +322,14 @@ def train(config, kernels, resume_meta=None, resume_arrays=None):
                     bar.set_postfix(running=f"{counters['running_reward']:.2f}",
                                     fps=f"{counters['frames'] / max(1e-9, counters['wall_s'] + time.perf_counter() - segment_start):,.0f}",
                                     refresh=False)
-    except (KeyboardInterrupt, Stop) as stop:
-        stopped_by = "SIGTERM" if isinstance(stop, Stop) else "Ctrl-C"
     finally:
-        signal.signal(signal.SIGTERM, old_handler)
         if bar is not None:
             bar.close()
         envs.close()
-        counters["wall_s"] += time.perf_counter() - segment_start
-        reset_segment_clock()
-        save_checkpoint()
-        progress.close()
-    return counters, stopped_by
+    # Reached only when the loop ended cleanly (limits or a signal between steps): an error
+    # propagates without saving, leaving the last good checkpoint in place.
+    counters["wall_s"] += time.perf_counter() - segment_start
+    reset_segment_clock()
+    save_checkpoint()
+    progress.close()
+    return counters, stop.signal_name
