@@ -91,6 +91,8 @@ def make_cases(dtype=np.float32, seed=0):
                                                              normal(10000), 0.5)),
         ("rmsprop_step", "1.28M params", rmsprop_args),
         ("pong_preprocess", "16 frames", lambda: (pong_frames(16),)),
+        ("pong_difference", "8 of 16 envs (a trainer step)", lambda: (pong_frames(8), np.zeros((16, 6400), np.uint8),
+                                                                      np.arange(0, 16, 2))),
     ]
 
 
@@ -153,7 +155,7 @@ def main(argv=None):
         if args.only and args.only not in name:
             continue
         call_args = build()
-        if name == "rmsprop_step":  # in place: give each backend its own state
+        if name in ("rmsprop_step", "pong_difference"):  # in place: give each backend its own state
             numpy_s = time_call(getattr(reference, name), tuple(a.copy() if isinstance(a, np.ndarray) else a
                                                                  for a in call_args), args.seconds)
         else:
