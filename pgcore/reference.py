@@ -12,14 +12,17 @@ from pgcore import _validate as v
 
 def softmax(logits, tau=1.0):
     logits, tau = v.softmax_args(logits, tau)
-    # Shift before dividing by tau: finite for any finite logits, even at tau = 1e-3.
-    e = np.exp((logits - logits.max(axis=-1, keepdims=True)) / tau)
+    # Shift before dividing by tau: finite for any finite logits, even at tau = 1e-3
+    # (a shifted logit may overflow to -inf, whose exp is the right 0).
+    with np.errstate(over="ignore"):
+        e = np.exp((logits - logits.max(axis=-1, keepdims=True)) / tau)
     return e / e.sum(axis=-1, keepdims=True)
 
 
 def log_softmax(logits, tau=1.0):
     logits, tau = v.softmax_args(logits, tau)
-    z = (logits - logits.max(axis=-1, keepdims=True)) / tau
+    with np.errstate(over="ignore"):
+        z = (logits - logits.max(axis=-1, keepdims=True)) / tau
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
