@@ -116,7 +116,7 @@ def difference_args(frames, previous, rows, fresh):
     n = len(frames)
     if rows is None:
         if len(previous) != n:
-            raise ValueError(f"without rows, previous must have one row per frame ({n}), not {len(previous)}")
+            raise ValueError(f"previous must have one row per frame ({n}) when rows is not given, not {len(previous)}")
         rows = np.arange(n, dtype=np.intp)
     else:
         rows = int_array("rows", rows, (n,), upper=len(previous))

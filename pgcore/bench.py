@@ -6,7 +6,6 @@ of repeated timings taken in this one run; the speed-up is their ratio.
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -15,6 +14,7 @@ import numpy as np
 
 import pgcore
 from pgcore import kernels, reference
+from pgcore.runs import cpu_name
 
 
 def pong_frames(n, seed=0):
@@ -116,12 +116,7 @@ def machine_description():
     from threadpoolctl import threadpool_info
     import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS, the one our kernels call)
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     blas = "; ".join(f"{p['internal_api']} {p['version']} {p.get('architecture', '?')} ({os.path.basename(p['filepath'])})"
                      for p in threadpool_info() if p["user_api"] == "blas")
     overrides = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}

@@ -95,13 +95,16 @@ def load_checkpoint(path, expected=None):
     return arrays, meta
 
 
-def machine_info():
-    cpu = platform.processor() or platform.machine()
+def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
+        return platform.processor() or platform.machine()
+
+
+def machine_info():
+    cpu = cpu_name()
     import ale_py
     import gymnasium
 

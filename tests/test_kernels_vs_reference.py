@@ -571,3 +571,53 @@ def test_rmsprop_step_read_only_grad_is_fine(module, dtype):
     param, cache = np.ones(5, dtype), np.ones(5, dtype)
     module.rmsprop_step(param, read_only(np.full(5, 2.0, dtype)), cache, 0.1)
     assert np.all(param < 1) and np.all(cache > 1)
+
+
+def test_pong_difference_matches_twin_over_a_rollout(threads, pong_frames):
+    """The trainer's use: each step a distinct subset of envs comes back, some starting an episode."""
+    rng = np.random.default_rng(0)
+    n_envs = 6
+    previous_k = np.zeros((n_envs, 6400), np.uint8)
+    previous_r = previous_k.copy()
+    for step in range(12):
+        batch = int(rng.integers(1, n_envs + 1))
+        rows = rng.permutation(n_envs)[:batch]
+        fresh = rng.random(batch) < 0.25
+        frames = pong_frames[rng.integers(0, len(pong_frames), batch)]
+        got = K.pong_difference(frames, previous_k, rows, fresh)
+        want = R.pong_difference(frames, previous_r, rows, fresh)
+        assert got.dtype == np.int8 and got.shape == (batch, 6400)
+        assert np.array_equal(got, want), f"step {step}: differences differ"
+        assert np.array_equal(previous_k, previous_r), f"step {step}: previous frames differ"
+        assert np.all(got[fresh] == 0)
+        assert set(np.unique(got)) <= {-1, 0, 1}
+    # rows default to arange(N): previous then holds each frame's preprocessed image
+    previous = np.zeros((4, 6400), np.uint8)
+    K.pong_difference(pong_frames[:4], previous)
+    assert np.array_equal(previous, R.pong_preprocess(pong_frames[:4]).astype(np.uint8))
+
+
+@pytest.mark.parametrize("backend", [K, R], ids=["kernels", "reference"])
+def test_pong_difference_bad_inputs(backend, pong_frames):
+    frames = pong_frames[:2]
+    good = np.zeros((4, 6400), np.uint8)
+    with pytest.raises(TypeError, match="^previous"):
+        backend.pong_difference(frames, good.astype(np.float32), [0, 1])
+    with pytest.raises(ValueError, match="^previous"):
+        backend.pong_difference(frames, good[:, ::2], [0, 1])
+    with pytest.raises(ValueError, match="^previous"):
+        backend.pong_difference(frames, good[:, :100].copy(), [0, 1])
+    with pytest.raises(ValueError, match="^rows"):
+        backend.pong_difference(frames, good, [1, 1])
+    with pytest.raises(ValueError, match="^rows"):
+        backend.pong_difference(frames, good, [0, 4])
+    with pytest.raises(ValueError, match="^previous"):
+        backend.pong_difference(frames, good)  # no rows: needs one row per frame
+    with pytest.raises(TypeError, match="^fresh"):
+        backend.pong_difference(frames, good, [0, 1], fresh=[0, 1])
+    with pytest.raises(ValueError, match="^frames"):
+        backend.pong_difference(frames[0], good[:1])
+    read_only_previous = good.copy()
+    read_only_previous.flags.writeable = False
+    with pytest.raises(ValueError, match="^previous"):
+        backend.pong_difference(frames, read_only_previous, [0, 1])
