@@ -63,7 +63,7 @@ def train_parser():
     common.add_argument("--run-dir", default=None, help="where to write config.json, progress.csv, checkpoint.npz (default runs/TASK-TIMESTAMP)")
     common.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR from its last checkpoint")
     common.add_argument("--backend", choices=["cython", "numpy"], default="cython", help="compiled kernels or their NumPy twins (default cython)")
-    common.add_argument("--threads", type=_positive_int, default=None, help="emulator and kernel threads (default: all cores)")
+    common.add_argument("--threads", type=_positive_int, default=None, help="emulator threads (default: all cores; the trainer's kernels run between emulator steps)")
     common.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameter dtype (default float32)")
     common.add_argument("--checkpoint-every", type=_non_negative_int, default=50, help="episodes between checkpoints (default 50; 0: only at the end)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
