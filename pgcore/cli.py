@@ -105,6 +105,9 @@ def train_main(argv=None):
                         {"task": args.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
         kernels = _kernels(config.backend)
         counters, stopped_by = pong.train(config, kernels, meta, arrays)
+    except KeyboardInterrupt:
+        print("error: interrupted twice: stopped without saving; the last checkpoint is kept", file=sys.stderr)
+        return 130
     except runs.RunError as error:
         return _fail(str(error))
     except OSError as error:
