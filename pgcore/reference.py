@@ -92,7 +92,7 @@ def standardize(x, eps=1e-8):
     shifted = x.astype(np.float64) - float(x.flat[0])
     centered = shifted - shifted.mean()
     spread = np.sqrt(np.mean(centered**2)) + eps
-    return (centered / spread if spread > 0 else np.zeros_like(centered)).astype(x.dtype)
+    return (np.zeros_like(centered) if spread == 0 else centered / spread).astype(x.dtype)
 
 
 def gaussian_policy_grad(theta, states, actions, weights, sigma):

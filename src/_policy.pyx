@@ -74,9 +74,8 @@ cdef void _softmax_grad_chunk(const floating* logits, const cnp.intp_t* actions,
     _softmax_chunk(logits, out, rows, n_actions, tau, False)
     for i in range(rows):
         scale = weights[i] / tau
-        for j in range(n_actions):
-            out[i * n_actions + j] = -out[i * n_actions + j] * scale
-        out[i * n_actions + actions[i]] += scale
+        for j in range(n_actions):  # (onehot - p) * scale, in the twin's order: same NaN/inf results
+            out[i * n_actions + j] = ((j == actions[i]) - out[i * n_actions + j]) * scale
 
 
 def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint log=False):

@@ -116,7 +116,7 @@ def standardize(const floating[::1] x_view, double eps, int n_threads):
         else:
             squares = _sum_squares_shifted(x, n, first, mean)
         scale = sqrt(squares / n) + eps
-        scale = 1 / scale if scale > 0 else 0  # all-equal input and eps = 0: zeros, not NaN
+        scale = 1 / scale if scale != 0 else 0  # all-equal input and eps = 0: zeros, not NaN
         if threads > 1:
             for i in prange(n, schedule='static', num_threads=threads):
                 out[i] = <floating>(((x[i] - first) - mean) * scale)

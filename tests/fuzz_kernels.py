@@ -1,0 +1,151 @@
+"""Kernel fuzzer, run in a child process by test_fuzz.py (so a segfault fails the test).
+
+Each call gets random shapes (0 and 1 included), dtypes (sometimes mixed), strides,
+read-only flags and values (NaN, inf, huge); the compiled kernel must either raise
+ValueError/TypeError exactly when its NumPy twin does, or match it (NaN where it has NaN).
+
+usage: python fuzz_kernels.py N_CALLS SEED
+"""
+import sys
+
+import numpy as np
+
+import pgcore
+import pgcore.kernels as K
+import pgcore.reference as R
+
+SPECIALS = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0, 1e-30])
+# Sums of products that overflow, or mix infinities, give inf or NaN depending on the order of
+# summation and on FMA (BLAS and NumPy differ, both correctly): the product kernels get no huge
+# or infinite values. The mlp kernels' sparse route skips zero inputs, so a NaN met only through
+# a zero input does not propagate (API.md): they get no NaN either.
+FINITE_SPECIALS = {
+    "linear_backward": np.array([np.nan, 0.0, -0.0, 1e-30]),
+    "gaussian_policy_grad": np.array([np.nan, 0.0, -0.0, 1e-30]),
+    "mlp_forward": np.array([0.0, -0.0, 1e-30]),
+    "mlp_backward": np.array([0.0, -0.0, 1e-30]),
+}
+
+
+def values(rng, shape, dtype, hostile, specials=SPECIALS):
+    x = rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3)
+    if hostile and x.size:
+        mask = rng.random(shape) < 0.1
+        x[mask] = rng.choice(specials, mask.sum())
+    return x.astype(dtype)
+
+
+def layout(rng, x):
+    """The same values, maybe strided, maybe read-only."""
+    if x.ndim and rng.random() < 0.3:
+        wide = np.empty(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
+        wide[..., ::2] = x
+        x = wide[..., ::2]
+    if rng.random() < 0.2:
+        x = x.copy() if not x.flags.writeable else x
+        x.flags.writeable = False
+    return x
+
+
+def dims(rng, n):
+    return tuple(int(rng.choice([0, 1, 2, 3, 7, 33])) for _ in range(n))
+
+
+def case(rng):
+    dtype = rng.choice([np.float32, np.float64])
+    other = dtype if rng.random() < 0.9 else (np.float64 if dtype == np.float32 else np.float32)
+    hostile = rng.random() < 0.5
+    n, a, d, h = dims(rng, 4)
+    a = max(a, 1) if rng.random() < 0.9 else a
+    name = str(rng.choice(["softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu",
+                       "relu_backward", "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns",
+                       "standardize", "gaussian_policy_grad", "rmsprop_step"]))
+    specials = FINITE_SPECIALS.get(name, SPECIALS)
+    f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
+    tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
+    actions = rng.integers(-1 if rng.random() < 0.05 else 0, max(a, 1) + (1 if rng.random() < 0.05 else 0), n)
+    if name in ("softmax", "log_softmax"):
+        return name, (f((n, a) if rng.random() < 0.7 else (a,)), tau)
+    if name == "softmax_policy_grad":
+        return name, (f((n, a)), actions, f((n,), other), tau)
+    if name == "sigmoid_policy_grad":
+        return name, (f((n,)), rng.integers(0, 2 + (rng.random() < 0.05), n), f((n,), other))
+    if name == "relu":
+        return name, (f((n, a)),)
+    if name == "relu_backward":
+        return name, (f((n, a)), f((n, a), other))
+    if name == "linear_backward":
+        return name, (f((n, d)), f((n, a), other), f((d, a)))
+    if name == "mlp_forward":
+        x = f((n, d)) if rng.random() < 0.7 else layout(rng, rng.integers(-1, 2, (n, d)).astype(np.int8))
+        w2 = f((h, a)) if rng.random() < 0.5 else f((h,))
+        return name, (x, np.nan_to_num(f((d, h), other)), w2)  # non-finite w1: documented sparse-route meaning
+    if name == "mlp_backward":
+        w2 = f((h, a)) if rng.random() < 0.5 else f((h,))
+        return name, (f((n, d)), f((n, h)), f((n,) + w2.shape[1:], other), w2)
+    if name == "discounted_returns":
+        shape = (n, a) if rng.random() < 0.5 else (n,)
+        dones = rng.random(shape) < 0.2 if rng.random() < 0.7 else None
+        return name, (f(shape), float(rng.choice([0.0, 0.5, 0.99, 1.0, 1.5])), dones)
+    if name == "standardize":
+        return name, (f((n, a)), float(rng.choice([1e-8, 0.0, 1.0])))
+    if name == "gaussian_policy_grad":
+        k = (a,) if rng.random() < 0.5 else ()
+        return name, (f((d,) + k), f((n, d)), f((n,) + k, other), f((n,)), float(rng.choice([1.0, 0.3, 0.0])))
+    shape = (n, a)
+    return name, (np.array(f(shape)), f(shape, other), np.abs(np.array(f(shape))), float(rng.choice([1e-3, 0.1])))
+
+
+def run_one(function, args):
+    args = tuple(a.copy() if name_in_place and isinstance(a, np.ndarray) and a.flags.writeable else a
+                 for a, name_in_place in zip(args, [True] * len(args)))
+    try:
+        result = function(*args)
+    except (ValueError, TypeError) as error:
+        return ("error", type(error)), args
+    return ("ok", result), args
+
+
+def same(kernel, twin, dtype, scale_floor=0.0):
+    """Equal to rtol, NaN in the same places; `scale_floor` widens the absolute tolerance where
+    the result is a small difference of larger terms (sigmoid: weights * (a - p))."""
+    rtol = 1e-4 if dtype == np.float32 else 1e-9
+    for k, t in zip(kernel if isinstance(kernel, tuple) else (kernel,), twin if isinstance(twin, tuple) else (twin,)):
+        k, t = np.asarray(k), np.asarray(t)
+        if k.shape != t.shape or k.dtype != t.dtype:
+            return False
+        scale = np.nanmax(np.abs(t[np.isfinite(t)])) if np.isfinite(t).any() else 1.0
+        scale = max(scale, scale_floor)
+        if not np.allclose(k, t, rtol=rtol, atol=rtol * scale * 10, equal_nan=True):
+            return False
+    return True
+
+
+def main():
+    n_calls, seed = int(sys.argv[1]), int(sys.argv[2])
+    rng = np.random.default_rng(seed)
+    failures = 0
+    for i in range(n_calls):
+        pgcore.set_num_threads(1 + i % 2)
+        name, args = case(rng)
+        (k_kind, k_value), k_args = run_one(getattr(K, name), args)
+        (r_kind, r_value), r_args = run_one(getattr(R, name), args)
+        dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), np.float64)
+        if name == "rmsprop_step" and k_kind == "ok":
+            k_value, r_value = tuple(k_args[::2]), tuple(r_args[::2])  # param and cache, updated in place
+        floor = 0.0
+        if name == "sigmoid_policy_grad" and k_kind == "ok" and np.isfinite(args[2]).any():
+            floor = float(np.abs(args[2][np.isfinite(args[2])]).max())
+        ok = (k_kind == r_kind == "error") or (k_kind == r_kind == "ok" and same(k_value, r_value, dtype, floor))
+        if not ok:
+            failures += 1
+            shapes = [(a.shape, a.dtype.name, a.flags.c_contiguous, a.flags.writeable) if isinstance(a, np.ndarray)
+                      else a for a in args]
+            print(f"MISMATCH call {i} {name}: kernel {k_kind} {k_value if k_kind == 'error' else ''}, "
+                  f"twin {r_kind} {r_value if r_kind == 'error' else ''}; args {shapes}", flush=True)
+    print(f"done {n_calls} calls, {failures} mismatches", flush=True)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
