@@ -106,7 +106,7 @@ def train_main(argv=None):
         kernels = _kernels(config.backend)
         counters, stopped_by = pong.train(config, kernels, meta, arrays)
     except KeyboardInterrupt:
-        print("error: interrupted twice: stopped without saving; the last checkpoint is kept", file=sys.stderr)
+        print("error: interrupted (before training began, or a second time): the last checkpoint is kept", file=sys.stderr)
         return 130
     except runs.RunError as error:
         return _fail(str(error))
