@@ -18,6 +18,7 @@ import dataclasses
 import os
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,8 +219,8 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         cache = {k: np.zeros_like(v) for k, v in params.items()}
         grads = {k: np.zeros_like(v) for k, v in params.items()}
         rng = np.random.default_rng(seeds[1])
-        counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "episodes_in_batch": 0,
-                    "running_reward": None, "wall_s": 0.0, "segment": 0}
+        counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "skipped_updates": 0,
+                    "episodes_in_batch": 0, "running_reward": None, "wall_s": 0.0, "segment": 0}
     else:
         params = {k: resume_arrays[k] for k in ("w1", "w2")}
         cache = {k: resume_arrays["cache_" + k] for k in params}
@@ -231,7 +232,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
     w1, w2 = params["w1"], params["w2"]
     env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
 
-    progress = runs.ProgressLog(os.path.join(run_dir, "progress.csv"), extra_columns=["updates"],
+    progress = runs.ProgressLog(os.path.join(run_dir, "progress.csv"), extra_columns=["updates", "skipped_updates"],
                                 keep_episodes=counters["episode"] if resume_meta else None)
 
     def save_checkpoint():
@@ -252,15 +253,22 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         counters["episode"] += 1
         counters["episodes_in_batch"] += 1
         if counters["episodes_in_batch"] >= config.batch_episodes:
+            if all(np.isfinite(grads[k]).all() for k in ("w1", "w2")):
+                for k in ("w1", "w2"):
+                    kernels.rmsprop_step(params[k], grads[k], cache[k], config.lr, config.decay, 1e-5)
+                counters["updates"] += 1
+            else:  # one bad batch must not poison the weights: drop it and go on
+                counters["skipped_updates"] = counters.get("skipped_updates", 0) + 1
+                warnings.warn(f"episode {counters['episode']}: the batch gradient is not finite; "
+                              "the update is skipped", RuntimeWarning, stacklevel=2)
             for k in ("w1", "w2"):
-                kernels.rmsprop_step(params[k], grads[k], cache[k], config.lr, config.decay, 1e-5)
                 grads[k][...] = 0
-            counters["updates"] += 1
             counters["episodes_in_batch"] = 0
         wall = counters["wall_s"] + time.perf_counter() - segment_start
         progress.append([counters["episode"], counters["frames"], counters["steps"], reward,
                          round(counters["running_reward"], 6), round(wall, 3),
-                         round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"]])
+                         round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"],
+                         counters.get("skipped_updates", 0)])
         buffers.length[env] = 0
         if config.checkpoint_every and counters["episode"] % config.checkpoint_every == 0:
             counters["wall_s"] = wall

@@ -164,20 +164,23 @@ class ProgressLog:
         with open(path_ := self.path, newline="") as f:
             text = f.read()
         lines = text.splitlines()
-        if not lines or lines[0].split(",")[: len(PROGRESS_COLUMNS)] != PROGRESS_COLUMNS:
+        header = lines[0].split(",") if lines else []
+        # A file written before newer columns existed is kept, its rows padded with 0 for them.
+        if header != self.columns[: len(header)] or len(header) < len(PROGRESS_COLUMNS):
             raise RunError(f"{path_} does not start with the progress.csv header")
+        padding = ["0"] * (len(self.columns) - len(header))
         complete = lines[1:] if text.endswith("\n") else lines[1:-1]  # drop a torn last line
         rows = []
         for line in complete:
             row = line.split(",")
-            if len(row) != len(self.columns):
-                raise RunError(f"{path_} has a malformed row: {line[:80]!r}")
             try:
                 if int(row[0]) > keep_episodes:
-                    break
+                    break  # after the checkpoint: these episodes will be played again
             except ValueError:
                 raise RunError(f"{path_} has a malformed row: {line[:80]!r}") from None
-            rows.append(row)
+            if len(row) != len(header):
+                raise RunError(f"{path_} has a malformed row: {line[:80]!r}")
+            rows.append(row + padding)
         return rows
 
     @staticmethod

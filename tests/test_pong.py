@@ -430,3 +430,53 @@ def test_ctrl_c_inside_an_update_leaves_a_resumable_run(tmp_path, keep_threads):
     if not np.array_equal(episodes, np.arange(1, counters["episode"] + 1)):
         problems.append(f"progress.csv episodes after resuming: {episodes.astype(int).tolist()}")
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------
+# A batch whose gradient is not finite
+# ---------------------------------------------------------------------------
+
+class PoisonedFirstEpisode:
+    """pgcore.kernels, except that the first episode's gradient is NaN."""
+
+    def __init__(self):
+        self.poisoned = False
+
+    def __getattr__(self, name):
+        return getattr(pgcore.kernels, name)
+
+    def mlp_backward(self, *args):
+        grad_w1, grad_w2 = pgcore.kernels.mlp_backward(*args)
+        if not self.poisoned:
+            self.poisoned = True
+            grad_w1[0, 0] = np.nan
+        return grad_w1, grad_w2
+
+
+def test_non_finite_batch_is_skipped_counted_and_training_goes_on(tmp_path, keep_threads):
+    run_dir = str(tmp_path / "run")
+    runs.prepare_run_dir(run_dir, resume=False)
+    config = pong.PongConfig(seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
+                             max_episodes=3, run_dir=run_dir, quiet=True)
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        counters, _ = pong.train(config, PoisonedFirstEpisode())
+    assert counters["skipped_updates"] == 1 and counters["updates"] == counters["episode"] - 1
+    header, rows = read_progress_csv(run_dir)
+    skipped = [int(row[header.index("skipped_updates")]) for row in rows]
+    assert skipped[0] == 1 and skipped == sorted(skipped) and skipped[-1] == 1
+    arrays, _ = runs.load_checkpoint(os.path.join(run_dir, runs.CHECKPOINT_NAME))
+    assert all(np.isfinite(arrays[k]).all() for k in ("w1", "w2", "cache_w1", "cache_w2", "grad_w1", "grad_w2"))
+
+
+def test_progress_written_before_a_new_column_is_resumed(small_run_copy):
+    """A progress.csv from before `skipped_updates` existed keeps its rows, padded with 0."""
+    path = os.path.join(small_run_copy, "progress.csv")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    with open(path, "w") as f:
+        f.write("\n".join(",".join(line.split(",")[:8]) for line in lines) + "\n")
+    train_run(small_run_copy, "--resume", small_run_copy, episodes=3)
+    header, rows = read_progress_csv(small_run_copy)
+    assert header[-1] == "skipped_updates"
+    assert [int(row[0]) for row in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 3
+    assert all(row[header.index("skipped_updates")] == "0" for row in rows)
