@@ -188,10 +188,6 @@ class EpisodeBuffers:
         return self.x[env, :t], self.h[env, :t], self.logits[env, :t], self.actions[env, :t], self.rewards[env, :t]
 
 
-def rng_state(rng):
-    return rng.bit_generator.state
-
-
 def train(config, kernels, resume_meta=None, resume_arrays=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
     (counters, the name of the signal that stopped it or None)."""
@@ -238,7 +234,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
     def save_checkpoint():
         arrays = {"w1": w1, "w2": w2, "cache_w1": cache["w1"], "cache_w2": cache["w2"],
                   "grad_w1": grads["w1"], "grad_w2": grads["w2"]}
-        meta = {"config": dataclasses.asdict(config), "counters": counters, "rng": rng_state(rng),
+        meta = {"config": dataclasses.asdict(config), "counters": counters, "rng": rng.bit_generator.state,
                 "format": "pgcore-pong-1"}
         runs.save_checkpoint(checkpoint_path, arrays, meta)
 

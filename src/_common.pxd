@@ -4,8 +4,8 @@
 # row-major product C = op(A) @ op(B) is computed as the column-major product
 # C^T = op(B)^T @ op(A)^T on the same buffers, with no copies.
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf, sqrt, sqrtf
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+from libc.math cimport exp, sqrt, sqrtf
+from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 # Below this many elements a kernel runs serial: an empty prange costs ~1 us here.
 cdef enum:
@@ -54,13 +54,6 @@ cdef inline floating exp_(floating x) noexcept nogil:
         return exp(x)
 
 
-cdef inline floating log_(floating x) noexcept nogil:
-    if floating is float:
-        return logf(x)
-    else:
-        return log(x)
-
-
 cdef inline floating sqrt_(floating x) noexcept nogil:
     if floating is float:
         return sqrtf(x)
@@ -96,21 +89,3 @@ cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k,
         sgemm(&ta, &tb, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
     else:
         dgemm(&ta, &tb, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda, &beta, c, &ldc)
-
-
-cdef inline void gemv(bint trans_a, int m, int n, floating alpha, const floating* a,
-                      const floating* x, floating beta, floating* y) noexcept nogil:
-    """Row-major y = alpha * op(A) @ x + beta * y for a C-contiguous A (m, n)."""
-    cdef char t = b'N' if trans_a else b'T'
-    cdef int one = 1, lda = max(n, 1)
-    cdef Py_ssize_t i, rows = n if trans_a else m
-    if rows == 0:
-        return
-    if m == 0 or n == 0:
-        for i in range(rows):
-            y[i] = 0 if beta == 0 else beta * y[i]
-        return
-    if floating is float:
-        sgemv(&t, &n, &m, &alpha, <float*>a, &lda, <float*>x, &one, &beta, y, &one)
-    else:
-        dgemv(&t, &n, &m, &alpha, <double*>a, &lda, <double*>x, &one, &beta, y, &one)
