@@ -33,7 +33,7 @@ def run_emulator(args):
     from pgcore import pong
 
     config = pong.PongConfig(envs=args.envs, threads=args.threads)
-    envs = pong.make_envs(config, seed=0)
+    envs = pong.make_envs(config)
     rng = np.random.default_rng(0)
     last = np.zeros(args.envs, dtype=np.int64)
     envs.reset(seed=0)

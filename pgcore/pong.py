@@ -122,7 +122,7 @@ class StopRequest:
         self.previous = {}
 
 
-def make_envs(config, seed):
+def make_envs(config):
     from ale_py.vector_env import AtariVectorEnv
 
     batch = config.envs if config.sync else max(1, config.envs // 2)
@@ -224,6 +224,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         rng = np.random.default_rng()
         rng.bit_generator.state = resume_meta["rng"]
         counters = dict(resume_meta["counters"])
+        counters.setdefault("skipped_updates", 0)  # checkpoints from before the column existed
         counters["segment"] += 1
     w1, w2 = params["w1"], params["w2"]
     env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
@@ -254,7 +255,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                     kernels.rmsprop_step(params[k], grads[k], cache[k], config.lr, config.decay, 1e-5)
                 counters["updates"] += 1
             else:  # one bad batch must not poison the weights: drop it and go on
-                counters["skipped_updates"] = counters.get("skipped_updates", 0) + 1
+                counters["skipped_updates"] += 1
                 warnings.warn(f"episode {counters['episode']}: the batch gradient is not finite; "
                               "the update is skipped", RuntimeWarning, stacklevel=2)
             for k in ("w1", "w2"):
@@ -264,7 +265,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         progress.append([counters["episode"], counters["frames"], counters["steps"], reward,
                          round(counters["running_reward"], 6), round(wall, 3),
                          round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"],
-                         counters.get("skipped_updates", 0)])
+                         counters["skipped_updates"]])
         buffers.length[env] = 0
         if config.checkpoint_every and counters["episode"] % config.checkpoint_every == 0:
             counters["wall_s"] = wall
@@ -280,7 +281,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                 or (config.max_episodes and counters["episode"] >= config.max_episodes))
 
     # ---- emulators and episode buffers ----
-    envs = make_envs(config, env_seed)
+    envs = make_envs(config)  # seeded by its reset below
     buffers = EpisodeBuffers(config.envs, config.hidden, dtype)
     previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
     fresh = np.ones(config.envs, dtype=bool)             # next frame starts an episode: no motion yet
