@@ -248,3 +248,24 @@ def rmsprop_args(param, grad, cache, lr, decay, eps):
     cache = in_place_array("cache", cache, param.dtype, param.shape)
     grad = same_shape("grad", float_array("grad", grad, None, param.dtype), param.shape)
     return param, grad, cache, scalar("lr", lr), probability("decay", decay), scalar("eps", eps, low=0.0)
+
+
+def adam_args(param, grad, m, v, step, lr, beta1, beta2, eps):
+    param = in_place_array("param", param)
+    m = in_place_array("m", m, param.dtype, param.shape)
+    v = in_place_array("v", v, param.dtype, param.shape)
+    grad = same_shape("grad", float_array("grad", grad, None, param.dtype), param.shape)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"step must be an integer (the number of this update, from 1), not {type(step).__name__}")
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (the number of this update), not {step}")
+    beta1, beta2 = (_decay_rate(name, value) for name, value in (("beta1", beta1), ("beta2", beta2)))
+    return param, grad, m, v, int(step), scalar("lr", lr), beta1, beta2, scalar("eps", eps, low=0.0)
+
+
+def _decay_rate(name, value):
+    """In [0, 1): Adam's bias correction divides by 1 - value**step."""
+    value = probability(name, value)
+    if value == 1.0:
+        raise ValueError(f"{name} must be below 1 (the bias correction divides by 1 - {name}**step)")
+    return value

@@ -5,11 +5,14 @@ unwritable run directory) print one line and exit with code 2.
 """
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import time
 
-TASKS = {"pong": "REINFORCE on Atari Pong from pixels (the classic recipe)"}
+from pgcore.control import TASKS as CONTROL_TASKS
+
+TASKS = {"pong": "REINFORCE on Atari Pong from pixels"} | {name: spec.description for name, spec in CONTROL_TASKS.items()}
 
 
 def _fail(message):
@@ -51,6 +54,27 @@ def _default_threads():
     return default()
 
 
+# What each preset of `pgcore-train pong` sets (flags given explicitly win).
+PONG_PRESETS = {
+    "fast": {"lr": 1e-3},      # measured best on this machine: see docs/results/pong
+    "classic": {"lr": 1e-4},   # the original "Pong from pixels" settings
+}
+PONG_DEFAULTS = {"envs": 16, "batch_episodes": 10, "optimizer": "rmsprop", "gamma": 0.99, "hidden": 200,
+                 "frameskip": 4, "sticky": 0.25, "sync": False, "dtype": "float32", "checkpoint_every": 50,
+                 "max_episodes": 0}
+
+# Task-specific flags: the tasks each applies to (argument dest -> predicate on the task name).
+_FLAG_TASKS = {
+    "envs": ("pong",), "optimizer": ("pong",), "preset": ("pong",), "frameskip": ("pong",),
+    "sticky": ("pong",), "sync": ("pong",),
+    "tau": ("frozenlake", "taxi", "cliffwalking"), "tau_final": ("frozenlake", "taxi", "cliffwalking"),
+    "sigma": ("inverted-pendulum",), "sigma_final": ("inverted-pendulum",),
+    "anneal": ("frozenlake", "taxi", "cliffwalking", "inverted-pendulum"),
+    "baseline": tuple(CONTROL_TASKS), "map": ("frozenlake",), "no_slip": ("frozenlake",),
+    "hidden": ("pong", "cartpole", "acrobot"),
+}
+
+
 def train_parser():
     parser = argparse.ArgumentParser(
         prog="pgcore-train", description="Train a policy-gradient agent.",
@@ -58,24 +82,41 @@ def train_parser():
     parser.add_argument("task", help=f"what to train: {', '.join(TASKS)}")
     common = parser.add_argument_group("every task")
     common.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every random stream (default 0)")
-    common.add_argument("--max-frames", type=_non_negative_int, default=0, help="stop after this many emulator frames (0: no limit)")
-    common.add_argument("--max-episodes", type=_non_negative_int, default=0, help="stop after this many episodes (0: no limit)")
+    common.add_argument("--max-frames", type=_non_negative_int, default=0,
+                        help="stop after this many emulator frames (environment steps for the other tasks; 0: no limit)")
+    common.add_argument("--max-episodes", type=_non_negative_int, default=None,
+                        help="stop after this many episodes (0: no limit; default: none for pong, a budget per task otherwise)")
     common.add_argument("--run-dir", default=None, help="where to write config.json, progress.csv, checkpoint.npz (default runs/TASK-TIMESTAMP)")
     common.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue the run in RUN_DIR from its last checkpoint")
     common.add_argument("--backend", choices=["cython", "numpy"], default="cython", help="compiled kernels or their NumPy twins (default cython)")
-    common.add_argument("--threads", type=_positive_int, default=None, help="emulator threads (default: all cores; the trainer's kernels run between emulator steps)")
-    common.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="parameter dtype (default float32)")
-    common.add_argument("--checkpoint-every", type=_non_negative_int, default=50, help="episodes between checkpoints (default 50; 0: only at the end)")
+    common.add_argument("--threads", type=_positive_int, default=None,
+                        help="pong: emulator threads (default: all cores); other tasks: kernel threads (default 1)")
+    common.add_argument("--dtype", choices=["float32", "float64"], default=None, help="parameter dtype (default float32 for pong, float64 otherwise)")
+    common.add_argument("--checkpoint-every", type=_non_negative_int, default=None, help="episodes between checkpoints (default 50 for pong, 500 otherwise; 0: only at the end)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
+    common.add_argument("--batch-episodes", type=_positive_int, default=None, help="episodes per update (default 10 for pong; per task otherwise)")
+    common.add_argument("--lr", type=_bounded_float(0.0, 1.0, low_open=True), default=None, help="learning rate (default: the preset's for pong, per task otherwise)")
+    common.add_argument("--gamma", type=_bounded_float(0.0, 1.0), default=None, help="discount (default 0.99)")
+    common.add_argument("--hidden", type=_positive_int, default=None, help="hidden units: pong (default 200), cartpole and acrobot (default 32)")
     pong = parser.add_argument_group("pong")
-    pong.add_argument("--envs", type=_positive_int, default=16, help="parallel emulators (default 16)")
-    pong.add_argument("--batch-episodes", type=_positive_int, default=10, help="episodes per update (default 10)")
-    pong.add_argument("--lr", type=_bounded_float(0.0, 1.0, low_open=True), default=1e-4, help="RMSProp learning rate (default 1e-4)")
-    pong.add_argument("--gamma", type=_bounded_float(0.0, 1.0), default=0.99, help="discount (default 0.99)")
-    pong.add_argument("--hidden", type=_positive_int, default=200, help="hidden units (default 200)")
-    pong.add_argument("--frameskip", type=_positive_int, default=4, help="emulator frames per agent step (default 4)")
-    pong.add_argument("--sticky", type=_bounded_float(0.0, 1.0), default=0.25, help="probability of repeating the last action (default 0.25)")
-    pong.add_argument("--sync", action="store_true", help="step all emulators together: slower, bitwise reproducible")
+    pong.add_argument("--preset", choices=list(PONG_PRESETS), default=None,
+                      help="fast (default): RMSProp lr 1e-3; classic: the original lr 1e-4")
+    pong.add_argument("--envs", type=_positive_int, default=None, help="parallel emulators (default 16)")
+    pong.add_argument("--optimizer", choices=["rmsprop", "adam"], default=None, help="(default rmsprop)")
+    pong.add_argument("--frameskip", type=_positive_int, default=None, help="emulator frames per agent step (default 4)")
+    pong.add_argument("--sticky", type=_bounded_float(0.0, 1.0), default=None, help="probability of repeating the last action (default 0.25)")
+    pong.add_argument("--sync", action="store_true", default=None, help="step all emulators together: slower, bitwise reproducible")
+    other = parser.add_argument_group("the other tasks (Adam; each update plays --batch-episodes episodes in parallel)")
+    other.add_argument("--tau", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: softmax temperature at the start (default 1)")
+    other.add_argument("--tau-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: temperature reached at --max-episodes (default 0.1)")
+    other.add_argument("--sigma", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise at the start (default 1)")
+    other.add_argument("--sigma-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise reached at --max-episodes (default 0.1)")
+    other.add_argument("--anneal", choices=["exponential", "linear"], default=None,
+                       help="how tau / sigma move from start to final over --max-episodes (default exponential: start * (final/start)**(episode/max_episodes))")
+    other.add_argument("--baseline", action="store_true", default=None,
+                       help="subtract a running mean of the return at each step index, instead of the batch mean")
+    other.add_argument("--map", choices=["4x4", "8x8"], default=None, help="frozenlake map (default 4x4)")
+    other.add_argument("--no-slip", action="store_true", default=None, help="frozenlake without the slippery ice")
     return parser
 
 
@@ -84,27 +125,33 @@ def train_main(argv=None):
     args = parser.parse_args(argv)
     if args.task not in TASKS:
         parser.exit(2, f"pgcore-train: error: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}\n")
+    for dest, tasks in _FLAG_TASKS.items():
+        if getattr(args, dest) is not None and args.task not in tasks:
+            flag = "--" + dest.replace("_", "-")
+            parser.exit(2, f"pgcore-train: error: {flag} does not apply to {args.task} (only to {', '.join(tasks)})\n")
     # libgomp's idle threads would otherwise spin between kernels and steal the emulators' cores.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from pgcore import pong, runs
+    from pgcore import runs
 
     try:
         if args.resume:
             config, meta, arrays = _load_resume(args)
         else:
             run_dir = args.run_dir or os.path.join("runs", f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
-            config = pong.PongConfig(
-                seed=args.seed, envs=args.envs, threads=args.threads or _default_threads(), sync=args.sync,
-                frameskip=args.frameskip, sticky=args.sticky, hidden=args.hidden, lr=args.lr, gamma=args.gamma,
-                batch_episodes=args.batch_episodes, dtype=args.dtype, backend=args.backend,
-                max_frames=args.max_frames, max_episodes=args.max_episodes,
-                checkpoint_every=args.checkpoint_every, run_dir=run_dir, quiet=args.quiet)
+            config = _new_config(args, run_dir)
             runs.prepare_run_dir(run_dir, resume=False)
             meta = arrays = None
         runs.write_json(os.path.join(config.run_dir, "config.json"),
                         {"task": args.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
         kernels = _kernels(config.backend)
-        counters, stopped_by = pong.train(config, kernels, meta, arrays)
+        if args.task == "pong":
+            from pgcore import pong
+            counters, stopped_by = pong.train(config, kernels, meta, arrays)
+        else:
+            from pgcore import control
+            import pgcore
+            pgcore.set_num_threads(args.threads or 1)  # small arrays: the kernels' serial paths
+            counters, stopped_by = control.train(config, kernels, meta, arrays)
     except KeyboardInterrupt:
         print("error: interrupted (before training began, or a second time): the last checkpoint is kept", file=sys.stderr)
         return 130
@@ -120,6 +167,30 @@ def train_main(argv=None):
     return 0
 
 
+def _new_config(args, run_dir):
+    """The config of a new run: flags given, else the preset's / task's defaults."""
+    common = dict(seed=args.seed, backend=args.backend, max_frames=args.max_frames, run_dir=run_dir, quiet=args.quiet)
+    given = {k: getattr(args, k) for k in ("max_episodes", "checkpoint_every", "dtype", "batch_episodes", "lr",
+                                           "gamma", "hidden")}
+    if args.task == "pong":
+        from pgcore import pong
+        pong_flags = {k: getattr(args, k) for k in ("envs", "optimizer", "frameskip", "sticky", "sync")}
+        values = PONG_DEFAULTS | PONG_PRESETS[args.preset or "fast"]
+        values |= {k: v for k, v in (given | pong_flags).items() if v is not None}
+        config = pong.PongConfig(threads=args.threads or _default_threads(), **common, **values)
+        pong.check_config(config)
+        return config
+    from pgcore import control, runs
+    values = given | {k: getattr(args, k) for k in ("tau", "tau_final", "sigma", "sigma_final", "anneal", "baseline", "map")}
+    values["slip"] = None if args.no_slip is None else False
+    config = control.default_config(args.task, **common, **values)
+    try:
+        control.check_config(config)
+    except ValueError as error:
+        raise runs.RunError(str(error)) from None
+    return config
+
+
 def _kernels(backend):
     if backend == "numpy":
         from pgcore import reference
@@ -130,52 +201,68 @@ def _kernels(backend):
 
 def _load_resume(args):
     """The saved config, with the limits and display flags given now; checkpoint arrays checked."""
-    from pgcore import pong, runs
+    from pgcore import control, pong, runs
 
     run_dir = args.resume
     path = os.path.join(run_dir, runs.CHECKPOINT_NAME)
     _, meta = runs.load_checkpoint(path)
+    saved_task = "pong" if meta.get("format") == "pgcore-pong-1" else (meta.get("config") or {}).get("task")
+    if saved_task != args.task:
+        raise runs.RunError(f"{run_dir} holds a {saved_task or 'unknown'} run, not {args.task}")
     try:
-        config = pong.PongConfig(**meta["config"])
-        pong.check_config(config)
-        pong.check_resume_meta(meta)
+        saved = dict(meta["config"])
+        if args.task == "pong":
+            saved.setdefault("optimizer", "rmsprop")  # checkpoints from before Adam was an option
+            config = pong.PongConfig(**saved)
+            pong.check_config(config)
+            pong.check_resume_meta(meta)
+            expected = pong.checkpoint_arrays(config)
+        else:
+            config = control.ControlConfig(**saved)
+            control.check_config(config)
+            pong.check_resume_meta(meta, control.COUNTER_TYPES, (-math.inf, math.inf))
+            expected = control.checkpoint_arrays(config)
     except (KeyError, TypeError, ValueError) as error:
         raise runs.RunError(f"corrupt checkpoint {path}: bad metadata ({error.__class__.__name__}: {error})") from None
-    shapes = pong.param_shapes(config)
-    expected = {}
-    for name, shape in shapes.items():
-        for prefix in ("", "cache_", "grad_"):
-            expected[prefix + name] = (shape, config.dtype)
     arrays, meta = runs.load_checkpoint(path, expected)
     config = dataclasses.replace(config, run_dir=run_dir, quiet=args.quiet,
                                  max_frames=args.max_frames or config.max_frames,
                                  max_episodes=args.max_episodes or config.max_episodes)
-    if args.threads:
+    if args.threads and args.task == "pong":
         config = dataclasses.replace(config, threads=args.threads)
     runs.prepare_run_dir(run_dir, resume=True)
     return config, meta, arrays
 
 
 def play_main(argv=None):
-    parser = argparse.ArgumentParser(prog="pgcore-play", description="Play Pong with a trained policy and print the score.")
-    parser.add_argument("task", help="pong")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint.npz of a run, or a run directory")
-    parser.add_argument("--episodes", type=_positive_int, default=1, help="games to play (default 1)")
+    parser = argparse.ArgumentParser(prog="pgcore-play", description="Play with a trained policy and print the score.")
+    parser.add_argument("task", help=f"one of {', '.join(TASKS)}")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint.npz of a run, or a run directory "
+                        "(pong: default the policy shipped with pgcore)")
+    parser.add_argument("--episodes", type=_positive_int, default=None, help="episodes (games) to play (default 1 for pong, 100 otherwise)")
     parser.add_argument("--seed", type=_non_negative_int, default=0)
     parser.add_argument("--sample", action="store_true", help="sample actions instead of playing greedily")
-    parser.add_argument("--gif", default=None, help="write an animated GIF of the first game here")
+    parser.add_argument("--gif", default=None, help="pong: write an animated GIF of the first game here")
     args = parser.parse_args(argv)
     if args.task not in TASKS:
         parser.exit(2, f"pgcore-play: error: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}\n")
+    if args.task != "pong" and args.gif:
+        parser.exit(2, "pgcore-play: error: --gif is for pong only\n")
+    if args.task != "pong" and args.checkpoint is None:
+        parser.exit(2, f"pgcore-play: error: {args.task} needs --checkpoint (only a Pong policy ships with pgcore)\n")
     from pgcore import play, runs
     try:
-        scores = play.play_pong(args.checkpoint, args.episodes, args.seed, args.sample, args.gif)
+        if args.task == "pong":
+            scores = play.play_pong(args.checkpoint, args.episodes or 1, args.seed, args.sample, args.gif)
+        else:
+            scores = play.play_control(args.task, args.checkpoint, args.episodes or 100, args.seed, args.sample)
     except runs.RunError as error:
         return _fail(str(error))
     except OSError as error:
         return _fail(f"{error.strerror or error}: {error.filename}")
     mean = sum(scores) / len(scores)
-    print(f"mean score over {len(scores)} game(s): {mean:+.2f}")
+    what = "score over {} game(s)" if args.task == "pong" else "return over {} episode(s)"
+    print(f"mean {what.format(len(scores))}: {mean:+.2f}")
     return 0
 
 

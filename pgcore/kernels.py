@@ -7,6 +7,7 @@ C-contiguous arrays with `pgcore.get_num_threads()` threads.
 import numpy as np
 
 from pgcore import _atari, _nn, _optim, _policy, _returns
+from pgcore import _validate
 from pgcore import _validate as v
 from pgcore._openmp import OPENMP_ENABLED
 from pgcore._threads import get_num_threads
@@ -14,7 +15,7 @@ from pgcore._threads import get_num_threads
 __all__ = [
     "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu", "relu_backward",
     "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "standardize",
-    "gaussian_policy_grad", "rmsprop_step", "pong_preprocess", "pong_difference", "OPENMP_ENABLED",
+    "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_preprocess", "pong_difference", "OPENMP_ENABLED",
 ]
 
 
@@ -106,6 +107,16 @@ def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
         param[...] = flat_param.reshape(param.shape)
     if not np.shares_memory(flat_cache, cache):
         cache[...] = flat_cache.reshape(cache.shape)
+
+
+def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    param, grad, m, v, step, lr, beta1, beta2, eps = _validate.adam_args(param, grad, m, v, step, lr, beta1, beta2, eps)
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in (param, m, v)]
+    _optim.adam_step(flat[0], grad.reshape(-1), flat[1], flat[2], lr / (1 - beta1**step),
+                     beta1, beta2, 1 / (1 - beta2**step), eps, get_num_threads())
+    for original, updated in zip((param, m, v), flat):
+        if not np.shares_memory(original, updated):
+            original[...] = updated.reshape(original.shape)
 
 
 def pong_preprocess(frames):

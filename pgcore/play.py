@@ -1,4 +1,4 @@
-"""pgcore-play: watch a trained Pong policy play, print each game's score."""
+"""pgcore-play: watch a trained policy play (Pong, or one of the other tasks), print the scores."""
 import os
 
 import numpy as np
@@ -71,3 +71,25 @@ def write_gif(path, frames, every=2, duration_ms=40):
 
     images = [Image.fromarray(frame) for frame in frames[::every]]
     images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0, optimize=True)
+
+
+def play_control(task, checkpoint, episodes, seed, sample):
+    """Returns of `episodes` evaluation episodes of a control task's checkpoint (greedy unless `sample`)."""
+    from pgcore import control
+
+    if os.path.isdir(checkpoint):
+        checkpoint = os.path.join(checkpoint, runs.CHECKPOINT_NAME)
+    _, meta = runs.load_checkpoint(checkpoint)
+    saved = meta.get("config")
+    if not isinstance(saved, dict) or saved.get("task") != task:
+        found = saved.get("task") if isinstance(saved, dict) else None
+        raise runs.RunError(f"{checkpoint} holds a {found or 'pong or unknown'} policy, not {task}")
+    try:
+        config = control.ControlConfig(**saved)
+        control.check_config(config)
+    except (TypeError, ValueError) as error:
+        raise runs.RunError(f"corrupt checkpoint {checkpoint}: bad config ({error})") from None
+    expected = {k: v for k, v in control.checkpoint_arrays(config).items() if not k.startswith(("m_", "v_", "baseline"))}
+    arrays, _ = runs.load_checkpoint(checkpoint, expected)
+    returns = control.evaluate(config, {k: arrays[k] for k in expected}, episodes, seed, greedy=not sample)
+    return list(returns)

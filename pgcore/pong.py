@@ -39,8 +39,11 @@ class PongConfig:
     frameskip: int = 4
     sticky: float = 0.25           # repeat_action_probability
     hidden: int = 200
+    optimizer: str = "rmsprop"     # or "adam"
     lr: float = 1e-4
     decay: float = 0.99            # RMSProp
+    beta1: float = 0.9             # Adam
+    beta2: float = 0.999           # Adam
     gamma: float = 0.99
     batch_episodes: int = 10       # episodes per parameter update
     dtype: str = "float32"
@@ -56,41 +59,19 @@ COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "e
                  "wall_s": (int, float), "segment": int}
 
 
-def check_config(config):
-    """Raises ValueError naming the first setting out of range (a hand-edited checkpoint, say)."""
-    positive = ("envs", "threads", "frameskip", "hidden", "batch_episodes")
-    for name in positive:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
-    for name in ("max_frames", "max_episodes", "checkpoint_every", "seed"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
-    for name, low, high in (("lr", 0.0, 1.0), ("decay", 0.0, 1.0), ("gamma", 0.0, 1.0), ("sticky", 0.0, 1.0)):
-        value = getattr(config, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(f"{name} must be a number in [{low}, {high}], not {value!r}")
-    if config.lr == 0:
-        raise ValueError("lr must be above 0")
-    if config.dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, not {config.dtype!r}")
-    if config.backend not in ("cython", "numpy"):
-        raise ValueError(f"backend must be cython or numpy, not {config.backend!r}")
-
-
-def check_resume_meta(meta):
+def check_resume_meta(meta, counter_types=COUNTER_TYPES, reward_bounds=(-21, 21)):
     """The counters and RNG state of a checkpoint, checked; raises ValueError naming the problem."""
     counters = meta.get("counters")
     if not isinstance(counters, dict):
         raise ValueError("no counters")
-    for name, kind in COUNTER_TYPES.items():
+    for name, kind in counter_types.items():
         value = counters.get(name)
         if not isinstance(value, kind) or isinstance(value, bool) or value < 0:
             raise ValueError(f"counter {name} is {value!r}")
     running = counters.get("running_reward", "missing")
+    low, high = reward_bounds
     if running is not None and (not isinstance(running, (int, float)) or isinstance(running, bool)
-                                or not -21 <= running <= 21):
+                                or not low <= running <= high):
         raise ValueError(f"running_reward is {running!r}")
     try:
         np.random.default_rng().bit_generator.state = meta["rng"]
@@ -146,6 +127,28 @@ def init_params(config, rng):
 
 def param_shapes(config):
     return {"w1": (INPUT_SIZE, config.hidden), "w2": (config.hidden,)}
+
+
+# The optimizer's per-parameter arrays, saved in checkpoints as PREFIX + param name.
+OPTIMIZER_STATE = {"rmsprop": ("cache_",), "adam": ("m_", "v_")}
+
+
+def checkpoint_arrays(config):
+    """Every array a checkpoint holds: name -> (shape, dtype)."""
+    expected = {}
+    for name, shape in param_shapes(config).items():
+        for prefix in ("", "grad_") + OPTIMIZER_STATE[config.optimizer]:
+            expected[prefix + name] = (shape, config.dtype)
+    return expected
+
+
+def optimizer_step(kernels, config, param, grad, state, update_number):
+    """One descent step on `param` in place; `state` maps an OPTIMIZER_STATE prefix to its array."""
+    if config.optimizer == "adam":
+        kernels.adam_step(param, grad, state["m_"], state["v_"], update_number, config.lr,
+                          beta1=config.beta1, beta2=config.beta2)
+    else:
+        kernels.rmsprop_step(param, grad, state["cache_"], config.lr, config.decay, 1e-5)
 
 
 def episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma):
@@ -212,14 +215,16 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
     seeds = np.random.SeedSequence(config.seed).spawn(3)  # params, actions, emulators
     if resume_meta is None:
         params = init_params(config, np.random.default_rng(seeds[0]))
-        cache = {k: np.zeros_like(v) for k, v in params.items()}
+        opt_state = {k: {prefix: np.zeros_like(v) for prefix in OPTIMIZER_STATE[config.optimizer]}
+                     for k, v in params.items()}
         grads = {k: np.zeros_like(v) for k, v in params.items()}
         rng = np.random.default_rng(seeds[1])
         counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "skipped_updates": 0,
                     "episodes_in_batch": 0, "running_reward": None, "wall_s": 0.0, "segment": 0}
     else:
         params = {k: resume_arrays[k] for k in ("w1", "w2")}
-        cache = {k: resume_arrays["cache_" + k] for k in params}
+        opt_state = {k: {prefix: resume_arrays[prefix + k] for prefix in OPTIMIZER_STATE[config.optimizer]}
+                     for k in params}
         grads = {k: resume_arrays["grad_" + k] for k in params}
         rng = np.random.default_rng()
         rng.bit_generator.state = resume_meta["rng"]
@@ -233,8 +238,8 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                                 keep_episodes=counters["episode"] if resume_meta else None)
 
     def save_checkpoint():
-        arrays = {"w1": w1, "w2": w2, "cache_w1": cache["w1"], "cache_w2": cache["w2"],
-                  "grad_w1": grads["w1"], "grad_w2": grads["w2"]}
+        arrays = {"w1": w1, "w2": w2, "grad_w1": grads["w1"], "grad_w2": grads["w2"]}
+        arrays.update({prefix + k: state for k in params for prefix, state in opt_state[k].items()})
         meta = {"config": dataclasses.asdict(config), "counters": counters, "rng": rng.bit_generator.state,
                 "format": "pgcore-pong-1"}
         runs.save_checkpoint(checkpoint_path, arrays, meta)
@@ -252,7 +257,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         if counters["episodes_in_batch"] >= config.batch_episodes:
             if all(np.isfinite(grads[k]).all() for k in ("w1", "w2")):
                 for k in ("w1", "w2"):
-                    kernels.rmsprop_step(params[k], grads[k], cache[k], config.lr, config.decay, 1e-5)
+                    optimizer_step(kernels, config, params[k], grads[k], opt_state[k], counters["updates"] + 1)
                 counters["updates"] += 1
             else:  # one bad batch must not poison the weights: drop it and go on
                 counters["skipped_updates"] += 1

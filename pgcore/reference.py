@@ -7,6 +7,7 @@ exist; same signatures, same argument checks and same results as
 import numpy as np
 from scipy.special import expit
 
+from pgcore import _validate
 from pgcore import _validate as v
 
 
@@ -107,6 +108,17 @@ def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
     cache *= decay
     cache += (1 - decay) * grad**2
     param -= lr * grad / (np.sqrt(cache) + eps)
+
+
+def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    param, grad, m, v, step, lr, beta1, beta2, eps = _validate.adam_args(param, grad, m, v, step, lr, beta1, beta2, eps)
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * grad**2
+    m_hat = m / (1 - beta1**step)
+    v_hat = v / (1 - beta2**step)
+    param -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
 def pong_preprocess(frames):

@@ -63,7 +63,8 @@ def save_checkpoint(path, arrays, meta):
 
 
 def load_checkpoint(path, expected=None):
-    """Returns (arrays, meta). `expected` maps array names to (shape, dtype) to check.
+    """Returns (arrays, meta). `expected` maps array names to (shape, dtype) to check
+    (shape None: any 1-d length).
 
     Any problem (missing, truncated, not an npz, pickled objects, wrong shapes or
     dtypes, bad JSON) raises RunError with a one-line message naming the file.
@@ -87,9 +88,11 @@ def load_checkpoint(path, expected=None):
         if name not in arrays:
             raise RunError(f"corrupt checkpoint {path}: array {name} is missing")
         array = arrays[name]
-        if array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
+        shape_ok = array.ndim == 1 if shape is None else array.shape == tuple(shape)
+        if not shape_ok or array.dtype != np.dtype(dtype):
+            wanted = "(any length,)" if shape is None else tuple(shape)
             raise RunError(f"checkpoint {path}: {name} has shape {array.shape} and dtype {array.dtype}, "
-                           f"expected {tuple(shape)} {np.dtype(dtype)}")
+                           f"expected {wanted} {np.dtype(dtype)}")
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise RunError(f"corrupt checkpoint {path}: {name} holds non-finite values")
     return arrays, meta

@@ -37,6 +37,7 @@ def _valid():
         "standardize": dict(x=ones(4, 3), eps=1e-8),
         "gaussian_policy_grad": dict(theta=ones(3), states=ones(4, 3), actions=ones(4), weights=ones(4), sigma=0.5),
         "rmsprop_step": dict(param=ones(5), grad=ones(5), cache=ones(5), lr=0.1, decay=0.99, eps=1e-5),
+        "adam_step": dict(param=ones(5), grad=ones(5), m=ones(5), v=ones(5), step=1, lr=0.1),
         "pong_preprocess": dict(frames=np.zeros((210, 160, 3), np.uint8)),
     }
 
@@ -167,6 +168,22 @@ BAD = [
     ("rmsprop_step", "lr", float("nan"), ValueError),
     ("rmsprop_step", "lr", "0.1", TypeError),
     ("rmsprop_step", "eps", -1.0, ValueError),
+    # adam_step
+    ("adam_step", "param", frozen(ones(5)), ValueError),
+    ("adam_step", "param", [1.0] * 5, TypeError),
+    ("adam_step", "m", ones(4), ValueError),
+    ("adam_step", "m", ones(5, dtype=f32), TypeError),
+    ("adam_step", "v", frozen(ones(5)), ValueError),
+    ("adam_step", "v", np.ones(5, np.int64), TypeError),
+    ("adam_step", "grad", ones(4), ValueError),
+    ("adam_step", "step", 0, ValueError),
+    ("adam_step", "step", 1.5, TypeError),
+    ("adam_step", "step", True, TypeError),
+    ("adam_step", "lr", float("inf"), ValueError),
+    ("adam_step", "beta1", 1.5, ValueError),
+    ("adam_step", "beta2", -0.1, ValueError),
+    ("adam_step", "beta2", 1.0, ValueError),
+    ("adam_step", "eps", -1.0, ValueError),
     # pong_preprocess
     ("pong_preprocess", "frames", np.zeros((210, 160, 4), np.uint8), ValueError),
     ("pong_preprocess", "frames", np.zeros((2, 210, 160, 4), np.uint8), ValueError),

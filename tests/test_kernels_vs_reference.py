@@ -319,6 +319,38 @@ def test_rmsprop_step(threads, dtype, shape, lr, decay, eps, scale, seed, layout
     _check_rmsprop(param, grad, cache, lr, decay, eps, dtype, layouts3)
 
 
+@given(shape=shapes_any, lr=st.sampled_from([1e-4, 1e-2, 1.0]), step=st.sampled_from([1, 2, 10, 10**6]),
+       betas=st.sampled_from([(0.9, 0.999), (0.0, 0.0), (0.5, 0.9)]), eps=st.sampled_from([1e-8, 1e-3]),
+       scale=scales, seed=seeds, layouts4=st.tuples(*[layouts] * 4))
+def test_adam_step(threads, dtype, shape, lr, step, betas, eps, scale, seed, layouts4):
+    rng = np.random.default_rng(seed)
+    beta1, beta2 = betas
+    state = (normal(rng, shape, dtype), normal(rng, shape, dtype, scale),
+             normal(rng, shape, dtype, scale), (rng.random(shape) * scale**2).astype(dtype))
+    results = []
+    for module in (K, R):
+        param, grad, m, v = (arrange(a, lay) for a, lay in zip(state, layouts4))
+        assert module.adam_step(param, grad, m, v, step, lr, beta1=beta1, beta2=beta2, eps=eps) is None
+        results.append((param, m, v))
+    (kp, km, kv), (rp, rm, rv) = results
+    rtol = rtol_of(dtype)
+    grad = _as_float(state[1])
+    assert_close(km, rm, rtol, atol=rtol * (np.abs(_as_float(state[2])) + np.abs(grad)), what="m")
+    assert_close(kv, rv, rtol, atol=rtol * (_as_float(state[3]) + grad**2), what="v")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        size = np.abs(lr * _as_float(rm) / (1 - beta1**step) / (np.sqrt(_as_float(rv) / (1 - beta2**step)) + eps))
+    assert_close(kp, rp, rtol, atol=10 * rtol * np.nan_to_num(size, posinf=np.finfo(dtype).max), what="param")
+
+
+def test_adam_first_step_moves_each_param_by_lr(backend, dtype):
+    """From zero moments the bias-corrected first step is lr * g / (|g| + eps): lr times the
+    sign of g, whatever its size; a zero gradient moves nothing."""
+    grad = np.array([3.0, -0.5, 1e-3, 0.0], dtype)
+    param, m, v = np.ones(4, dtype), np.zeros(4, dtype), np.zeros(4, dtype)
+    backend.adam_step(param, grad, m, v, 1, 0.01, eps=1e-12)
+    assert_close(param, np.array([0.99, 1.01, 0.99, 1.0], dtype), rtol=10 * rtol_of(dtype), atol=1e-7)
+
+
 @pytest.mark.parametrize("view", ["every_2nd", "column_slice", "transposed", "reversed"])
 def test_rmsprop_step_updates_a_strided_param_view(backend, threads, dtype, view):
     """The param (and cache) given as views into larger arrays: the view is updated in place,

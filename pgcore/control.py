@@ -1,0 +1,458 @@
+"""REINFORCE on gymnasium's small tasks: the three other policy families of the derivations.
+
+  tabular softmax   pi(a|s) = softmax(w[s] / tau)          frozenlake, taxi, cliffwalking
+  softmax MLP       pi(a|s) = softmax(relu(s @ w1) @ w2)   cartpole, acrobot
+  linear Gaussian   a ~ N(s @ theta, sigma^2)              inverted-pendulum
+
+One loop for all, top to bottom. Each update plays a batch of `batch_episodes`
+copies of the environment (gymnasium's SyncVectorEnv), every copy exactly one
+whole episode with the current parameters, so the batch is on-policy and long
+episodes are not under-represented; a copy that has finished idles (its steps are
+not recorded) until the others finish, and the next batch starts from a reset.
+Row t of the batch's (T, N) arrays is then step t of every episode, which gives
+the time-indexed baseline below for free.
+
+  observations -> policy forward (one call for the N copies) -> sample -> step
+  at the batch's end: discounted_returns over (T, N) with dones
+    -> advantages (standardized; or minus a running per-step baseline, scaled)
+    -> softmax_policy_grad / gaussian_policy_grad (+ mlp_backward) -> adam_step
+
+The MLP and Gaussian inputs get a constant 1 appended, so their first layer has a
+bias. Temperature (tau) and sigma may anneal from their start to their final value
+over `max_episodes`: exponentially (geometric) by default, or linearly.
+"""
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from pgcore import runs
+from pgcore.pong import StopRequest
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    env_id: str
+    family: str            # "tabular", "mlp" or "gaussian"
+    description: str
+    lr: float
+    batch_episodes: int
+    max_episodes: int      # the default budget, which is also the anneal horizon
+    gamma: float = 0.99
+    tau: float = 1.0
+    tau_final: float = 1.0
+    sigma: float = 1.0
+    sigma_final: float = 1.0
+    hidden: int = 0
+
+
+TASKS = {
+    "frozenlake": TaskSpec("FrozenLake-v1", "tabular", "tabular softmax on FrozenLake (4x4 slippery; --map 8x8, --no-slip)",
+                           lr=0.05, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.1),
+    "taxi": TaskSpec("Taxi-v4", "tabular", "tabular softmax on Taxi",
+                     lr=0.05, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.1),
+    "cliffwalking": TaskSpec("CliffWalking-v1", "tabular", "tabular softmax on CliffWalking",
+                             lr=0.05, batch_episodes=16, max_episodes=4_000, tau=1.0, tau_final=0.1),
+    "cartpole": TaskSpec("CartPole-v1", "mlp", "softmax MLP on CartPole",
+                         lr=0.01, batch_episodes=8, max_episodes=2_000, hidden=32),
+    "acrobot": TaskSpec("Acrobot-v1", "mlp", "softmax MLP on Acrobot",
+                        lr=0.01, batch_episodes=8, max_episodes=1_000, hidden=32),
+    "inverted-pendulum": TaskSpec("InvertedPendulum-v5", "gaussian", "linear Gaussian on MuJoCo's InvertedPendulum",
+                                  lr=0.01, batch_episodes=8, max_episodes=2_000, sigma=1.0, sigma_final=0.1),
+}
+
+
+@dataclass
+class ControlConfig:
+    task: str = "cartpole"
+    seed: int = 0
+    lr: float = 0.01               # Adam
+    gamma: float = 0.99
+    batch_episodes: int = 8        # episodes per update = parallel copies of the env
+    hidden: int = 0                # MLP tasks
+    tau: float = 1.0               # tabular tasks: temperature at the start...
+    tau_final: float = 1.0         # ...and at max_episodes
+    sigma: float = 1.0             # Gaussian task: action noise at the start...
+    sigma_final: float = 1.0       # ...and at max_episodes
+    anneal: str = "exponential"    # or "linear"
+    baseline: bool = False         # running per-step baseline instead of the batch mean
+    map: str = "4x4"               # frozenlake
+    slip: bool = True              # frozenlake
+    dtype: str = "float64"
+    backend: str = "cython"
+    max_frames: int = 0            # environment steps; 0: no limit
+    max_episodes: int = 2000       # 0: no limit (then tau and sigma cannot anneal)
+    checkpoint_every: int = 500    # episodes
+    run_dir: str = ""
+    quiet: bool = False
+
+
+def default_config(task, **overrides):
+    """The task's tuned defaults, then any overrides (None values are ignored)."""
+    spec = TASKS[task]
+    values = dict(task=task, lr=spec.lr, gamma=spec.gamma, batch_episodes=spec.batch_episodes, hidden=spec.hidden,
+                  tau=spec.tau, tau_final=spec.tau_final, sigma=spec.sigma, sigma_final=spec.sigma_final,
+                  max_episodes=spec.max_episodes)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return ControlConfig(**values)
+
+
+def check_config(config):
+    """Raises ValueError naming the first setting out of range."""
+    if config.task not in TASKS:
+        raise ValueError(f"unknown task {config.task!r}; known tasks: {', '.join(TASKS)}")
+    for name in ("batch_episodes",) + (("hidden",) if TASKS[config.task].family == "mlp" else ()):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    for name in ("seed", "max_frames", "max_episodes", "checkpoint_every"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    for name in ("lr", "tau", "tau_final", "sigma", "sigma_final"):
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a number above 0, not {value!r}")
+    if not isinstance(config.gamma, (int, float)) or not 0 <= config.gamma <= 1:
+        raise ValueError(f"gamma must be a number in [0, 1], not {config.gamma!r}")
+    if config.anneal not in ("exponential", "linear"):
+        raise ValueError(f"anneal must be exponential or linear, not {config.anneal!r}")
+    annealing = config.tau != config.tau_final or config.sigma != config.sigma_final
+    if annealing and config.max_episodes == 0:
+        raise ValueError("tau or sigma anneals over max_episodes, so max_episodes must be above 0")
+    if config.map not in ("4x4", "8x8"):
+        raise ValueError(f"map must be 4x4 or 8x8, not {config.map!r}")
+    if config.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, not {config.dtype!r}")
+    if config.backend not in ("cython", "numpy"):
+        raise ValueError(f"backend must be cython or numpy, not {config.backend!r}")
+
+
+def annealed(start, final, episode, config):
+    """The value of tau or sigma for a batch starting after `episode` episodes."""
+    if start == final:
+        return start
+    fraction = min(1.0, episode / config.max_episodes)
+    if config.anneal == "linear":
+        return start + (final - start) * fraction
+    return start * (final / start) ** fraction
+
+
+def make_env(config, render_mode=None):
+    import gymnasium
+
+    kwargs = {"render_mode": render_mode} if render_mode else {}
+    if config.task == "frozenlake":
+        kwargs.update(map_name=config.map, is_slippery=config.slip)
+    return gymnasium.make(TASKS[config.task].env_id, **kwargs)
+
+
+def make_envs(config):
+    import gymnasium
+
+    return gymnasium.vector.SyncVectorEnv([lambda: make_env(config)] * config.batch_episodes,
+                                          autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP)
+
+
+# ---- the three policy families: parameters, acting, and the log-likelihood gradient ----
+
+def with_bias(observations, dtype):
+    """(N, D) -> (N, D + 1) with a constant 1 column."""
+    observations = np.asarray(observations, dtype=dtype).reshape(len(observations), -1)
+    return np.hstack([observations, np.ones((len(observations), 1), dtype)])
+
+
+class Tabular:
+    """w (S, A): one row of logits per state."""
+
+    def __init__(self, kernels, observation_space, action_space):
+        self.kernels, self.states, self.actions = kernels, observation_space.n, action_space.n
+
+    def init_params(self, rng, dtype):
+        return {"w": np.zeros((self.states, self.actions), dtype)}
+
+    def inputs(self, observations, dtype):
+        return np.asarray(observations, dtype=np.int64)
+
+    def act(self, params, states, rng, temperature, greedy=False):
+        logits = params["w"][states]
+        if greedy:
+            return logits.argmax(axis=1)
+        return sample_categorical(self.kernels.softmax(logits, temperature), rng)
+
+    def log_likelihood_grad(self, params, states, actions, weights, temperature):
+        """d/dw of sum_i weights[i] * log pi(actions[i] | states[i])."""
+        grad_logits = self.kernels.softmax_policy_grad(params["w"][states], actions, weights, temperature)
+        grad_w = np.zeros_like(params["w"])
+        np.add.at(grad_w, states, grad_logits)
+        return {"w": grad_w}
+
+
+class SoftmaxMLP:
+    """w1 (D + 1, H), w2 (H, A): relu hidden layer with a bias input, softmax over actions."""
+
+    def __init__(self, kernels, observation_space, action_space, hidden):
+        self.kernels = kernels
+        self.inputs_size, self.hidden, self.actions = observation_space.shape[0] + 1, hidden, action_space.n
+
+    def init_params(self, rng, dtype):
+        return {"w1": (rng.standard_normal((self.inputs_size, self.hidden)) / np.sqrt(self.inputs_size)).astype(dtype),
+                "w2": (rng.standard_normal((self.hidden, self.actions)) / np.sqrt(self.hidden) * 0.01).astype(dtype)}
+
+    def inputs(self, observations, dtype):
+        return with_bias(observations, dtype)
+
+    def act(self, params, x, rng, temperature, greedy=False):
+        _, logits = self.kernels.mlp_forward(x, params["w1"], params["w2"])
+        if greedy:
+            return logits.argmax(axis=1)
+        return sample_categorical(self.kernels.softmax(logits), rng)
+
+    def log_likelihood_grad(self, params, x, actions, weights, temperature):
+        h, logits = self.kernels.mlp_forward(x, params["w1"], params["w2"])
+        grad_logits = self.kernels.softmax_policy_grad(logits, actions, weights)
+        grad_w1, grad_w2 = self.kernels.mlp_backward(x, h, grad_logits, params["w2"])
+        return {"w1": grad_w1, "w2": grad_w2}
+
+
+class LinearGaussian:
+    """theta (D + 1, K): the mean action is a linear function of the state (with a bias);
+    the sampled action (before clipping to the action space) enters the gradient."""
+
+    def __init__(self, kernels, observation_space, action_space):
+        self.kernels = kernels
+        self.inputs_size, self.action_size = observation_space.shape[0] + 1, action_space.shape[0]
+        self.low, self.high = action_space.low, action_space.high
+
+    def init_params(self, rng, dtype):
+        return {"theta": np.zeros((self.inputs_size, self.action_size), dtype)}
+
+    def inputs(self, observations, dtype):
+        return with_bias(observations, dtype)
+
+    def act(self, params, x, rng, sigma, greedy=False):
+        mean = x @ params["theta"]
+        return mean if greedy else mean + sigma * rng.standard_normal(mean.shape).astype(mean.dtype)
+
+    def env_action(self, actions):
+        return np.clip(actions, self.low, self.high)
+
+    def log_likelihood_grad(self, params, x, actions, weights, sigma):
+        return {"theta": self.kernels.gaussian_policy_grad(params["theta"], x, actions, weights, sigma)}
+
+
+def sample_categorical(probabilities, rng):
+    """One action per row of (N, A) probabilities, by inverting the cumulative sum."""
+    cumulative = np.cumsum(probabilities, axis=1)
+    u = rng.random((len(probabilities), 1)) * cumulative[:, -1:]
+    return np.minimum((cumulative <= u).sum(axis=1), probabilities.shape[1] - 1)
+
+
+def make_policy(config, kernels, env):
+    family = TASKS[config.task].family
+    if family == "tabular":
+        return Tabular(kernels, env.observation_space, env.action_space)
+    if family == "mlp":
+        return SoftmaxMLP(kernels, env.observation_space, env.action_space, config.hidden)
+    return LinearGaussian(kernels, env.observation_space, env.action_space)
+
+
+def temperature_name(config):
+    """The annealed quantity of a task, logged in progress.csv ('' for the MLP tasks)."""
+    return {"tabular": "tau", "gaussian": "sigma"}.get(TASKS[config.task].family, "")
+
+
+def temperature_at(config, episode):
+    if temperature_name(config) == "sigma":
+        return annealed(config.sigma, config.sigma_final, episode, config)
+    return annealed(config.tau, config.tau_final, episode, config)
+
+
+COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "wall_s": (int, float), "segment": int}
+
+
+def checkpoint_arrays(config):
+    """Every array a checkpoint holds: name -> (shape, dtype); the baseline has any length."""
+    env = make_env(config)
+    try:
+        params = make_policy(config, None, env).init_params(np.random.default_rng(0), config.dtype)
+    finally:
+        env.close()
+    expected = {prefix + k: (v.shape, config.dtype) for k, v in params.items() for prefix in ("", "m_", "v_")}
+    return expected | {"baseline": (None, config.dtype)}
+
+
+def advantages_of(kernels, returns, active, baseline, use_baseline):
+    """Advantages of the active steps, in (t, env) order, and the updated baseline.
+
+    returns and active are (T, N). Without a baseline: the returns standardized over
+    the batch (the batch mean is the baseline). With one: returns minus a running mean
+    of the return at each step index t (updated after use, 0.9 old + 0.1 new), divided
+    by their standard deviation.
+    """
+    if not use_baseline:
+        return kernels.standardize(returns[active]), baseline
+    steps = returns.shape[0]
+    if len(baseline) < steps:
+        baseline = np.concatenate([baseline, np.zeros(steps - len(baseline), baseline.dtype)])
+    centred = returns - baseline[:steps, None]
+    advantages = centred[active]
+    advantages = advantages / (advantages.std() + 1e-8)
+    counts = active.sum(axis=1)
+    seen = counts > 0
+    step_means = np.where(seen, (returns * active).sum(axis=1) / np.maximum(counts, 1), 0)
+    baseline = baseline.copy()
+    baseline[:steps][seen] = 0.9 * baseline[:steps][seen] + 0.1 * step_means[seen]
+    return advantages.astype(returns.dtype), baseline
+
+
+def train(config, kernels, resume_meta=None, resume_arrays=None):
+    """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
+    (counters, the name of the signal that stopped it or None)."""
+    stop = StopRequest()
+    try:
+        return _train(config, kernels, resume_meta, resume_arrays, stop)
+    finally:
+        stop.restore()
+
+
+def _train(config, kernels, resume_meta, resume_arrays, stop):
+    dtype = np.dtype(config.dtype)
+    checkpoint_path = os.path.join(config.run_dir, runs.CHECKPOINT_NAME)
+    envs = make_envs(config)
+    policy = make_policy(config, kernels, envs.envs[0])
+    continuous = isinstance(policy, LinearGaussian)
+
+    # ---- state: parameters, Adam moments, baseline, counters, random streams (all seeded here) ----
+    seeds = np.random.SeedSequence(config.seed).spawn(3)  # params, actions, environments
+    if resume_meta is None:
+        params = policy.init_params(np.random.default_rng(seeds[0]), dtype)
+        moments = {k: {"m_": np.zeros_like(v), "v_": np.zeros_like(v)} for k, v in params.items()}
+        baseline = np.zeros(0, dtype)
+        rng = np.random.default_rng(seeds[1])
+        counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "running_reward": None,
+                    "wall_s": 0.0, "segment": 0}
+    else:
+        params = {k: resume_arrays[k] for k in policy.init_params(np.random.default_rng(0), dtype)}
+        moments = {k: {p: resume_arrays[p + k] for p in ("m_", "v_")} for k in params}
+        baseline = resume_arrays["baseline"]
+        rng = np.random.default_rng()
+        rng.bit_generator.state = resume_meta["rng"]
+        counters = dict(resume_meta["counters"])
+        counters["segment"] += 1
+    env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
+    column = temperature_name(config)
+    progress = runs.ProgressLog(os.path.join(config.run_dir, "progress.csv"),
+                                extra_columns=["updates"] + ([column] if column else []),
+                                keep_episodes=counters["episode"] if resume_meta else None)
+
+    def save_checkpoint():
+        arrays = dict(params, baseline=baseline)
+        arrays.update({prefix + k: state for k in params for prefix, state in moments[k].items()})
+        meta = {"config": dataclasses.asdict(config), "counters": counters, "rng": rng.bit_generator.state,
+                "format": "pgcore-control-1"}
+        runs.save_checkpoint(checkpoint_path, arrays, meta)
+
+    def limits_reached():
+        return ((config.max_frames and counters["frames"] >= config.max_frames)
+                or (config.max_episodes and counters["episode"] >= config.max_episodes))
+
+    segment_start = time.perf_counter()
+    last_saved_episode = counters["episode"]
+    bar = None
+    if not config.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=config.max_episodes or None, initial=counters["episode"], unit="ep", dynamic_ncols=True)
+    n = config.batch_episodes
+    reset_seed = env_seed  # the first reset seeds copy i with env_seed + i; later ones go on from there
+    try:
+        while not limits_reached() and stop.signal_name is None:
+            # Every batch starts from fresh episodes: a copy that finished early has moved on.
+            observations, _ = envs.reset(seed=reset_seed)
+            reset_seed = None
+            temperature = temperature_at(config, counters["episode"])
+            # ---- play one episode in each of the N copies, with the current parameters ----
+            inputs, actions, rewards, dones, actives = [], [], [], [], []
+            active = np.ones(n, dtype=bool)     # (N,) still in its episode
+            finish_wall = np.zeros(n)
+            while active.any() and stop.signal_name is None:
+                x = policy.inputs(observations, dtype)                  # (N,) states or (N, D + 1)
+                a = policy.act(params, x, rng, temperature)             # (N,) or (N, K)
+                observations, r, terminated, truncated, _ = envs.step(policy.env_action(a) if continuous else a)
+                done = terminated | truncated
+                inputs.append(x), actions.append(a), rewards.append(np.where(active, r, 0).astype(dtype))
+                dones.append(done), actives.append(active.copy())
+                finish_wall[active & done] = counters["wall_s"] + time.perf_counter() - segment_start
+                active = active & ~done
+            if active.any():
+                break  # stopped by a signal mid-batch: these episodes are played again on resume
+            # ---- one update from the N whole episodes ----
+            actives, rewards = np.array(actives), np.array(rewards)   # (T, N)
+            returns = kernels.discounted_returns(rewards, config.gamma, dones=np.array(dones))
+            advantages, baseline = advantages_of(kernels, returns, actives, baseline, config.baseline)
+            x, a = np.array(inputs)[actives], np.array(actions)[actives]
+            grads = policy.log_likelihood_grad(params, x, a, advantages, temperature)
+            if all(np.isfinite(g).all() for g in grads.values()):
+                for k in params:  # descent on minus the objective
+                    kernels.adam_step(params[k], -grads[k], moments[k]["m_"], moments[k]["v_"],
+                                      counters["updates"] + 1, config.lr)
+                counters["updates"] += 1
+            # ---- bookkeeping: one progress row per episode, in the order they finished ----
+            lengths, totals = actives.sum(axis=0), rewards.sum(axis=0)
+            for env in np.argsort(finish_wall, kind="stable"):
+                counters["episode"] += 1
+                counters["steps"] += int(lengths[env])
+                counters["frames"] = counters["steps"]
+                reward = float(totals[env])
+                previous = counters["running_reward"]
+                counters["running_reward"] = reward if previous is None else 0.99 * previous + 0.01 * reward
+                wall = float(finish_wall[env])
+                row = [counters["episode"], counters["frames"], counters["steps"], reward,
+                       round(counters["running_reward"], 6), round(wall, 3),
+                       round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"]]
+                progress.append(row + ([f"{temperature:.6g}"] if column else []))
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix(running=f"{counters['running_reward']:.2f}", refresh=False)
+            if config.checkpoint_every and counters["episode"] - last_saved_episode >= config.checkpoint_every:
+                counters["wall_s"] += time.perf_counter() - segment_start
+                segment_start = time.perf_counter()
+                save_checkpoint()
+                last_saved_episode = counters["episode"]
+    finally:
+        if bar is not None:
+            bar.close()
+        envs.close()
+    counters["wall_s"] += time.perf_counter() - segment_start
+    save_checkpoint()
+    progress.close()
+    return counters, stop.signal_name
+
+
+def evaluate(config, params, episodes, seed, greedy=True, kernels=None):
+    """Mean return of the policy over `episodes` episodes on fresh environments (seeds seed..)."""
+    if kernels is None:
+        from pgcore import kernels
+    env = make_env(config)
+    policy = make_policy(config, kernels, env)
+    rng = np.random.default_rng(seed)
+    temperature = temperature_at(config, config.max_episodes)
+    continuous = isinstance(policy, LinearGaussian)
+    returns = []
+    try:
+        for episode in range(episodes):
+            observation, _ = env.reset(seed=seed + episode)
+            total, done = 0.0, False
+            while not done:
+                x = policy.inputs(np.asarray([observation]), np.dtype(config.dtype))
+                a = policy.act(params, x, rng, temperature, greedy=greedy)[0]
+                observation, reward, terminated, truncated, _ = env.step(policy.env_action(a) if continuous else a)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return np.array(returns)
