@@ -44,6 +44,9 @@ def pong_difference_frames(n, seed=0):
     return processed[1:] - processed[:-1]
 
 
+IN_PLACE = {"rmsprop_step", "adam_step", "pong_difference"}
+
+
 def make_cases(dtype=np.float32, seed=0):
     """(kernel name, size label, args builder) for each benchmarked call."""
     rng = np.random.default_rng(seed)
@@ -90,6 +93,8 @@ def make_cases(dtype=np.float32, seed=0):
         ("gaussian_policy_grad", "10000 x 32 -> 4", lambda: (normal(32, 4), normal(10000, 32), normal(10000, 4),
                                                              normal(10000), 0.5)),
         ("rmsprop_step", "1.28M params", rmsprop_args),
+        ("adam_step", "1.28M params", lambda: (normal(1_280_000), normal(1_280_000), normal(1_280_000),
+                                               np.abs(normal(1_280_000)), 10, 1e-3)),
         ("pong_preprocess", "16 frames", lambda: (pong_frames(16),)),
         ("pong_difference", "8 of 16 envs (a trainer step)", lambda: (pong_frames(8), np.zeros((16, 6400), np.uint8),
                                                                       np.arange(0, 16, 2))),
@@ -150,7 +155,7 @@ def main(argv=None):
         if args.only and args.only not in name:
             continue
         call_args = build()
-        if name in ("rmsprop_step", "pong_difference"):  # in place: give each backend its own state
+        if name in IN_PLACE:  # in place: give each backend its own state
             numpy_s = time_call(getattr(reference, name), tuple(a.copy() if isinstance(a, np.ndarray) else a
                                                                  for a in call_args), args.seconds)
         else:

@@ -113,8 +113,9 @@ def train_parser():
     other.add_argument("--sigma-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise reached at --max-episodes (default 0.1)")
     other.add_argument("--anneal", choices=["exponential", "linear"], default=None,
                        help="how tau / sigma move from start to final over --max-episodes (default exponential: start * (final/start)**(episode/max_episodes))")
-    other.add_argument("--baseline", action="store_true", default=None,
-                       help="subtract a running mean of the return at each step index, instead of the batch mean")
+    other.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
+                       help="subtract a running mean of the return at each step index, instead of the batch mean "
+                            "(default: on for taxi, off otherwise)")
     other.add_argument("--map", choices=["4x4", "8x8"], default=None, help="frozenlake map (default 4x4)")
     other.add_argument("--no-slip", action="store_true", default=None, help="frozenlake without the slippery ice")
     return parser
@@ -267,13 +268,19 @@ def play_main(argv=None):
 
 
 def plot_main(argv=None):
-    parser = argparse.ArgumentParser(prog="pgcore-plot", description="Learning curve of a run as a PNG.")
-    parser.add_argument("run_dir")
-    parser.add_argument("-o", "--output", default=None, help="PNG path (default RUN_DIR/learning_curve.png)")
+    parser = argparse.ArgumentParser(prog="pgcore-plot", description="Learning curves of runs as a PNG.")
+    parser.add_argument("run_dir", nargs="+", help="one run (its episodes and running reward), or several to compare")
+    parser.add_argument("-o", "--output", default=None, help="PNG path (default RUN_DIR/learning_curve.png; "
+                        "required with several runs)")
     args = parser.parse_args(argv)
+    if len(args.run_dir) > 1 and args.output is None:
+        parser.exit(2, "pgcore-plot: error: comparing several runs needs -o/--output\n")
     from pgcore import plot, runs
     try:
-        out = plot.plot_run(args.run_dir, args.output)
+        if len(args.run_dir) == 1:
+            out = plot.plot_run(args.run_dir[0], args.output)
+        else:
+            out = plot.plot_runs(args.run_dir, args.output)
     except runs.RunError as error:
         return _fail(str(error))
     except OSError as error:

@@ -47,21 +47,22 @@ class TaskSpec:
     sigma: float = 1.0
     sigma_final: float = 1.0
     hidden: int = 0
+    baseline: bool = False
 
 
 TASKS = {
     "frozenlake": TaskSpec("FrozenLake-v1", "tabular", "tabular softmax on FrozenLake (4x4 slippery; --map 8x8, --no-slip)",
-                           lr=0.05, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.1),
+                           lr=0.2, batch_episodes=32, max_episodes=20_000, tau=1.0, tau_final=0.1),
     "taxi": TaskSpec("Taxi-v4", "tabular", "tabular softmax on Taxi",
-                     lr=0.05, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.1),
+                     lr=0.02, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.05, baseline=True),
     "cliffwalking": TaskSpec("CliffWalking-v1", "tabular", "tabular softmax on CliffWalking",
-                             lr=0.05, batch_episodes=16, max_episodes=4_000, tau=1.0, tau_final=0.1),
+                             lr=0.1, batch_episodes=16, max_episodes=3_000, tau=1.0, tau_final=0.05),
     "cartpole": TaskSpec("CartPole-v1", "mlp", "softmax MLP on CartPole",
-                         lr=0.01, batch_episodes=8, max_episodes=2_000, hidden=32),
+                         lr=0.01, batch_episodes=8, max_episodes=1_000, hidden=32),
     "acrobot": TaskSpec("Acrobot-v1", "mlp", "softmax MLP on Acrobot",
-                        lr=0.01, batch_episodes=8, max_episodes=1_000, hidden=32),
+                        lr=0.01, batch_episodes=8, max_episodes=600, hidden=32),
     "inverted-pendulum": TaskSpec("InvertedPendulum-v5", "gaussian", "linear Gaussian on MuJoCo's InvertedPendulum",
-                                  lr=0.01, batch_episodes=8, max_episodes=2_000, sigma=1.0, sigma_final=0.1),
+                                  lr=0.05, batch_episodes=8, max_episodes=1_000, sigma=1.0, sigma_final=0.1),
 }
 
 
@@ -95,7 +96,7 @@ def default_config(task, **overrides):
     spec = TASKS[task]
     values = dict(task=task, lr=spec.lr, gamma=spec.gamma, batch_episodes=spec.batch_episodes, hidden=spec.hidden,
                   tau=spec.tau, tau_final=spec.tau_final, sigma=spec.sigma, sigma_final=spec.sigma_final,
-                  max_episodes=spec.max_episodes)
+                  max_episodes=spec.max_episodes, baseline=spec.baseline)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ControlConfig(**values)
 
@@ -180,7 +181,7 @@ class Tabular:
     def act(self, params, states, rng, temperature, greedy=False):
         logits = params["w"][states]
         if greedy:
-            return logits.argmax(axis=1)
+            return greedy_actions(logits, rng)
         return sample_categorical(self.kernels.softmax(logits, temperature), rng)
 
     def log_likelihood_grad(self, params, states, actions, weights, temperature):
@@ -208,7 +209,7 @@ class SoftmaxMLP:
     def act(self, params, x, rng, temperature, greedy=False):
         _, logits = self.kernels.mlp_forward(x, params["w1"], params["w2"])
         if greedy:
-            return logits.argmax(axis=1)
+            return greedy_actions(logits, rng)
         return sample_categorical(self.kernels.softmax(logits), rng)
 
     def log_likelihood_grad(self, params, x, actions, weights, temperature):
@@ -242,6 +243,13 @@ class LinearGaussian:
 
     def log_likelihood_grad(self, params, x, actions, weights, sigma):
         return {"theta": self.kernels.gaussian_policy_grad(params["theta"], x, actions, weights, sigma)}
+
+
+def greedy_actions(logits, rng):
+    """The most probable action of each row, ties broken at random: a state the training never
+    reached (all logits 0) must not always pick action 0, which walks into a wall forever."""
+    best = logits == logits.max(axis=1, keepdims=True)
+    return sample_categorical(best / best.sum(axis=1, keepdims=True), rng)
 
 
 def sample_categorical(probabilities, rng):

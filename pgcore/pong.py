@@ -59,6 +59,32 @@ COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "e
                  "wall_s": (int, float), "segment": int}
 
 
+def check_config(config):
+    """Raises ValueError naming the first setting out of range (a hand-edited checkpoint, say)."""
+    positive = ("envs", "threads", "frameskip", "hidden", "batch_episodes")
+    for name in positive:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    for name in ("max_frames", "max_episodes", "checkpoint_every", "seed"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    for name, low, high in (("lr", 0.0, 1.0), ("decay", 0.0, 1.0), ("beta1", 0.0, 0.999999), ("beta2", 0.0, 0.999999),
+                            ("gamma", 0.0, 1.0), ("sticky", 0.0, 1.0)):
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{name} must be a number in [{low}, {high}], not {value!r}")
+    if config.lr == 0:
+        raise ValueError("lr must be above 0")
+    if config.optimizer not in OPTIMIZER_STATE:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZER_STATE)}, not {config.optimizer!r}")
+    if config.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, not {config.dtype!r}")
+    if config.backend not in ("cython", "numpy"):
+        raise ValueError(f"backend must be cython or numpy, not {config.backend!r}")
+
+
 def check_resume_meta(meta, counter_types=COUNTER_TYPES, reward_bounds=(-21, 21)):
     """The counters and RNG state of a checkpoint, checked; raises ValueError naming the problem."""
     counters = meta.get("counters")

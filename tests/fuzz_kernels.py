@@ -59,7 +59,7 @@ def case(rng):
     a = max(a, 1) if rng.random() < 0.9 else a
     name = str(rng.choice(["softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu",
                        "relu_backward", "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns",
-                       "standardize", "gaussian_policy_grad", "rmsprop_step"]))
+                       "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step"]))
     specials = FINITE_SPECIALS.get(name, SPECIALS)
     f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
     tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
@@ -93,6 +93,9 @@ def case(rng):
         k = (a,) if rng.random() < 0.5 else ()
         return name, (f((d,) + k), f((n, d)), f((n,) + k, other), f((n,)), float(rng.choice([1.0, 0.3, 0.0])))
     shape = (n, a)
+    if name == "adam_step":
+        return name, (np.array(f(shape)), f(shape, other), np.array(f(shape)), np.abs(np.array(f(shape))),
+                      int(rng.choice([1, 10, 0])), float(rng.choice([1e-3, 0.1])))
     return name, (np.array(f(shape)), f(shape, other), np.abs(np.array(f(shape))), float(rng.choice([1e-3, 0.1])))
 
 
@@ -133,6 +136,8 @@ def main():
         dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), np.float64)
         if name == "rmsprop_step" and k_kind == "ok":
             k_value, r_value = tuple(k_args[::2]), tuple(r_args[::2])  # param and cache, updated in place
+        if name == "adam_step" and k_kind == "ok":
+            k_value, r_value = (k_args[0],) + k_args[2:4], (r_args[0],) + r_args[2:4]  # param, m, v
         floor = 0.0
         if name == "sigmoid_policy_grad" and k_kind == "ok" and np.isfinite(args[2]).any():
             floor = float(np.abs(args[2][np.isfinite(args[2])]).max())

@@ -336,3 +336,13 @@ def test_early_ctrl_c_is_clean(tmp_path):
         load_run_checkpoint(run_dir)
     else:
         assert code == 130 and len(stderr_lines(err)) == 1, (code, err)
+
+
+@pytest.mark.parametrize("flags, lr, optimizer", [([], 1e-3, "rmsprop"), (["--preset", "classic"], 1e-4, "rmsprop"),
+                                                  (["--preset", "classic", "--lr", "3e-4"], 3e-4, "rmsprop"),
+                                                  (["--optimizer", "adam"], 1e-3, "adam")])
+def test_pong_presets_and_explicit_flags(flags, lr, optimizer, tmp_path):
+    """The fast preset is the default, classic is the original recipe, an explicit flag wins."""
+    from pgcore import cli
+    config = cli._new_config(cli.train_parser().parse_args(["pong", *flags]), str(tmp_path))
+    assert (config.lr, config.optimizer, config.batch_episodes, config.hidden) == (lr, optimizer, 10, 200)

@@ -480,3 +480,56 @@ def test_progress_written_before_a_new_column_is_resumed(small_run_copy):
     assert header[-1] == "skipped_updates"
     assert [int(row[0]) for row in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 3
     assert all(row[header.index("skipped_updates")] == "0" for row in rows)
+
+
+# ---------------------------------------------------------------------------
+# A full disk while saving
+# ---------------------------------------------------------------------------
+
+def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, keep_threads, monkeypatch):
+    """The second checkpoint write fails with ENOSPC part-way (as a full disk does): the error
+    reaches the caller, the first checkpoint is intact and loads, no temporary file is left.
+    (benchmarks/full_disk.py shows the same with a real 1 MiB tmpfs, which needs root.)"""
+    import errno
+    run_dir = str(tmp_path / "run")
+    runs.prepare_run_dir(run_dir, resume=False)
+    config = pong.PongConfig(seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
+                             max_episodes=6, checkpoint_every=2, run_dir=run_dir, quiet=True)
+    path = os.path.join(run_dir, runs.CHECKPOINT_NAME)
+    real_fdopen = os.fdopen
+    writes = []
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real_atomic_write = runs.atomic_write_bytes
+
+    def atomic_write_bytes(target, data):
+        if target == path:
+            writes.append(open(path, "rb").read() if os.path.exists(path) else None)
+        return real_atomic_write(target, data)
+
+    def fdopen(fd, mode="r", *args, **kwargs):
+        f = real_fdopen(fd, mode, *args, **kwargs)
+        return FullDisk(f) if len(writes) == 2 and "w" in mode else f
+
+    monkeypatch.setattr(runs, "atomic_write_bytes", atomic_write_bytes)
+    monkeypatch.setattr(runs.os, "fdopen", fdopen)
+    with pytest.raises(OSError) as error:
+        pong.train(config, pgcore.kernels)
+    assert error.value.errno == errno.ENOSPC
+    assert open(path, "rb").read() == writes[1], "the previous checkpoint was touched"
+    arrays, meta = runs.load_checkpoint(path, pong.checkpoint_arrays(config))
+    assert meta["counters"]["episode"] == 2
+    assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]
