@@ -320,11 +320,8 @@ def advantages_of(kernels, returns, active, baseline, use_baseline):
 def train(config, kernels, resume_meta=None, resume_arrays=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
     (counters, the name of the signal that stopped it or None)."""
-    stop = StopRequest()
-    try:
+    with StopRequest() as stop:
         return _train(config, kernels, resume_meta, resume_arrays, stop)
-    finally:
-        stop.restore()
 
 
 def _train(config, kernels, resume_meta, resume_arrays, stop):

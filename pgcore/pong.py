@@ -123,7 +123,10 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signal_name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
 
-    def restore(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         self.previous = {}
@@ -220,11 +223,8 @@ class EpisodeBuffers:
 def train(config, kernels, resume_meta=None, resume_arrays=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
     (counters, the name of the signal that stopped it or None)."""
-    stop = StopRequest()
-    try:
+    with StopRequest() as stop:
         return _train(config, kernels, resume_meta, resume_arrays, stop)
-    finally:
-        stop.restore()
 
 
 def _train(config, kernels, resume_meta, resume_arrays, stop):

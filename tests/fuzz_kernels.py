@@ -111,7 +111,7 @@ def run_one(function, args):
 
 def same(kernel, twin, dtype, scale_floor=0.0):
     """Equal to rtol, NaN in the same places; `scale_floor` widens the absolute tolerance where
-    the result is a small difference of larger terms (sigmoid: weights * (a - p))."""
+    the result is a small difference of larger terms (weights * (a - p))."""
     rtol = 1e-4 if dtype == np.float32 else 1e-9
     for k, t in zip(kernel if isinstance(kernel, tuple) else (kernel,), twin if isinstance(twin, tuple) else (twin,)):
         k, t = np.asarray(k), np.asarray(t)
@@ -139,8 +139,9 @@ def main():
         if name == "adam_step" and k_kind == "ok":
             k_value, r_value = (k_args[0],) + k_args[2:4], (r_args[0],) + r_args[2:4]  # param, m, v
         floor = 0.0
-        if name == "sigmoid_policy_grad" and k_kind == "ok" and np.isfinite(args[2]).any():
-            floor = float(np.abs(args[2][np.isfinite(args[2])]).max())
+        if name in ("sigmoid_policy_grad", "softmax_policy_grad") and k_kind == "ok" and np.isfinite(args[2]).any():
+            # weights * (onehot - p) / tau: where p rounds to 1, the two differ by one ulp of p
+            floor = float(np.abs(args[2][np.isfinite(args[2])]).max()) / (args[3] if len(args) > 3 else 1.0)
         ok = (k_kind == r_kind == "error") or (k_kind == r_kind == "ok" and same(k_value, r_value, dtype, floor))
         if not ok:
             failures += 1

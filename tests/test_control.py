@@ -245,10 +245,12 @@ def test_cartpole_learns(tmp_path):
 
 
 def test_inverted_pendulum_learns(tmp_path):
-    config, _, _, rows = train_small(tmp_path, "inverted-pendulum", 400)
+    """Its default budget, 1,000 episodes (~20 s): the pole falls after ~5-30 steps at first."""
+    config, _, _, rows = train_small(tmp_path, "inverted-pendulum", 1000)
+    assert rewards_of(rows)[:16].mean() < 50
     arrays, _ = runs.load_checkpoint(str(tmp_path / runs.CHECKPOINT_NAME))
     returns = control.evaluate(config, {"theta": arrays["theta"]}, 5, seed=0)
-    assert returns.mean() >= 200, returns
+    assert returns.mean() >= 500, returns
 
 
 # ---- command line ----

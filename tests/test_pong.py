@@ -274,8 +274,10 @@ def test_small_run_files(small_run):
     assert counters["frames"] >= cols["frames"][-1] and counters["steps"] >= cols["steps"][-1]
     assert counters["running_reward"] == pytest.approx(cols["running_reward"][-1], abs=1e-5)
     assert np.all(arrays["grad_w1"] == 0) and np.all(arrays["grad_w2"] == 0), "applied, then cleared"
-    # --sync: every env steps every time, so frames are exactly steps * frameskip
-    np.testing.assert_array_equal(cols["frames"], 4 * cols["steps"])
+    # --sync: every env steps every time, so frames are steps * frameskip, less the frames not
+    # emulated when a game ends part-way through an episode's last step (up to 3 per episode)
+    assert np.all(cols["frames"] <= 4 * cols["steps"])
+    assert np.all(cols["frames"] >= 4 * cols["steps"] - 3 * cols["episode"])
 
 
 def test_max_frames_stops_the_run(tmp_path):
