@@ -62,7 +62,8 @@ TASKS = {
     "acrobot": TaskSpec("Acrobot-v1", "mlp", "softmax MLP on Acrobot",
                         lr=0.01, batch_episodes=8, max_episodes=600, hidden=32),
     "inverted-pendulum": TaskSpec("InvertedPendulum-v5", "gaussian", "linear Gaussian on MuJoCo's InvertedPendulum",
-                                  lr=0.05, batch_episodes=8, max_episodes=1_000, sigma=1.0, sigma_final=0.1),
+                                  lr=0.05, batch_episodes=8, max_episodes=1_000, sigma=1.0, sigma_final=0.3,
+                                  baseline=True),
 }
 
 
@@ -348,7 +349,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         rng.bit_generator.state = resume_meta["rng"]
         counters = dict(resume_meta["counters"])
         counters["segment"] += 1
-    env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
+    env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1))
     column = temperature_name(config)
     progress = runs.ProgressLog(os.path.join(config.run_dir, "progress.csv"),
                                 extra_columns=["updates"] + ([column] if column else []),
@@ -372,12 +373,13 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         from tqdm import tqdm
         bar = tqdm(total=config.max_episodes or None, initial=counters["episode"], unit="ep", dynamic_ncols=True)
     n = config.batch_episodes
-    reset_seed = env_seed  # the first reset seeds copy i with env_seed + i; later ones go on from there
     try:
         while not limits_reached() and stop.signal_name is None:
-            # Every batch starts from fresh episodes: a copy that finished early has moved on.
-            observations, _ = envs.reset(seed=reset_seed)
-            reset_seed = None
+            # Every batch starts from fresh episodes (a copy that finished early has moved on), copy i
+            # seeded with env_seed + episodes so far + i, and the action RNG as it was: a run resumed
+            # from any checkpoint plays exactly the batches an uninterrupted run would.
+            observations, _ = envs.reset(seed=env_seed + counters["episode"])
+            batch_rng_state = rng.bit_generator.state
             temperature = temperature_at(config, counters["episode"])
             # ---- play one episode in each of the N copies, with the current parameters ----
             inputs, actions, rewards, dones, actives = [], [], [], [], []
@@ -392,8 +394,9 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                 dones.append(done), actives.append(active.copy())
                 finish_wall[active & done] = counters["wall_s"] + time.perf_counter() - segment_start
                 active = active & ~done
-            if active.any():
-                break  # stopped by a signal mid-batch: these episodes are played again on resume
+            if active.any():  # stopped by a signal mid-batch: the resumed run plays this batch again
+                rng.bit_generator.state = batch_rng_state
+                break
             # ---- one update from the N whole episodes ----
             actives, rewards = np.array(actives), np.array(rewards)   # (T, N)
             returns = kernels.discounted_returns(rewards, config.gamma, dones=np.array(dones))
