@@ -108,7 +108,7 @@ def train_parser():
     pong.add_argument("--sync", action="store_true", default=None, help="step all emulators together: slower, bitwise reproducible")
     other = parser.add_argument_group("the other tasks (Adam; each update plays --batch-episodes episodes in parallel)")
     other.add_argument("--tau", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: softmax temperature at the start (default 1)")
-    other.add_argument("--tau-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: temperature reached at --max-episodes (default 0.1 for frozenlake, 0.05 for taxi and cliffwalking)")
+    other.add_argument("--tau-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: temperature reached at --max-episodes (default 0.3 for frozenlake, 0.05 for taxi and cliffwalking)")
     other.add_argument("--sigma", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise at the start (default 1)")
     other.add_argument("--sigma-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise reached at --max-episodes (default 0.3)")
     other.add_argument("--anneal", choices=["exponential", "linear"], default=None,

@@ -52,7 +52,7 @@ class TaskSpec:
 
 TASKS = {
     "frozenlake": TaskSpec("FrozenLake-v1", "tabular", "tabular softmax on FrozenLake (4x4 slippery; --map 8x8, --no-slip)",
-                           lr=0.2, batch_episodes=32, max_episodes=20_000, tau=1.0, tau_final=0.1),
+                           lr=0.05, batch_episodes=64, max_episodes=40_000, tau=1.0, tau_final=0.3),
     "taxi": TaskSpec("Taxi-v4", "tabular", "tabular softmax on Taxi",
                      lr=0.02, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.05, baseline=True),
     "cliffwalking": TaskSpec("CliffWalking-v1", "tabular", "tabular softmax on CliffWalking",

@@ -380,6 +380,20 @@ def test_sync_runs_are_reproducible_and_seeded(small_run, tmp_path):
     assert not np.array_equal(first["w1"], third["w1"]) and not np.array_equal(first["w2"], third["w2"])
 
 
+def test_sync_runs_do_not_depend_on_the_emulator_thread_count(small_run, tmp_path):
+    """--threads sets only the emulator threads (the trainer's kernels run on one): with --sync the
+    same seed gives the same rewards and weights on 1 thread as on the machine's cores."""
+    one = train_run(tmp_path / "one", "--threads", "1", seed=3)
+    columns = ["episode", "frames", "steps", "reward"]
+    a, b = progress_columns(small_run, columns), progress_columns(one, columns)
+    for name in columns:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    first, _ = load_run_checkpoint(small_run)
+    second, _ = load_run_checkpoint(one)
+    for name in ("w1", "w2"):
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
 # ---------------------------------------------------------------------------
 # A Ctrl-C inside an update
 # ---------------------------------------------------------------------------
