@@ -207,6 +207,9 @@ def _load_resume(args):
     run_dir = args.resume
     path = os.path.join(run_dir, runs.CHECKPOINT_NAME)
     _, meta = runs.load_checkpoint(path)
+    config_path = os.path.join(run_dir, "config.json")
+    if os.path.exists(config_path):
+        runs.read_json(config_path)  # a damaged record of the run is reported, not silently replaced
     saved_task = "pong" if meta.get("format") == "pgcore-pong-1" else (meta.get("config") or {}).get("task")
     if saved_task != args.task:
         raise runs.RunError(f"{run_dir} holds a {saved_task or 'unknown'} run, not {args.task}")

@@ -346,3 +346,17 @@ def test_pong_presets_and_explicit_flags(flags, lr, optimizer, tmp_path):
     from pgcore import cli
     config = cli._new_config(cli.train_parser().parse_args(["pong", *flags]), str(tmp_path))
     assert (config.lr, config.optimizer, config.batch_episodes, config.hidden) == (lr, optimizer, 10, 200)
+
+
+@pytest.mark.parametrize("content", [b"{\"task\": \"pong\", ", b"\xff\xfe garbage", b"[1, 2]"])
+def test_resume_with_a_damaged_config_json_is_refused(small_run_copy, content):
+    """config.json is the run's record: not JSON (or not an object) -> one line, exit 2, and
+    nothing in the run directory is rewritten."""
+    with open(os.path.join(small_run_copy, "config.json"), "wb") as f:
+        f.write(content)
+    files = {name: open(os.path.join(small_run_copy, name), "rb").read()
+             for name in ("checkpoint.npz", "config.json", "progress.csv")}
+    result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--max-episodes", 3, "--quiet")
+    assert_user_error(result, "config.json")
+    for name, data in files.items():
+        assert open(os.path.join(small_run_copy, name), "rb").read() == data, f"{name} was rewritten"
