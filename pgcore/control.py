@@ -58,7 +58,7 @@ TASKS = {
     "cliffwalking": TaskSpec("CliffWalking-v1", "tabular", "tabular softmax on CliffWalking",
                              lr=0.1, batch_episodes=16, max_episodes=3_000, tau=1.0, tau_final=0.05),
     "cartpole": TaskSpec("CartPole-v1", "mlp", "softmax MLP on CartPole",
-                         lr=0.01, batch_episodes=8, max_episodes=1_000, hidden=32),
+                         lr=0.01, batch_episodes=16, max_episodes=1_500, hidden=32),
     "acrobot": TaskSpec("Acrobot-v1", "mlp", "softmax MLP on Acrobot",
                         lr=0.01, batch_episodes=8, max_episodes=600, hidden=32),
     "inverted-pendulum": TaskSpec("InvertedPendulum-v5", "gaussian", "linear Gaussian on MuJoCo's InvertedPendulum",

@@ -360,3 +360,11 @@ def test_resume_with_a_damaged_config_json_is_refused(small_run_copy, content):
     assert_user_error(result, "config.json")
     for name, data in files.items():
         assert open(os.path.join(small_run_copy, name), "rb").read() == data, f"{name} was rewritten"
+
+
+def test_the_shipped_policy_plays_without_a_checkpoint_and_wins():
+    """pgcore/data/pong.npz is installed with the package; greedy, seed 0, it beats the built-in AI."""
+    result = run_cli("pgcore-play", "pong")
+    assert result.returncode == 0, result.stderr[-3000:]
+    score = int(re.findall(r"game 1: score ([+-]?\d+)", result.stdout)[0])
+    assert score > 0, result.stdout

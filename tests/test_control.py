@@ -284,7 +284,7 @@ def test_cliffwalking_learns_a_safe_path(tmp_path):
 
 
 def test_cartpole_learns(tmp_path):
-    _, _, _, rows = train_small(tmp_path, "cartpole", 400)
+    _, _, _, rows = train_small(tmp_path, "cartpole", 600)
     assert rewards_of(rows)[-50:].mean() >= 150, rewards_of(rows)[-50:].mean()
 
 
