@@ -106,14 +106,8 @@ def check_config(config):
     """Raises ValueError naming the first setting out of range."""
     if config.task not in TASKS:
         raise ValueError(f"unknown task {config.task!r}; known tasks: {', '.join(TASKS)}")
-    for name in ("batch_episodes",) + (("hidden",) if TASKS[config.task].family == "mlp" else ()):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
-    for name in ("seed", "max_frames", "max_episodes", "checkpoint_every"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    runs.check_whole_numbers(config, ("batch_episodes",) + (("hidden",) if TASKS[config.task].family == "mlp" else ()), 1)
+    runs.check_whole_numbers(config, ("seed", "max_frames", "max_episodes", "checkpoint_every"), 0)
     for name in ("lr", "tau", "tau_final", "sigma", "sigma_final"):
         value = getattr(config, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:

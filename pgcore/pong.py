@@ -61,15 +61,8 @@ COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "e
 
 def check_config(config):
     """Raises ValueError naming the first setting out of range (a hand-edited checkpoint, say)."""
-    positive = ("envs", "threads", "frameskip", "hidden", "batch_episodes")
-    for name in positive:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
-    for name in ("max_frames", "max_episodes", "checkpoint_every", "seed"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+    runs.check_whole_numbers(config, ("envs", "threads", "frameskip", "hidden", "batch_episodes"), 1)
+    runs.check_whole_numbers(config, ("max_frames", "max_episodes", "checkpoint_every", "seed"), 0)
     for name, low, high in (("lr", 0.0, 1.0), ("decay", 0.0, 1.0), ("beta1", 0.0, 0.999999), ("beta2", 0.0, 0.999999),
                             ("gamma", 0.0, 1.0), ("sticky", 0.0, 1.0)):
         value = getattr(config, name)

@@ -27,6 +27,14 @@ class RunError(Exception):
     """A run directory, config or checkpoint that cannot be used (the CLI prints it, exit 2)."""
 
 
+def check_whole_numbers(config, names, low):
+    """Raises ValueError naming the first of `names` that is not an int >= low (bools refused)."""
+    for name in names:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name} must be a whole number >= {low}, not {value!r}")
+
+
 def atomic_write_bytes(path, data):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
