@@ -6,7 +6,11 @@ VmRSS from /proc every --interval seconds next to the episode count in its progr
 reports the RSS after warm-up (the first --warmup episodes), at the end, the change in percent
 and the least-squares slope in KiB per episode.
 
-Usage: python benchmarks/memory_flat.py [--task pong] [--episodes 1000] [--warmup 100]
+Any other arguments go to pgcore-train, e.g. `--lr 1e-9` to hold the policy (and so the
+episode lengths) still: the trainer's episode buffers grow (by doubling) to the longest episode
+seen, so a policy that learns to rally longer also raises the RSS, without any leak.
+
+Usage: python benchmarks/memory_flat.py [--task pong] [--episodes 1000] [--warmup 100] [TRAIN ARGS]
 """
 import argparse
 import os
@@ -43,13 +47,13 @@ def main(argv=None):
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--interval", type=float, default=1.0)
-    args = parser.parse_args(argv)
+    args, train_args = parser.parse_known_args(argv)
     script = os.path.join(os.path.dirname(sys.executable), "pgcore-train")
     samples = []  # (episodes, rss KiB)
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = os.path.join(scratch, "run")
         child = subprocess.Popen([script, args.task, "--run-dir", run_dir, "--quiet", "--max-episodes",
-                                  str(args.episodes), *SMALL[args.task]])
+                                  str(args.episodes), *SMALL[args.task], *train_args])
         try:
             while child.poll() is None:
                 try:
@@ -70,7 +74,7 @@ def main(argv=None):
     slope = np.polyfit(episodes[steady], rss[steady], 1)[0]
     start, end, peak = rss[steady][0], rss[steady][-1], rss[steady].max()
     change = 100 * (end - start) / start
-    print(f"{args.task}: {int(episodes[-1])} episodes, {len(samples)} samples; RSS after {args.warmup} episodes "
+    print(f"{args.task} {' '.join(train_args)}: {int(episodes[-1])} episodes, {len(samples)} samples; RSS after {args.warmup} episodes "
           f"{start / 1024:.1f} MiB, at the end {end / 1024:.1f} MiB ({change:+.2f}%), peak {peak / 1024:.1f} MiB; "
           f"slope {slope:+.3f} KiB/episode -> {'flat (within 5%)' if abs(peak - start) <= 0.05 * start else 'NOT flat'}")
     return 0

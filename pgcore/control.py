@@ -25,6 +25,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -402,6 +403,9 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                     kernels.adam_step(params[k], -grads[k], moments[k]["m_"], moments[k]["v_"],
                                       counters["updates"] + 1, config.lr)
                 counters["updates"] += 1
+            else:  # one bad batch must not poison the parameters: drop it and go on
+                warnings.warn(f"episode {counters['episode'] + n}: the batch gradient is not finite; "
+                              "the update is skipped", RuntimeWarning, stacklevel=2)
             # ---- bookkeeping: one progress row per episode, in the order they finished ----
             lengths, totals = actives.sum(axis=0), rewards.sum(axis=0)
             for env in np.argsort(finish_wall, kind="stable"):

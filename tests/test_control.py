@@ -328,3 +328,24 @@ def test_cli_train_resume_and_play(tmp_path):
     assert played.returncode == 0 and "mean return over 2 episode(s)" in played.stdout
     assert run_cli("pgcore-play", "cartpole").returncode == 2, "no checkpoint ships for cartpole"
     assert run_cli("pgcore-play", "taxi", "--checkpoint", run_dir).returncode == 2, "a cartpole checkpoint is not a taxi policy"
+
+
+class PoisonedGradients:
+    """pgcore.kernels, except that softmax_policy_grad returns NaN."""
+
+    def __getattr__(self, name):
+        return getattr(pgcore.kernels, name)
+
+    def softmax_policy_grad(self, *args):
+        return np.full_like(pgcore.kernels.softmax_policy_grad(*args), np.nan)
+
+
+def test_a_non_finite_batch_is_skipped_with_a_warning(tmp_path):
+    config = control.default_config("frozenlake", max_episodes=16, batch_episodes=16, run_dir=str(tmp_path),
+                                    quiet=True)
+    before = control.Tabular(pgcore.kernels, Discrete(16), Discrete(4)).init_params(None, np.float64)["w"]
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        counters, _ = control.train(config, PoisonedGradients())
+    arrays, _ = runs.load_checkpoint(str(tmp_path / runs.CHECKPOINT_NAME))
+    assert counters["updates"] == 0 and counters["episode"] == 16
+    assert np.array_equal(arrays["w"], before)
