@@ -385,8 +385,11 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                 a = policy.act(params, x, rng, temperature)             # (N,) or (N, K)
                 observations, r, terminated, truncated, _ = envs.step(policy.env_action(a) if continuous else a)
                 done = terminated | truncated
-                inputs.append(x), actions.append(a), rewards.append(np.where(active, r, 0).astype(dtype))
-                dones.append(done), actives.append(active.copy())
+                inputs.append(x)
+                actions.append(a)
+                rewards.append(np.where(active, r, 0).astype(dtype))  # an idle copy's steps count nothing
+                dones.append(done)
+                actives.append(active.copy())
                 finish_wall[active & done] = counters["wall_s"] + time.perf_counter() - segment_start
                 active = active & ~done
             if active.any():  # stopped by a signal mid-batch: the resumed run plays this batch again
