@@ -1,4 +1,4 @@
-"""REINFORCE on Atari Pong from pixels: the classic "Pong from pixels" recipe, batched.
+"""REINFORCE on Atari Pong from pixels: the "Pong from pixels" network and update, batched.
 
 One loop, top to bottom. N emulators run on ale-py's C++ threads; while one half
 of them emulates, Python handles the other half (asynchronous send/recv), so the
@@ -40,7 +40,7 @@ class PongConfig:
     sticky: float = 0.25           # repeat_action_probability
     hidden: int = 200
     optimizer: str = "rmsprop"     # or "adam"
-    lr: float = 1e-4
+    lr: float = 1e-3               # the classic recipe's 1e-4 is --preset classic
     decay: float = 0.99            # RMSProp
     beta1: float = 0.9             # Adam
     beta2: float = 0.999           # Adam
