@@ -39,10 +39,10 @@ def log_softmax(logits, tau=1.0):
     return _policy.softmax(_rows(logits), tau, get_num_threads(), log=True).reshape(logits.shape)
 
 
-def softmax_policy_grad(logits, actions, weights, tau=1.0):
+def softmax_policy_grad(logits, actions, weights, tau=1.0, entropy=0.0):
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=2)
-    tau = v.positive("tau", tau)
-    return _policy.softmax_policy_grad(logits, actions, weights, tau, get_num_threads())
+    tau, entropy = v.positive("tau", tau), v.scalar("entropy", entropy)
+    return _policy.softmax_policy_grad(logits, actions, weights, tau, entropy, get_num_threads())
 
 
 def sigmoid_policy_grad(logits, actions, weights):

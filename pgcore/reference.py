@@ -27,12 +27,17 @@ def log_softmax(logits, tau=1.0):
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def softmax_policy_grad(logits, actions, weights, tau=1.0):
+def softmax_policy_grad(logits, actions, weights, tau=1.0, entropy=0.0):
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=2)
-    tau = v.positive("tau", tau)
-    grad = -softmax(logits, tau)
+    tau, entropy = v.positive("tau", tau), v.scalar("entropy", entropy)
+    p = softmax(logits, tau)
+    grad = -p
     grad[np.arange(len(actions)), actions] += 1
-    return grad * (weights / tau)[:, None]
+    grad *= (weights / tau)[:, None]
+    if entropy:  # + entropy * dH/dlogits, H = -sum(p log p); p log p -> 0 where p underflowed to 0
+        log_p = np.log(p, out=np.zeros_like(p), where=p > 0)
+        grad -= entropy * p * (log_p - (p * log_p).sum(axis=1, keepdims=True)) / tau
+    return grad
 
 
 def sigmoid_policy_grad(logits, actions, weights):

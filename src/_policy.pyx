@@ -1,5 +1,6 @@
 # Policy-output kernels: softmax with temperature, its log, and the score-function
-# gradients of softmax, Bernoulli (sigmoid) and linear-Gaussian policies.
+# gradients of softmax (with an optional entropy bonus fused in), Bernoulli (sigmoid)
+# and linear-Gaussian policies.
 #
 # Design: rows are handled in cache-resident chunks, each as a few flat passes (row
 # max, z = (logits - max(logits)) / tau, exp, row sums) so the exponentials vectorise
@@ -67,15 +68,30 @@ cdef void _softmax_chunk(const floating* logits, floating* out, Py_ssize_t rows,
 
 
 cdef void _softmax_grad_chunk(const floating* logits, const cnp.intp_t* actions, const floating* weights,
-                              floating* out, Py_ssize_t rows, Py_ssize_t n_actions, floating tau) noexcept nogil:
-    """out = weights * (onehot(actions) - softmax(logits / tau)) / tau for `rows` rows."""
+                              floating* out, Py_ssize_t rows, Py_ssize_t n_actions, floating tau,
+                              floating entropy) noexcept nogil:
+    """out = weights * (onehot(actions) - p) / tau - entropy * p * (log p + H) / tau for `rows`
+    rows, p = softmax(logits / tau) and H = -sum(p log p): the score plus the gradient of an
+    entropy bonus. A p that underflowed to 0 adds nothing to H or to its own slot (p log p -> 0)."""
     cdef Py_ssize_t i, j
-    cdef floating scale
+    cdef floating scale, p
+    cdef double minus_h
     _softmax_chunk(logits, out, rows, n_actions, tau, False)
     for i in range(rows):
         scale = weights[i] / tau
-        for j in range(n_actions):  # (onehot - p) * scale, in the twin's order: same NaN/inf results
-            out[i * n_actions + j] = ((j == actions[i]) - out[i * n_actions + j]) * scale
+        if entropy == 0:
+            for j in range(n_actions):  # (onehot - p) * scale, in the twin's order: same NaN/inf results
+                out[i * n_actions + j] = ((j == actions[i]) - out[i * n_actions + j]) * scale
+            continue
+        minus_h = 0  # sum p log p, in double
+        for j in range(n_actions):
+            p = out[i * n_actions + j]
+            if p > 0:
+                minus_h += p * log(p)
+        for j in range(n_actions):
+            p = out[i * n_actions + j]
+            out[i * n_actions + j] = ((j == actions[i]) - p) * scale - (
+                entropy * p * <floating>((log(p) - minus_h) if p > 0 else 0) / tau)
 
 
 def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint log=False):
@@ -104,10 +120,10 @@ def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint 
 
 
 def softmax_policy_grad(const floating[:, ::1] logits_view, const cnp.intp_t[::1] actions_view,
-                        const floating[::1] weights_view, double tau, int n_threads):
+                        const floating[::1] weights_view, double tau, double entropy, int n_threads):
     cdef Py_ssize_t c, start, n = logits_view.shape[0], n_actions = logits_view.shape[1]
     cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
-    cdef floating t = <floating>tau
+    cdef floating t = <floating>tau, bonus = <floating>entropy
     out_array = np.empty((n, n_actions), dtype=np.float32 if floating is float else np.float64)
     cdef floating[:, ::1] out_view = out_array
     if n == 0:
@@ -122,12 +138,12 @@ def softmax_policy_grad(const floating[:, ::1] logits_view, const cnp.intp_t[::1
             for c in prange(n_chunks, schedule='static', num_threads=threads):
                 start = c * CHUNK_ROWS
                 _softmax_grad_chunk(logits + start * n_actions, actions + start, weights + start,
-                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t)
+                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t, bonus)
         else:
             for c in range(n_chunks):
                 start = c * CHUNK_ROWS
                 _softmax_grad_chunk(logits + start * n_actions, actions + start, weights + start,
-                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t)
+                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t, bonus)
     return out_array
 
 

@@ -67,7 +67,9 @@ def case(rng):
     if name in ("softmax", "log_softmax"):
         return name, (f((n, a) if rng.random() < 0.7 else (a,)), tau)
     if name == "softmax_policy_grad":
-        return name, (f((n, a)), actions, f((n,), other), tau)
+        if rng.random() < 0.5:
+            return name, (f((n, a)), actions, f((n,), other), tau)
+        return name, (f((n, a)), actions, f((n,), other), tau, float(rng.choice([0.3, -2.0, 0.0, np.inf, np.nan])))
     if name == "sigmoid_policy_grad":
         return name, (f((n,)), rng.integers(0, 2 + (rng.random() < 0.05), n), f((n,), other))
     if name == "relu":
@@ -140,8 +142,10 @@ def main():
             k_value, r_value = (k_args[0],) + k_args[2:4], (r_args[0],) + r_args[2:4]  # param, m, v
         floor = 0.0
         if name in ("sigmoid_policy_grad", "softmax_policy_grad") and k_kind == "ok" and np.isfinite(args[2]).any():
-            # weights * (onehot - p) / tau: where p rounds to 1, the two differ by one ulp of p
-            floor = float(np.abs(args[2][np.isfinite(args[2])]).max()) / (args[3] if len(args) > 3 else 1.0)
+            # weights * (onehot - p) / tau: where p rounds to 1, the two differ by one ulp of p (and the
+            # entropy bonus's p * (log p + H) by about as much, times the entropy coefficient)
+            entropy = abs(args[4]) if len(args) > 4 else 0.0
+            floor = (float(np.abs(args[2][np.isfinite(args[2])]).max()) + entropy) / (args[3] if len(args) > 3 else 1.0)
         ok = (k_kind == r_kind == "error") or (k_kind == r_kind == "ok" and same(k_value, r_value, dtype, floor))
         if not ok:
             failures += 1

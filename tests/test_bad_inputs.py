@@ -76,6 +76,10 @@ BAD = [
     ("softmax_policy_grad", "tau", 0.0, ValueError),
     ("softmax_policy_grad", "tau", -0.5, ValueError),
     ("softmax_policy_grad", "tau", float("nan"), ValueError),
+    ("softmax_policy_grad", "entropy", float("nan"), ValueError),
+    ("softmax_policy_grad", "entropy", float("-inf"), ValueError),
+    ("softmax_policy_grad", "entropy", "0.1", TypeError),
+    ("softmax_policy_grad", "entropy", None, TypeError),
     # sigmoid_policy_grad
     ("sigmoid_policy_grad", "logits", ones(4, 1), ValueError),
     ("sigmoid_policy_grad", "logits", np.ones(4, np.int64), TypeError),

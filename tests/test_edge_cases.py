@@ -29,6 +29,12 @@ def test_extreme_logits_at_small_tau(backend, dtype):
     assert np.all(np.isfinite(grad))
     expected = np.array([[-1, 1, 0], [-2, 1, 1]]) * 1e3  # w * (onehot - p) / tau
     assert_close(grad, expected.astype(dtype), rtol, atol=rtol * 1e3, what="softmax_policy_grad")
+    # p underflows to 0 in both rows: the entropy bonus adds nothing there (p log p -> 0), never NaN;
+    # row 1's two equal p = 1/2 are a maximum of the entropy, so its bonus gradient is 0 too
+    bonus = backend.softmax_policy_grad(logits, np.array([1, 0]), np.array([1.0, -2.0], dtype), tau=tau,
+                                        entropy=3.0)
+    assert np.all(np.isfinite(bonus))
+    assert_close(bonus, grad, rtol, atol=rtol * 1e3, what="softmax_policy_grad with entropy")
 
     sig = backend.sigmoid_policy_grad(np.array([1e4, -1e4, 1e4, -1e4], dtype), np.array([0, 1, 1, 0]),
                                       np.array([1, 1, 1, 3], dtype))

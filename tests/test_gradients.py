@@ -66,6 +66,51 @@ def test_softmax_policy_grad_matches_finite_differences(backend, tau):
     assert_close(grad.sum(axis=1), np.zeros(n), rtol=0, atol=1e-9 * np.abs(grad).max())
 
 
+def entropy_bonus_objective(actions, weights, tau, entropy):
+    """The score objective above plus entropy * sum_i H(softmax(logits[i] / tau))."""
+    score = softmax_objective(actions, weights, tau)
+
+    def f(logits):
+        log_p = logits / tau - logsumexp(logits / tau, axis=1, keepdims=True)
+        return score(logits) - entropy * float(np.sum(np.exp(log_p) * log_p))
+    return f
+
+
+@pytest.mark.parametrize("tau", TAUS)
+@pytest.mark.parametrize("entropy", [0.01, 0.3, 5.0, -1.0])
+def test_softmax_policy_grad_entropy_bonus_matches_finite_differences(backend, tau, entropy):
+    rng = np.random.default_rng(4)
+    n, a = 5, 4
+    logits = rng.normal(0.0, 2.0 * tau, size=(n, a))
+    actions = rng.integers(0, a, size=n)
+    weights = rng.normal(size=n)
+    grad = backend.softmax_policy_grad(logits, actions, weights, tau=tau, entropy=entropy)
+    numeric = central_difference(entropy_bonus_objective(actions, weights, tau, entropy), logits, step=1e-4 * tau)
+    assert_matches_fd(grad, numeric)
+    # the bonus alone (weights 0) is FD-checked too, and is what the argument adds to the score
+    zero = np.zeros(n)
+    bonus = backend.softmax_policy_grad(logits, actions, zero, tau=tau, entropy=entropy)
+    numeric = central_difference(entropy_bonus_objective(actions, zero, tau, entropy), logits, step=1e-4 * tau)
+    assert_matches_fd(bonus, numeric)
+    score = backend.softmax_policy_grad(logits, actions, weights, tau=tau)
+    assert_close(grad, score + bonus, rtol=1e-12, atol=1e-12 * np.abs(grad).max())
+
+
+def test_entropy_bonus_raises_entropy(backend):
+    """Steps along the bonus's gradient (weights 0) take any policy toward uniform."""
+    logits = np.array([[3.0, 0.0, -1.0, 0.5], [0.0, 0.0, 0.0, 2.0]])
+    tau = 0.5
+
+    def entropy_of(z):
+        p = backend.softmax(z, tau=tau)
+        return -(p * np.log(p)).sum(axis=1)
+    start = entropy_of(logits)
+    for _ in range(2000):
+        logits = logits + 0.05 * backend.softmax_policy_grad(logits, [0, 0], np.zeros(2), tau=tau, entropy=1.0)
+    assert np.all(entropy_of(logits) > start)
+    assert_close(entropy_of(logits), np.full(2, np.log(4)), rtol=1e-3)
+
+
 def test_softmax_policy_grad_default_tau_is_one(backend):
     rng = np.random.default_rng(2)
     logits, actions, weights = rng.normal(size=(3, 5)), np.array([0, 4, 2]), rng.normal(size=3)

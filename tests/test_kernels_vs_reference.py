@@ -63,21 +63,27 @@ def test_softmax_default_tau(dtype):
     assert_close(K.log_softmax(logits), R.log_softmax(logits, 1.0), rtol_of(dtype), atol=rtol_of(dtype))
 
 
-def _check_softmax_policy_grad(logits, actions, weights, tau, dtype):
-    got, want = both("softmax_policy_grad", logits, actions, weights, tau)
-    # (onehot - p) * w / tau: an entry whose p is ~1 cancels, so each row's bound includes rtol * |w / tau|
-    atol = rtol_of(dtype) * np.abs(np.asarray(weights, np.float64) / tau)[:, None]
+def _check_softmax_policy_grad(logits, actions, weights, tau, dtype, entropy=0.0):
+    got, want = both("softmax_policy_grad", logits, actions, weights, tau, entropy)
+    # (onehot - p) * w / tau: an entry whose p is ~1 cancels, so each row's bound includes rtol * |w / tau|;
+    # the bonus's p * (log p + H) / tau cancels too, and |p log p| <= 1/e, p * H <= log(A)
+    bonus = abs(entropy) * (1 + np.log(max(logits.shape[1], 1)))
+    atol = rtol_of(dtype) * ((np.abs(np.asarray(weights, np.float64)) + bonus) / tau)[:, None]
     assert_close(got, want, rtol_of(dtype), atol=atol, what="softmax_policy_grad")
 
 
-@given(n=st.integers(0, 12), n_actions=st.integers(1, 10), scale=scales, tau=taus, seed=seeds,
+entropies = st.sampled_from([0.0, 0.01, 0.3, 5.0]) | st.floats(-10, 10)
+
+
+@given(n=st.integers(0, 12), n_actions=st.integers(1, 10), scale=scales, tau=taus, entropy=entropies, seed=seeds,
        action_dtype=int_dtypes, layout=layouts, layout_w=layouts)
-def test_softmax_policy_grad(threads, dtype, n, n_actions, scale, tau, seed, action_dtype, layout, layout_w):
+def test_softmax_policy_grad(threads, dtype, n, n_actions, scale, tau, entropy, seed, action_dtype, layout,
+                             layout_w):
     rng = np.random.default_rng(seed)
     logits = arrange(normal(rng, (n, n_actions), dtype, scale), layout)
     actions = arrange(rng.integers(0, n_actions, size=n).astype(action_dtype), layout_w)
     weights = arrange(normal(rng, n, dtype, 2.0), layout_w)
-    _check_softmax_policy_grad(logits, actions, weights, tau, dtype)
+    _check_softmax_policy_grad(logits, actions, weights, tau, dtype, entropy)
 
 
 def _check_sigmoid_policy_grad(logits, actions, weights, dtype):
@@ -496,6 +502,7 @@ def test_large_policy_outputs(threads, dtype):
     _check_softmax(logits.reshape(40, 1200), 2.0, dtype)  # longer rows
     actions = rng.integers(0, 6, size=8000)
     _check_softmax_policy_grad(logits, actions, normal(rng, 8000, dtype), 0.5, dtype)
+    _check_softmax_policy_grad(logits, actions, normal(rng, 8000, dtype), 0.5, dtype, entropy=0.3)
     flat = normal(rng, 40000, dtype, 3.0)
     _check_sigmoid_policy_grad(flat, rng.integers(0, 2, size=40000), normal(rng, 40000, dtype), dtype)
 
