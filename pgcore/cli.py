@@ -68,7 +68,8 @@ _FLAG_TASKS = {
     "envs": ("pong",), "optimizer": ("pong",), "preset": ("pong",), "frameskip": ("pong",),
     "sticky": ("pong",), "sync": ("pong",),
     "tau": _TABULAR, "tau_final": _TABULAR, "sigma": _GAUSSIAN, "sigma_final": _GAUSSIAN,
-    "anneal": _TABULAR + _GAUSSIAN, "baseline": tuple(CONTROL_TASKS), "map": ("frozenlake",),
+    "entropy": _TABULAR + _MLP, "entropy_final": _TABULAR + _MLP,
+    "anneal": tuple(CONTROL_TASKS), "baseline": tuple(CONTROL_TASKS), "map": ("frozenlake",),
     "no_slip": ("frozenlake",), "hidden": ("pong",) + _MLP,
 }
 
@@ -109,8 +110,13 @@ def train_parser():
     other.add_argument("--tau-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: temperature reached at --max-episodes (default 0.3 for frozenlake, 0.05 for taxi and cliffwalking)")
     other.add_argument("--sigma", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise at the start (default 1)")
     other.add_argument("--sigma-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise reached at --max-episodes (default 0.3)")
+    other.add_argument("--entropy", type=_bounded_float(0.0, 1e6), default=None,
+                       help="softmax tasks: entropy bonus at the start, added to the objective per step "
+                            "(default 0.5 for cliffwalking, 0 otherwise)")
+    other.add_argument("--entropy-final", type=_bounded_float(0.0, 1e6), default=None,
+                       help="softmax tasks: entropy bonus reached at --max-episodes (default 5e-4 for cliffwalking, 0 otherwise)")
     other.add_argument("--anneal", choices=["exponential", "linear"], default=None,
-                       help="how tau / sigma move from start to final over --max-episodes (default exponential: start * (final/start)**(episode/max_episodes))")
+                       help="how tau / sigma / entropy move from start to final over --max-episodes (default exponential: start * (final/start)**(episode/max_episodes))")
     other.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
                        help="subtract a running mean of the return at each step index, instead of the batch mean "
                             "(default: on for taxi and inverted-pendulum, off otherwise)")
@@ -179,7 +185,8 @@ def _new_config(args, run_dir):
         pong.check_config(config)
         return config
     from pgcore import control, runs
-    values = given | {k: getattr(args, k) for k in ("tau", "tau_final", "sigma", "sigma_final", "anneal", "baseline", "map")}
+    values = given | {k: getattr(args, k) for k in ("tau", "tau_final", "sigma", "sigma_final", "entropy", "entropy_final",
+                                                 "anneal", "baseline", "map")}
     values["slip"] = None if args.no_slip is None else False
     config = control.default_config(args.task, **common, **values)
     try:

@@ -20,6 +20,13 @@ the time-indexed baseline below for free.
 The MLP and Gaussian inputs get a constant 1 appended, so their first layer has a
 bias. Temperature (tau) and sigma may anneal from their start to their final value
 over `max_episodes`: exponentially (geometric) by default, or linearly.
+
+The softmax policies may add an entropy bonus to the objective, `entropy` times the
+sum over the batch's steps of H(pi(.|s_t)), annealed like tau. It keeps every state's
+policy from saturating while the returns are still noisy: on cliffwalking a policy
+without it learns early, while it still steps at random, that the cliff's edge is
+dangerous, leaves it, and never comes back to learn that the edge is the short way
+(-17 instead of -13); with the bonus falling from 0.5 to 5e-4 it finds the edge.
 """
 import dataclasses
 import math
@@ -49,6 +56,9 @@ class TaskSpec:
     sigma_final: float = 1.0
     hidden: int = 0
     baseline: bool = False
+    entropy: float = 0.0
+    entropy_final: float = 0.0
+    max_episode_steps: int = 0  # a step limit where gymnasium sets none (0: gymnasium's own)
 
 
 TASKS = {
@@ -57,7 +67,8 @@ TASKS = {
     "taxi": TaskSpec("Taxi-v4", "tabular", "tabular softmax on Taxi",
                      lr=0.02, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.05, baseline=True),
     "cliffwalking": TaskSpec("CliffWalking-v1", "tabular", "tabular softmax on CliffWalking",
-                             lr=0.1, batch_episodes=16, max_episodes=3_000, tau=1.0, tau_final=0.05),
+                             lr=0.1, batch_episodes=4, max_episodes=10_000, tau=1.0, tau_final=0.05,
+                             entropy=0.5, entropy_final=5e-4, max_episode_steps=2_000),
     "cartpole": TaskSpec("CartPole-v1", "mlp", "softmax MLP on CartPole",
                          lr=0.01, batch_episodes=16, max_episodes=1_500, hidden=32),
     "acrobot": TaskSpec("Acrobot-v1", "mlp", "softmax MLP on Acrobot",
@@ -80,6 +91,8 @@ class ControlConfig:
     tau_final: float = 1.0         # ...and at max_episodes
     sigma: float = 1.0             # Gaussian task: action noise at the start...
     sigma_final: float = 1.0       # ...and at max_episodes
+    entropy: float = 0.0           # softmax tasks: entropy bonus at the start...
+    entropy_final: float = 0.0     # ...and at max_episodes
     anneal: str = "exponential"    # or "linear"
     baseline: bool = False         # running per-step baseline instead of the batch mean
     map: str = "4x4"               # frozenlake
@@ -98,7 +111,8 @@ def default_config(task, **overrides):
     spec = TASKS[task]
     values = dict(task=task, lr=spec.lr, gamma=spec.gamma, batch_episodes=spec.batch_episodes, hidden=spec.hidden,
                   tau=spec.tau, tau_final=spec.tau_final, sigma=spec.sigma, sigma_final=spec.sigma_final,
-                  max_episodes=spec.max_episodes, baseline=spec.baseline)
+                  entropy=spec.entropy, entropy_final=spec.entropy_final, max_episodes=spec.max_episodes,
+                  baseline=spec.baseline)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ControlConfig(**values)
 
@@ -109,17 +123,31 @@ def check_config(config):
         raise ValueError(f"unknown task {config.task!r}; known tasks: {', '.join(TASKS)}")
     runs.check_whole_numbers(config, ("batch_episodes",) + (("hidden",) if TASKS[config.task].family == "mlp" else ()), 1)
     runs.check_whole_numbers(config, ("seed", "max_frames", "max_episodes", "checkpoint_every"), 0)
+
+    def real(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
     for name in ("lr", "tau", "tau_final", "sigma", "sigma_final"):
         value = getattr(config, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < math.inf:
+        if not real(value) or not 0 < value < math.inf:
             raise ValueError(f"{name} must be a number above 0, not {value!r}")
-    if not isinstance(config.gamma, (int, float)) or not 0 <= config.gamma <= 1:
+    for name in ("entropy", "entropy_final"):
+        value = getattr(config, name)
+        if not real(value) or not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be a number >= 0, not {value!r}")
+    if not real(config.gamma) or not 0 <= config.gamma <= 1:
         raise ValueError(f"gamma must be a number in [0, 1], not {config.gamma!r}")
     if config.anneal not in ("exponential", "linear"):
         raise ValueError(f"anneal must be exponential or linear, not {config.anneal!r}")
-    annealing = config.tau != config.tau_final or config.sigma != config.sigma_final
+    if (config.entropy or config.entropy_final) and TASKS[config.task].family == "gaussian":
+        raise ValueError(f"entropy applies to the softmax policies, not to {config.task}'s Gaussian one")
+    if config.anneal == "exponential" and (config.entropy == 0) != (config.entropy_final == 0):
+        raise ValueError("an exponential anneal cannot reach or leave 0: give entropy and entropy_final both above "
+                         f"0 (or anneal linearly), not {config.entropy!r} and {config.entropy_final!r}")
+    annealing = (config.tau != config.tau_final or config.sigma != config.sigma_final
+                 or config.entropy != config.entropy_final)
     if annealing and config.max_episodes == 0:
-        raise ValueError("tau or sigma anneals over max_episodes, so max_episodes must be above 0")
+        raise ValueError("tau, sigma or entropy anneals over max_episodes, so max_episodes must be above 0")
     if config.map not in ("4x4", "8x8"):
         raise ValueError(f"map must be 4x4 or 8x8, not {config.map!r}")
     if config.dtype not in ("float32", "float64"):
@@ -141,10 +169,13 @@ def annealed(start, final, episode, config):
 def make_env(config, render_mode=None):
     import gymnasium
 
+    spec = TASKS[config.task]
     kwargs = {"render_mode": render_mode} if render_mode else {}
     if config.task == "frozenlake":
         kwargs.update(map_name=config.map, is_slippery=config.slip)
-    return gymnasium.make(TASKS[config.task].env_id, **kwargs)
+    if spec.max_episode_steps:  # CliffWalking has no limit: a policy that walks into a wall would never end
+        kwargs.update(max_episode_steps=spec.max_episode_steps)
+    return gymnasium.make(spec.env_id, **kwargs)
 
 
 def make_envs(config):
@@ -180,9 +211,9 @@ class Tabular:
             return greedy_actions(logits, rng)
         return sample_categorical(self.kernels.softmax(logits, temperature), rng)
 
-    def log_likelihood_grad(self, params, states, actions, weights, temperature):
-        """d/dw of sum_i weights[i] * log pi(actions[i] | states[i])."""
-        grad_logits = self.kernels.softmax_policy_grad(params["w"][states], actions, weights, temperature)
+    def objective_grad(self, params, states, actions, weights, temperature, entropy=0.0):
+        """d/dw of sum_i weights[i] * log pi(actions[i] | states[i]) + entropy * H(pi(. | states[i]))."""
+        grad_logits = self.kernels.softmax_policy_grad(params["w"][states], actions, weights, temperature, entropy)
         grad_w = np.zeros_like(params["w"])
         np.add.at(grad_w, states, grad_logits)
         return {"w": grad_w}
@@ -208,9 +239,9 @@ class SoftmaxMLP:
             return greedy_actions(logits, rng)
         return sample_categorical(self.kernels.softmax(logits), rng)
 
-    def log_likelihood_grad(self, params, x, actions, weights, temperature):
+    def objective_grad(self, params, x, actions, weights, temperature, entropy=0.0):
         h, logits = self.kernels.mlp_forward(x, params["w1"], params["w2"])
-        grad_logits = self.kernels.softmax_policy_grad(logits, actions, weights)
+        grad_logits = self.kernels.softmax_policy_grad(logits, actions, weights, 1.0, entropy)
         grad_w1, grad_w2 = self.kernels.mlp_backward(x, h, grad_logits, params["w2"])
         return {"w1": grad_w1, "w2": grad_w2}
 
@@ -237,7 +268,7 @@ class LinearGaussian:
     def env_action(self, actions):
         return np.clip(actions, self.low, self.high)
 
-    def log_likelihood_grad(self, params, x, actions, weights, sigma):
+    def objective_grad(self, params, x, actions, weights, sigma, entropy=0.0):  # entropy: refused by check_config
         return {"theta": self.kernels.gaussian_policy_grad(params["theta"], x, actions, weights, sigma)}
 
 
@@ -346,8 +377,9 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         counters["segment"] += 1
     env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1))
     column = temperature_name(config)
+    bonus = bool(config.entropy or config.entropy_final)
     progress = runs.ProgressLog(os.path.join(config.run_dir, "progress.csv"),
-                                extra_columns=["updates"] + ([column] if column else []),
+                                extra_columns=["updates"] + ([column] if column else []) + (["entropy"] if bonus else []),
                                 keep_episodes=counters["episode"] if resume_meta else None)
 
     def save_checkpoint():
@@ -376,6 +408,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
             observations, _ = envs.reset(seed=env_seed + counters["episode"])
             batch_rng_state = rng.bit_generator.state
             temperature = temperature_at(config, counters["episode"])
+            entropy = annealed(config.entropy, config.entropy_final, counters["episode"], config)
             # ---- play one episode in each of the N copies, with the current parameters ----
             inputs, actions, rewards, dones, actives = [], [], [], [], []
             active = np.ones(n, dtype=bool)     # (N,) still in its episode
@@ -400,7 +433,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
             returns = kernels.discounted_returns(rewards, config.gamma, dones=np.array(dones))
             advantages, baseline = advantages_of(kernels, returns, actives, baseline, config.baseline)
             x, a = np.array(inputs)[actives], np.array(actions)[actives]
-            grads = policy.log_likelihood_grad(params, x, a, advantages, temperature)
+            grads = policy.objective_grad(params, x, a, advantages, temperature, entropy)
             if all(np.isfinite(g).all() for g in grads.values()):
                 for k in params:  # descent on minus the objective
                     kernels.adam_step(params[k], -grads[k], moments[k]["m_"], moments[k]["v_"],
@@ -422,7 +455,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                 row = [counters["episode"], counters["frames"], counters["steps"], reward,
                        round(counters["running_reward"], 6), round(wall, 3),
                        round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"]]
-                progress.append(row + ([f"{temperature:.6g}"] if column else []))
+                progress.append(row + ([f"{temperature:.6g}"] if column else []) + ([f"{entropy:.6g}"] if bonus else []))
             if bar is not None:
                 bar.update(n)
                 bar.set_postfix(running=f"{counters['running_reward']:.2f}", refresh=False)
