@@ -403,6 +403,24 @@ def test_cli_train_resume_and_play(tmp_path):
     assert run_cli("pgcore-play", "taxi", "--checkpoint", run_dir).returncode == 2, "a cartpole checkpoint is not a taxi policy"
 
 
+def test_a_checkpoint_from_before_the_entropy_bonus_resumes(tmp_path):
+    """Checkpoints written before --entropy existed have no entropy settings: they resume without a
+    bonus (as they were trained) and progress.csv keeps its columns."""
+    run_dir = tmp_path / "run"
+    assert run_cli("pgcore-train", "frozenlake", "--max-episodes", "64", "--batch-episodes", "16", "--run-dir", run_dir,
+                   "--quiet").returncode == 0
+    path = str(run_dir / runs.CHECKPOINT_NAME)
+    arrays, meta = runs.load_checkpoint(path)
+    for key in ("entropy", "entropy_final"):
+        del meta["config"][key]
+    runs.save_checkpoint(path, arrays, meta)
+    result = run_cli("pgcore-train", "frozenlake", "--resume", run_dir, "--max-episodes", "96", "--quiet")
+    assert result.returncode == 0, result.stderr
+    header, rows = read_progress_csv(run_dir)
+    assert "entropy" not in header and [int(row[0]) for row in rows] == list(range(1, 97))
+    assert runs.load_checkpoint(path)[1]["config"]["entropy"] == 0.0
+
+
 class PoisonedGradients:
     """pgcore.kernels, except that softmax_policy_grad returns NaN."""
 
