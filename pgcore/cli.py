@@ -74,6 +74,19 @@ _FLAG_TASKS = {
 }
 
 
+
+def _task_defaults(field):
+    """'0.3 for frozenlake, 0.05 otherwise': a TaskSpec field's default over the tasks its flag applies to."""
+    by_value = {}
+    for task in _FLAG_TASKS[field]:
+        value = getattr(CONTROL_TASKS[task], field)
+        by_value.setdefault(("on" if value else "off") if isinstance(value, bool) else f"{value:g}", []).append(task)
+    common = max(by_value, key=lambda value: len(by_value[value]))
+    if len(by_value) == 1:
+        return common
+    rare = [f"{value} for {' and '.join(tasks)}" for value, tasks in by_value.items() if value != common]
+    return f"{', '.join(rare)}, {common} otherwise"
+
 def train_parser():
     parser = argparse.ArgumentParser(
         prog="pgcore-train", description="Train a policy-gradient agent.",
@@ -106,20 +119,20 @@ def train_parser():
     pong.add_argument("--sticky", type=_bounded_float(0.0, 1.0), default=None, help="probability of repeating the last action (default 0.25)")
     pong.add_argument("--sync", action="store_true", default=None, help="step all emulators together: slower, bitwise reproducible")
     other = parser.add_argument_group("the other tasks (Adam; each update plays --batch-episodes episodes in parallel)")
-    other.add_argument("--tau", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: softmax temperature at the start (default 1)")
-    other.add_argument("--tau-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="tabular tasks: temperature reached at --max-episodes (default 0.3 for frozenlake, 0.05 for taxi and cliffwalking)")
-    other.add_argument("--sigma", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise at the start (default 1)")
-    other.add_argument("--sigma-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help="inverted-pendulum: action noise reached at --max-episodes (default 0.3)")
+    other.add_argument("--tau", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help=f"tabular tasks: softmax temperature at the start (default {_task_defaults('tau')})")
+    other.add_argument("--tau-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help=f"tabular tasks: temperature reached at --max-episodes (default {_task_defaults('tau_final')})")
+    other.add_argument("--sigma", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help=f"inverted-pendulum: action noise at the start (default {_task_defaults('sigma')})")
+    other.add_argument("--sigma-final", type=_bounded_float(0.0, 1e6, low_open=True), default=None, help=f"inverted-pendulum: action noise reached at --max-episodes (default {_task_defaults('sigma_final')})")
     other.add_argument("--entropy", type=_bounded_float(0.0, 1e6), default=None,
                        help="softmax tasks: entropy bonus at the start, added to the objective per step "
-                            "(default 0.5 for cliffwalking, 0 otherwise)")
+                            f"(default {_task_defaults('entropy')})")
     other.add_argument("--entropy-final", type=_bounded_float(0.0, 1e6), default=None,
-                       help="softmax tasks: entropy bonus reached at --max-episodes (default 5e-4 for cliffwalking, 0 otherwise)")
+                       help=f"softmax tasks: entropy bonus reached at --max-episodes (default {_task_defaults('entropy_final')})")
     other.add_argument("--anneal", choices=["exponential", "linear"], default=None,
                        help="how tau / sigma / entropy move from start to final over --max-episodes (default exponential: start * (final/start)**(episode/max_episodes))")
     other.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
                        help="subtract a running mean of the return at each step index, instead of the batch mean "
-                            "(default: on for taxi and inverted-pendulum, off otherwise)")
+                            f"(default {_task_defaults('baseline')})")
     other.add_argument("--map", choices=["4x4", "8x8"], default=None, help="frozenlake map (default 4x4)")
     other.add_argument("--no-slip", action="store_true", default=None, help="frozenlake without the slippery ice")
     return parser

@@ -386,6 +386,16 @@ def test_a_flag_of_another_task_is_refused(args, flag):
     assert result.returncode == 2 and flag in result.stderr and "does not apply" in result.stderr
 
 
+def test_help_shows_the_task_defaults():
+    """The per-task defaults in --help come from control.TASKS, so they cannot drift from it."""
+    from pgcore import cli
+    assert cli._task_defaults("entropy") == "0.5 for cliffwalking, 0 otherwise"
+    assert cli._task_defaults("tau_final") == "0.3 for frozenlake, 0.05 otherwise"
+    assert cli._task_defaults("baseline") == "on for taxi and inverted-pendulum, off otherwise"
+    assert cli._task_defaults("sigma") == "1"
+    assert "0.0005 for cliffwalking" in " ".join(run_cli("pgcore-train", "--help").stdout.split())
+
+
 def test_cli_train_resume_and_play(tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli("pgcore-train", "cartpole", "--max-episodes", "16", "--run-dir", run_dir, "--quiet").returncode == 0
