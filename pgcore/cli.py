@@ -5,7 +5,6 @@ unwritable run directory) print one line and exit with code 2.
 """
 import argparse
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -74,7 +73,6 @@ _FLAG_TASKS = {
 }
 
 
-
 def _task_defaults(field):
     """'0.3 for frozenlake, 0.05 otherwise': a TaskSpec field's default over the tasks its flag applies to."""
     by_value = {}
@@ -86,6 +84,7 @@ def _task_defaults(field):
         return common
     rare = [f"{value} for {' and '.join(tasks)}" for value, tasks in by_value.items() if value != common]
     return f"{', '.join(rare)}, {common} otherwise"
+
 
 def train_parser():
     parser = argparse.ArgumentParser(
@@ -236,12 +235,12 @@ def _load_resume(args):
             saved.setdefault("optimizer", "rmsprop")  # checkpoints from before Adam was an option
             config = pong.PongConfig(**saved)
             pong.check_config(config)
-            pong.check_resume_meta(meta)
+            runs.check_resume_meta(meta, pong.COUNTER_TYPES, pong.RUNNING_REWARD_BOUNDS)
             expected = pong.checkpoint_arrays(config)
         else:
             config = control.ControlConfig(**saved)
             control.check_config(config)
-            pong.check_resume_meta(meta, control.COUNTER_TYPES, (-math.inf, math.inf))
+            runs.check_resume_meta(meta, control.COUNTER_TYPES)
             expected = control.checkpoint_arrays(config)
     except (KeyError, TypeError, ValueError) as error:
         raise runs.RunError(f"corrupt checkpoint {path}: bad metadata ({error.__class__.__name__}: {error})") from None

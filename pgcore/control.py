@@ -309,14 +309,20 @@ def temperature_at(config, episode):
 COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "wall_s": (int, float), "segment": int}
 
 
-def checkpoint_arrays(config):
-    """Every array a checkpoint holds: name -> (shape, dtype); the baseline has any length."""
+def param_shapes(config):
+    """name -> shape of the policy's parameters (they follow from the task's spaces)."""
     env = make_env(config)
     try:
         params = make_policy(config, None, env).init_params(np.random.default_rng(0), config.dtype)
     finally:
         env.close()
-    expected = {prefix + k: (v.shape, config.dtype) for k, v in params.items() for prefix in ("", "m_", "v_")}
+    return {k: v.shape for k, v in params.items()}
+
+
+def checkpoint_arrays(config):
+    """Every array a checkpoint holds: name -> (shape, dtype); the baseline has any length."""
+    expected = {prefix + k: (shape, config.dtype) for k, shape in param_shapes(config).items()
+                for prefix in ("", "m_", "v_")}
     return expected | {"baseline": (None, config.dtype)}
 
 

@@ -89,7 +89,7 @@ def play_control(task, checkpoint, episodes, seed, sample):
         control.check_config(config)
     except (TypeError, ValueError) as error:
         raise runs.RunError(f"corrupt checkpoint {checkpoint}: bad config ({error})") from None
-    expected = {k: v for k, v in control.checkpoint_arrays(config).items() if not k.startswith(("m_", "v_", "baseline"))}
+    expected = {k: (shape, config.dtype) for k, shape in control.param_shapes(config).items()}
     arrays, _ = runs.load_checkpoint(checkpoint, expected)
     returns = control.evaluate(config, {k: arrays[k] for k in expected}, episodes, seed, greedy=not sample)
     return list(returns)

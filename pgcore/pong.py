@@ -55,6 +55,7 @@ class PongConfig:
     quiet: bool = False
 
 
+RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
 COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "episodes_in_batch": int,
                  "wall_s": (int, float), "segment": int}
 
@@ -76,26 +77,6 @@ def check_config(config):
         raise ValueError(f"dtype must be float32 or float64, not {config.dtype!r}")
     if config.backend not in ("cython", "numpy"):
         raise ValueError(f"backend must be cython or numpy, not {config.backend!r}")
-
-
-def check_resume_meta(meta, counter_types=COUNTER_TYPES, reward_bounds=(-21, 21)):
-    """The counters and RNG state of a checkpoint, checked; raises ValueError naming the problem."""
-    counters = meta.get("counters")
-    if not isinstance(counters, dict):
-        raise ValueError("no counters")
-    for name, kind in counter_types.items():
-        value = counters.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"counter {name} is {value!r}")
-    running = counters.get("running_reward", "missing")
-    low, high = reward_bounds
-    if running is not None and (not isinstance(running, (int, float)) or isinstance(running, bool)
-                                or not low <= running <= high):
-        raise ValueError(f"running_reward is {running!r}")
-    try:
-        np.random.default_rng().bit_generator.state = meta["rng"]
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"RNG state unusable ({error})") from None
 
 
 class StopRequest:

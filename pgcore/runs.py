@@ -8,6 +8,7 @@ read with `allow_pickle=False`, so loading never runs code from the file.
 import csv
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -33,6 +34,27 @@ def check_whole_numbers(config, names, low):
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be a whole number >= {low}, not {value!r}")
+
+
+def check_resume_meta(meta, counter_types, reward_bounds=(-math.inf, math.inf)):
+    """The counters (name -> type, each >= 0), running reward and RNG state of a checkpoint,
+    checked; raises ValueError naming the problem."""
+    counters = meta.get("counters")
+    if not isinstance(counters, dict):
+        raise ValueError("no counters")
+    for name, kind in counter_types.items():
+        value = counters.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"counter {name} is {value!r}")
+    running = counters.get("running_reward", "missing")
+    low, high = reward_bounds
+    if running is not None and (not isinstance(running, (int, float)) or isinstance(running, bool)
+                                or not low <= running <= high):
+        raise ValueError(f"running_reward is {running!r}")
+    try:
+        np.random.default_rng().bit_generator.state = meta["rng"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"RNG state unusable ({error})") from None
 
 
 def atomic_write_bytes(path, data):
