@@ -73,10 +73,13 @@ cdef void _softmax_grad_chunk(const floating* logits, const cnp.intp_t* actions,
     """out = weights * (onehot(actions) - p) / tau - entropy * p * (log p + H) / tau for `rows`
     rows, p = softmax(logits / tau) and H = -sum(p log p): the score plus the gradient of an
     entropy bonus. A p that underflowed to 0 adds nothing to H or to its own slot (p log p -> 0)."""
-    cdef Py_ssize_t i, j
+    cdef Py_ssize_t i, j, k
     cdef floating scale, p
     cdef double minus_h
+    cdef double* log_p = NULL
     _softmax_chunk(logits, out, rows, n_actions, tau, False)
+    if entropy != 0:  # each log p once, kept for both of the row's passes (recomputed if malloc fails)
+        log_p = <double*>malloc(rows * n_actions * sizeof(double))
     for i in range(rows):
         scale = weights[i] / tau
         if entropy == 0:
@@ -85,13 +88,18 @@ cdef void _softmax_grad_chunk(const floating* logits, const cnp.intp_t* actions,
             continue
         minus_h = 0  # sum p log p, in double
         for j in range(n_actions):
-            p = out[i * n_actions + j]
+            k = i * n_actions + j
+            p = out[k]
             if p > 0:
-                minus_h += p * log(p)
+                if log_p != NULL:
+                    log_p[k] = log(p)
+                minus_h += p * (log_p[k] if log_p != NULL else log(p))
         for j in range(n_actions):
-            p = out[i * n_actions + j]
-            out[i * n_actions + j] = ((j == actions[i]) - p) * scale - (
-                entropy * p * <floating>((log(p) - minus_h) if p > 0 else 0) / tau)
+            k = i * n_actions + j
+            p = out[k]
+            out[k] = ((j == actions[i]) - p) * scale - (
+                entropy * p * <floating>(((log_p[k] if log_p != NULL else log(p)) - minus_h) if p > 0 else 0) / tau)
+    free(log_p)
 
 
 def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint log=False):
