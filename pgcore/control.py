@@ -401,10 +401,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
 
     segment_start = time.perf_counter()
     last_saved_episode = counters["episode"]
-    bar = None
-    if not config.quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=config.max_episodes or None, initial=counters["episode"], unit="ep", dynamic_ncols=True)
+    bar = runs.progress_bar(config, counters["episode"])
     n = config.batch_episodes
     try:
         while not limits_reached() and stop.signal_name is None:
@@ -455,24 +452,21 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                 counters["steps"] += int(lengths[env])
                 counters["frames"] = counters["steps"]
                 reward = float(totals[env])
-                previous = counters["running_reward"]
-                counters["running_reward"] = reward if previous is None else 0.99 * previous + 0.01 * reward
+                counters["running_reward"] = runs.running_mean(counters["running_reward"], reward)
                 wall = float(finish_wall[env])
                 row = [counters["episode"], counters["frames"], counters["steps"], reward,
                        round(counters["running_reward"], 6), round(wall, 3),
                        round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"]]
                 progress.append(row + ([f"{temperature:.6g}"] if column else []) + ([f"{entropy:.6g}"] if bonus else []))
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(running=f"{counters['running_reward']:.2f}", refresh=False)
+            bar.update(n)
+            bar.set_postfix(running=f"{counters['running_reward']:.2f}", refresh=False)
             if config.checkpoint_every and counters["episode"] - last_saved_episode >= config.checkpoint_every:
                 counters["wall_s"] += time.perf_counter() - segment_start
                 segment_start = time.perf_counter()
                 save_checkpoint()
                 last_saved_episode = counters["episode"]
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         envs.close()
     counters["wall_s"] += time.perf_counter() - segment_start
     save_checkpoint()

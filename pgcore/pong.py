@@ -250,8 +250,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
         grads["w1"] += grad_w1
         grads["w2"] += grad_w2
         reward = float(rewards.sum())
-        previous = counters["running_reward"]
-        counters["running_reward"] = reward if previous is None else 0.99 * previous + 0.01 * reward
+        counters["running_reward"] = runs.running_mean(counters["running_reward"], reward)
         counters["episode"] += 1
         counters["episodes_in_batch"] += 1
         if counters["episodes_in_batch"] >= config.batch_episodes:
@@ -293,10 +292,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
     last_frame_number = np.zeros(config.envs, dtype=np.int64)
 
     segment_start = time.perf_counter()
-    bar = None
-    if not config.quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=config.max_episodes or None, initial=counters["episode"], unit="ep", dynamic_ncols=True)
+    bar = runs.progress_bar(config, counters["episode"])
     try:
         observations, info = envs.reset(seed=env_seed)
         while not limits_reached() and stop.signal_name is None:
@@ -327,14 +323,12 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
             for env in env_ids[(terminated | truncated) & stepped]:
                 finish_episode(env)
                 fresh[env] = True
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(running=f"{counters['running_reward']:.2f}",
-                                    fps=f"{counters['frames'] / max(1e-9, counters['wall_s'] + time.perf_counter() - segment_start):,.0f}",
-                                    refresh=False)
+                bar.update(1)
+                bar.set_postfix(running=f"{counters['running_reward']:.2f}",
+                                fps=f"{counters['frames'] / max(1e-9, counters['wall_s'] + time.perf_counter() - segment_start):,.0f}",
+                                refresh=False)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         envs.close()
     # Reached only when the loop ended cleanly (limits or a signal between steps): an error
     # propagates without saving, leaving the last good checkpoint in place.

@@ -36,6 +36,18 @@ def check_whole_numbers(config, names, low):
             raise ValueError(f"{name} must be a whole number >= {low}, not {value!r}")
 
 
+def progress_bar(config, episodes_done):
+    """tqdm over episodes (up to max_episodes when there is one); it shows nothing when config.quiet."""
+    from tqdm import tqdm
+    return tqdm(total=config.max_episodes or None, initial=episodes_done, unit="ep", dynamic_ncols=True,
+                disable=config.quiet)
+
+
+def running_mean(previous, value):
+    """The logged running reward: 0.99 of the previous one plus 0.01 of the new value (the first as is)."""
+    return value if previous is None else 0.99 * previous + 0.01 * value
+
+
 def check_resume_meta(meta, counter_types, reward_bounds=(-math.inf, math.inf)):
     """The counters (name -> type, each >= 0), running reward and RNG state of a checkpoint,
     checked; raises ValueError naming the problem."""
