@@ -28,17 +28,12 @@ without it learns early, while it still steps at random, that the cliff's edge i
 dangerous, leaves it, and never comes back to learn that the edge is the short way
 (-17 instead of -13); with the bonus falling from 0.5 to 5e-4 it finds the edge.
 """
-import dataclasses
 import math
-import os
-import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from pgcore import runs
-from pgcore.pong import StopRequest
 
 
 @dataclass(frozen=True)
@@ -99,15 +94,24 @@ class ControlConfig:
     slip: bool = True              # frozenlake
     dtype: str = "float64"
     backend: str = "cython"
+    threads: int = 1               # kernel threads (small arrays: the kernels' serial paths)
     max_frames: int = 0            # environment steps; 0: no limit
     max_episodes: int = 2000       # 0: no limit (then tau and sigma cannot anneal)
-    checkpoint_every: int = 500    # episodes
+    checkpoint_every: int = 500    # episodes (0: only by time and at the end)
+    checkpoint_minutes: float = 5.0  # wall time between checkpoints (0: only by episodes and at the end)
     run_dir: str = ""
     quiet: bool = False
 
 
+FORMAT = "pgcore-control-1"
+COUNTER_TYPES = runs.COUNTER_TYPES
+RUNNING_REWARD_BOUNDS = (-math.inf, math.inf)
+
+
 def default_config(task, **overrides):
     """The task's tuned defaults, then any overrides (None values are ignored)."""
+    if task not in TASKS:
+        raise runs.SettingError("task", f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
     spec = TASKS[task]
     values = dict(task=task, lr=spec.lr, gamma=spec.gamma, batch_episodes=spec.batch_episodes, hidden=spec.hidden,
                   tau=spec.tau, tau_final=spec.tau_final, sigma=spec.sigma, sigma_final=spec.sigma_final,
@@ -117,43 +121,36 @@ def default_config(task, **overrides):
     return ControlConfig(**values)
 
 
+def config_from_saved(saved):
+    """The ControlConfig a checkpoint recorded (fields added since keep their defaults)."""
+    return ControlConfig(**saved)
+
+
 def check_config(config):
-    """Raises ValueError naming the first setting out of range."""
-    if config.task not in TASKS:
-        raise ValueError(f"unknown task {config.task!r}; known tasks: {', '.join(TASKS)}")
-    runs.check_whole_numbers(config, ("batch_episodes",) + (("hidden",) if TASKS[config.task].family == "mlp" else ()), 1)
-    runs.check_whole_numbers(config, ("seed", "max_frames", "max_episodes", "checkpoint_every"), 0)
-
-    def real(value):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    for name in ("lr", "tau", "tau_final", "sigma", "sigma_final"):
-        value = getattr(config, name)
-        if not real(value) or not 0 < value < math.inf:
-            raise ValueError(f"{name} must be a number above 0, not {value!r}")
-    for name in ("entropy", "entropy_final"):
-        value = getattr(config, name)
-        if not real(value) or not 0 <= value < math.inf:
-            raise ValueError(f"{name} must be a number >= 0, not {value!r}")
-    if not real(config.gamma) or not 0 <= config.gamma <= 1:
-        raise ValueError(f"gamma must be a number in [0, 1], not {config.gamma!r}")
-    if config.anneal not in ("exponential", "linear"):
-        raise ValueError(f"anneal must be exponential or linear, not {config.anneal!r}")
+    """Raises SettingError (a ValueError) naming the first setting out of range."""
+    runs.check_choice(config, "task", tuple(TASKS))
+    runs.check_common(config)
+    if TASKS[config.task].family == "mlp":
+        runs.check_whole_numbers(config, ("hidden",), 1)
+    runs.check_numbers(config, {name: (0.0, math.inf, True) for name in ("tau", "tau_final", "sigma", "sigma_final")})
+    runs.check_numbers(config, {name: (0.0, math.inf, False) for name in ("entropy", "entropy_final")})
+    runs.check_choice(config, "anneal", ("exponential", "linear"))
+    runs.check_choice(config, "map", ("4x4", "8x8"))
     if (config.entropy or config.entropy_final) and TASKS[config.task].family == "gaussian":
-        raise ValueError(f"entropy applies to the softmax policies, not to {config.task}'s Gaussian one")
+        raise runs.SettingError("entropy", f"entropy applies to the softmax policies, not to {config.task}'s "
+                                           "Gaussian one")
     if config.anneal == "exponential" and (config.entropy == 0) != (config.entropy_final == 0):
-        raise ValueError("an exponential anneal cannot reach or leave 0: give entropy and entropy_final both above "
-                         f"0 (or anneal linearly), not {config.entropy!r} and {config.entropy_final!r}")
+        raise runs.SettingError("entropy", "an exponential anneal cannot reach or leave 0: give entropy and "
+                                           "entropy_final both above 0 (or anneal linearly), not "
+                                           f"{config.entropy!r} and {config.entropy_final!r}")
     annealing = (config.tau != config.tau_final or config.sigma != config.sigma_final
                  or config.entropy != config.entropy_final)
     if annealing and config.max_episodes == 0:
-        raise ValueError("tau, sigma or entropy anneals over max_episodes, so max_episodes must be above 0")
-    if config.map not in ("4x4", "8x8"):
-        raise ValueError(f"map must be 4x4 or 8x8, not {config.map!r}")
-    if config.dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, not {config.dtype!r}")
-    if config.backend not in ("cython", "numpy"):
-        raise ValueError(f"backend must be cython or numpy, not {config.backend!r}")
+        raise runs.SettingError("max_episodes", "tau, sigma or entropy anneals over max_episodes, so max_episodes "
+                                                "must be above 0")
+    for name in ("baseline", "slip"):
+        if not isinstance(getattr(config, name), bool):
+            raise runs.SettingError(name, f"{name} must be True or False, not {getattr(config, name)!r}")
 
 
 def annealed(start, final, episode, config):
@@ -193,6 +190,22 @@ def with_bias(observations, dtype):
     return np.hstack([observations, np.ones((len(observations), 1), dtype)])
 
 
+def vector_observations(observation, size, dtype):
+    """(single, (N, size + 1) inputs) of one (size,) observation or a batch (N, size); raises
+    ValueError for another shape or a non-finite value."""
+    try:
+        observations = np.asarray(observation, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"observation must be numbers, not {type(observation).__name__}") from None
+    single = observations.ndim == 1
+    observations = observations[None] if single else observations
+    if observations.ndim != 2 or observations.shape[1] != size:
+        raise ValueError(f"observation must have shape ({size},) or (N, {size}), not {np.shape(observation)}")
+    if not np.all(np.isfinite(observations)):
+        raise ValueError("observation holds non-finite values")
+    return single, with_bias(observations, dtype)
+
+
 class Tabular:
     """w (S, A): one row of logits per state."""
 
@@ -204,6 +217,14 @@ class Tabular:
 
     def inputs(self, observations, dtype):
         return np.asarray(observations, dtype=np.int64)
+
+    def check_observations(self, observation, dtype):
+        """(single, (N,) states) of one state or a batch; raises ValueError for a non-state."""
+        states = np.asarray(observation)
+        if states.dtype.kind not in "iu" or states.ndim > 1 or np.any(states < 0) or np.any(states >= self.states):
+            raise ValueError(f"observation must be a state in [0, {self.states}) or a 1-d array of them, "
+                             f"not {observation!r}")
+        return states.ndim == 0, states.reshape(-1).astype(np.int64)
 
     def act(self, params, states, rng, temperature, greedy=False):
         logits = params["w"][states]
@@ -233,6 +254,9 @@ class SoftmaxMLP:
     def inputs(self, observations, dtype):
         return with_bias(observations, dtype)
 
+    def check_observations(self, observation, dtype):
+        return vector_observations(observation, self.inputs_size - 1, dtype)
+
     def act(self, params, x, rng, temperature, greedy=False):
         _, logits = self.kernels.mlp_forward(x, params["w1"], params["w2"])
         if greedy:
@@ -260,6 +284,9 @@ class LinearGaussian:
 
     def inputs(self, observations, dtype):
         return with_bias(observations, dtype)
+
+    def check_observations(self, observation, dtype):
+        return vector_observations(observation, self.inputs_size - 1, dtype)
 
     def act(self, params, x, rng, sigma, greedy=False):
         mean = x @ params["theta"]
@@ -306,17 +333,26 @@ def temperature_at(config, episode):
     return annealed(config.tau, config.tau_final, episode, config)
 
 
-COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "wall_s": (int, float), "segment": int}
+
+
+def make_policy_for(config, kernels):
+    """The task's policy, its sizes read from one environment."""
+    env = make_env(config)
+    try:
+        return make_policy(config, kernels, env)
+    finally:
+        env.close()
+
+
+def initial_params(config, policy=None):
+    """The parameters a new run starts from (seeded by config.seed)."""
+    policy = policy or make_policy_for(config, None)
+    return policy.init_params(np.random.default_rng(runs.seed_streams(config.seed)[0]), np.dtype(config.dtype))
 
 
 def param_shapes(config):
     """name -> shape of the policy's parameters (they follow from the task's spaces)."""
-    env = make_env(config)
-    try:
-        params = make_policy(config, None, env).init_params(np.random.default_rng(0), config.dtype)
-    finally:
-        env.close()
-    return {k: v.shape for k, v in params.items()}
+    return {k: v.shape for k, v in initial_params(config).items()}
 
 
 def checkpoint_arrays(config):
@@ -353,58 +389,36 @@ def advantages_of(kernels, returns, active, baseline, use_baseline):
 def train(config, kernels, resume_meta=None, resume_arrays=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
     (counters, the name of the signal that stopped it or None)."""
-    with StopRequest() as stop:
-        return _train(config, kernels, resume_meta, resume_arrays, stop)
+    column = temperature_name(config)
+    bonus = bool(config.entropy or config.entropy_final)
+    with runs.Run(config, FORMAT, kernel_threads=config.threads, resume_meta=resume_meta,
+                  resume_arrays=resume_arrays, extra_columns=[column] * bool(column) + ["entropy"] * bonus) as run:
+        _train(config, kernels, run, column, bonus)
+    return run.counters, run.stopped_by
 
 
-def _train(config, kernels, resume_meta, resume_arrays, stop):
+def _train(config, kernels, run, column, bonus):
     dtype = np.dtype(config.dtype)
-    checkpoint_path = os.path.join(config.run_dir, runs.CHECKPOINT_NAME)
+    counters, rng = run.counters, run.rng
     envs = make_envs(config)
     policy = make_policy(config, kernels, envs.envs[0])
     continuous = isinstance(policy, LinearGaussian)
 
-    # ---- state: parameters, Adam moments, baseline, counters, random streams (all seeded here) ----
-    seeds = np.random.SeedSequence(config.seed).spawn(3)  # params, actions, environments
-    if resume_meta is None:
-        params = policy.init_params(np.random.default_rng(seeds[0]), dtype)
+    # ---- state: parameters, Adam moments, baseline (new ones seeded by the run) ----
+    if run.arrays is None:
+        params = initial_params(config, policy)
         moments = {k: {"m_": np.zeros_like(v), "v_": np.zeros_like(v)} for k, v in params.items()}
         baseline = np.zeros(0, dtype)
-        rng = np.random.default_rng(seeds[1])
-        counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "running_reward": None,
-                    "wall_s": 0.0, "segment": 0}
     else:
-        params = {k: resume_arrays[k] for k in policy.init_params(np.random.default_rng(0), dtype)}
-        moments = {k: {p: resume_arrays[p + k] for p in ("m_", "v_")} for k in params}
-        baseline = resume_arrays["baseline"]
-        rng = np.random.default_rng()
-        rng.bit_generator.state = resume_meta["rng"]
-        counters = dict(resume_meta["counters"])
-        counters["segment"] += 1
-    env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1))
-    column = temperature_name(config)
-    bonus = bool(config.entropy or config.entropy_final)
-    progress = runs.ProgressLog(os.path.join(config.run_dir, "progress.csv"),
-                                extra_columns=["updates"] + ([column] if column else []) + (["entropy"] if bonus else []),
-                                keep_episodes=counters["episode"] if resume_meta else None)
-
-    def save_checkpoint():
-        arrays = dict(params, baseline=baseline)
-        arrays.update({prefix + k: state for k in params for prefix, state in moments[k].items()})
-        meta = {"config": dataclasses.asdict(config), "counters": counters, "rng": rng.bit_generator.state,
-                "format": "pgcore-control-1"}
-        runs.save_checkpoint(checkpoint_path, arrays, meta)
-
-    def limits_reached():
-        return ((config.max_frames and counters["frames"] >= config.max_frames)
-                or (config.max_episodes and counters["episode"] >= config.max_episodes))
-
-    segment_start = time.perf_counter()
-    last_saved_episode = counters["episode"]
-    bar = runs.progress_bar(config, counters["episode"])
+        params = {k: run.arrays[k] for k in policy.init_params(np.random.default_rng(0), dtype)}
+        moments = {k: {p: run.arrays[p + k] for p in ("m_", "v_")} for k in params}
+        baseline = run.arrays["baseline"]
+    run.start(lambda: params | {"baseline": baseline}
+              | {prefix + k: state for k in params for prefix, state in moments[k].items()})
+    env_seed = int(run.seeds[2].generate_state(1)[0] % (2**31 - 1))
     n = config.batch_episodes
     try:
-        while not limits_reached() and stop.signal_name is None:
+        while run.running():
             # Every batch starts from fresh episodes (a copy that finished early has moved on), copy i
             # seeded with env_seed + episodes so far + i, and the action RNG as it was: a run resumed
             # from any checkpoint plays exactly the batches an uninterrupted run would.
@@ -416,7 +430,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
             inputs, actions, rewards, dones, actives = [], [], [], [], []
             active = np.ones(n, dtype=bool)     # (N,) still in its episode
             finish_wall = np.zeros(n)
-            while active.any() and stop.signal_name is None:
+            while active.any() and run.stopped_by is None:
                 x = policy.inputs(observations, dtype)                  # (N,) states or (N, D + 1)
                 a = policy.act(params, x, rng, temperature)             # (N,) or (N, K)
                 observations, r, terminated, truncated, _ = envs.step(policy.env_action(a) if continuous else a)
@@ -426,7 +440,7 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
                 rewards.append(np.where(active, r, 0).astype(dtype))  # an idle copy's steps count nothing
                 dones.append(done)
                 actives.append(active.copy())
-                finish_wall[active & done] = counters["wall_s"] + time.perf_counter() - segment_start
+                finish_wall[active & done] = run.wall()
                 active = active & ~done
             if active.any():  # stopped by a signal mid-batch: the resumed run plays this batch again
                 rng.bit_generator.state = batch_rng_state
@@ -437,41 +451,22 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
             advantages, baseline = advantages_of(kernels, returns, actives, baseline, config.baseline)
             x, a = np.array(inputs)[actives], np.array(actions)[actives]
             grads = policy.objective_grad(params, x, a, advantages, temperature, entropy)
-            if all(np.isfinite(g).all() for g in grads.values()):
+
+            def step():
                 for k in params:  # descent on minus the objective
                     kernels.adam_step(params[k], -grads[k], moments[k]["m_"], moments[k]["v_"],
                                       counters["updates"] + 1, config.lr)
-                counters["updates"] += 1
-            else:  # one bad batch must not poison the parameters: drop it and go on
-                warnings.warn(f"episode {counters['episode'] + n}: the batch gradient is not finite; "
-                              "the update is skipped", RuntimeWarning, stacklevel=2)
+            run.apply_update(grads.values(), step)
             # ---- bookkeeping: one progress row per episode, in the order they finished ----
             lengths, totals = actives.sum(axis=0), rewards.sum(axis=0)
             for env in np.argsort(finish_wall, kind="stable"):
-                counters["episode"] += 1
                 counters["steps"] += int(lengths[env])
                 counters["frames"] = counters["steps"]
-                reward = float(totals[env])
-                counters["running_reward"] = runs.running_mean(counters["running_reward"], reward)
-                wall = float(finish_wall[env])
-                row = [counters["episode"], counters["frames"], counters["steps"], reward,
-                       round(counters["running_reward"], 6), round(wall, 3),
-                       round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"]]
-                progress.append(row + ([f"{temperature:.6g}"] if column else []) + ([f"{entropy:.6g}"] if bonus else []))
-            bar.update(n)
-            bar.set_postfix(running=f"{counters['running_reward']:.2f}", refresh=False)
-            if config.checkpoint_every and counters["episode"] - last_saved_episode >= config.checkpoint_every:
-                counters["wall_s"] += time.perf_counter() - segment_start
-                segment_start = time.perf_counter()
-                save_checkpoint()
-                last_saved_episode = counters["episode"]
+                run.finish_episode(float(totals[env]), wall=float(finish_wall[env]),
+                                   extra=[f"{temperature:.6g}"] * bool(column) + [f"{entropy:.6g}"] * bonus)
+            run.maybe_checkpoint()
     finally:
-        bar.close()
         envs.close()
-    counters["wall_s"] += time.perf_counter() - segment_start
-    save_checkpoint()
-    progress.close()
-    return counters, stop.signal_name
 
 
 def evaluate(config, params, episodes, seed, greedy=True, kernels=None):

@@ -3,14 +3,37 @@
 Each function checks its arguments exactly as its NumPy twin in
 `pgcore.reference` does (pgcore._validate), then runs the compiled code on
 C-contiguous arrays with `pgcore.get_num_threads()` threads.
+
+Importing it from a source tree whose extension modules were never built raises
+one ImportError that says how to build them.
 """
+import os
+
 import numpy as np
 
-from pgcore import _atari, _nn, _optim, _policy, _returns
 from pgcore import _validate
 from pgcore import _validate as v
-from pgcore._openmp import OPENMP_ENABLED
 from pgcore._threads import get_num_threads
+
+_COMPILED = tuple(f"pgcore.{name}" for name in ("_atari", "_nn", "_openmp", "_optim", "_policy", "_returns"))
+
+# `import pgcore._x as _x`, not `from pgcore import _x`: only this form reports a missing module as
+# ModuleNotFoundError with name "pgcore._x" (the other says "cannot import name" about pgcore).
+try:
+    import pgcore._atari as _atari
+    import pgcore._nn as _nn
+    import pgcore._optim as _optim
+    import pgcore._policy as _policy
+    import pgcore._returns as _returns
+    from pgcore._openmp import OPENMP_ENABLED
+except ModuleNotFoundError as error:
+    if error.name not in _COMPILED:
+        raise  # something a built module needs (SciPy, say) is missing: that error says what
+    raise ImportError(
+        f"pgcore's compiled kernels are not built in {os.path.dirname(os.path.abspath(__file__))} "
+        f"(no {error.name} for this Python): run `pip install .` (or `pip install -e .` / "
+        "`python setup.py build_ext --inplace` in a source checkout); pgcore.reference has the NumPy twins",
+        name=__name__) from None
 
 __all__ = [
     "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu", "relu_backward",
@@ -30,42 +53,86 @@ def _columns(array):
 
 
 def softmax(logits, tau=1.0):
+    """Row-wise softmax with temperature: exp(l / tau) / sum exp(l / tau), max-shifted.
+
+    logits (N, A) or (A,) float32/float64, A >= 1; tau > 0 -> same shape and dtype.
+    Finite for any finite logits, tau down to 1e-3.
+    """
     logits, tau = v.softmax_args(logits, tau)
     return _policy.softmax(_rows(logits), tau, get_num_threads()).reshape(logits.shape)
 
 
 def log_softmax(logits, tau=1.0):
+    """Row-wise log of softmax(logits, tau), computed stably (max-shifted).
+
+    logits (N, A) or (A,) float32/float64, A >= 1; tau > 0 -> same shape and dtype.
+    """
     logits, tau = v.softmax_args(logits, tau)
     return _policy.softmax(_rows(logits), tau, get_num_threads(), log=True).reshape(logits.shape)
 
 
 def softmax_policy_grad(logits, actions, weights, tau=1.0, entropy=0.0):
+    """Gradient with respect to logits of the softmax policy's objective
+    sum_i weights[i] * log p[i, actions[i]] + entropy * sum_i H(p[i]),
+    p = softmax(logits, tau), H(p) = -sum_j p_j log p_j:
+    weights[i] * (onehot(actions[i]) - p[i]) / tau - entropy * p[i] * (log p[i] + H(p[i])) / tau.
+
+    logits (N, A) float32/float64, actions (N,) integers in [0, A), weights (N,) the
+    logits' dtype, tau > 0, entropy any finite number (0: no bonus) -> (N, A).
+    """
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=2)
     tau, entropy = v.positive("tau", tau), v.scalar("entropy", entropy)
     return _policy.softmax_policy_grad(logits, actions, weights, tau, entropy, get_num_threads())
 
 
 def sigmoid_policy_grad(logits, actions, weights):
+    """Gradient with respect to logits of sum_i weights[i] * log Bernoulli(actions[i]; sigmoid(logits[i])):
+    weights * (actions - sigmoid(logits)).
+
+    logits (N,) float32/float64, actions (N,) integers or bools in {0, 1}, weights (N,)
+    the logits' dtype -> (N,).
+    """
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=1)
     return _policy.sigmoid_policy_grad(logits, actions, weights, get_num_threads())
 
 
 def relu(x):
+    """max(x, 0) elementwise (NaN passes through).
+
+    x any shape, float32/float64 -> same shape and dtype.
+    """
     x = v.float_array("x", x, None)
     return _nn.relu(x.reshape(-1), get_num_threads()).reshape(x.shape)
 
 
 def relu_backward(grad_out, x):
+    """grad_out * (x > 0); x may be the pre- or the post-activation.
+
+    grad_out, x the same shape (any), one float dtype -> that shape and dtype.
+    """
     grad_out, x = v.relu_backward_args(grad_out, x)
     return _nn.relu_backward(grad_out.reshape(-1), x.reshape(-1), get_num_threads()).reshape(x.shape)
 
 
 def linear_backward(x, grad_out, w):
+    """Backward of y = x @ w: (grad_w, grad_x) = (x.T @ grad_out, grad_out @ w.T).
+
+    x (N, I), grad_out (N, O), w (I, O), one float dtype -> grad_w (I, O), grad_x (N, I).
+    """
     x, grad_out, w = v.linear_backward_args(x, grad_out, w)
     return _nn.linear_backward(x, grad_out, w)
 
 
 def mlp_forward(x, w1, w2):
+    """The 2-layer policy net, no biases: h = relu(x @ w1), logits = h @ w2. Returns (h, logits).
+
+    x (N, D) or (D,), float in w1's dtype or int8; w1 (D, H); w2 (H, A) or (H,) in w1's dtype
+    -> h (N, H), logits (N, A) or (N,); a 1-d x gives h (H,) and logits (A,) or a scalar.
+
+    Compiled: when every row of x has at most max(1, D // 16) nonzeros (Pong difference frames),
+    x @ w1 is summed from the rows of w1 that the nonzeros select (a NaN or inf in a row no input
+    selects does not reach the result); otherwise one BLAS GEMM.
+    """
     x, w1, w2 = v.mlp_forward_args(x, w1, w2)
     rows = _rows(x)
     h, logits = _nn.mlp_forward(rows, rows, w1, _columns(w2), get_num_threads())
@@ -75,12 +142,26 @@ def mlp_forward(x, w1, w2):
 
 
 def mlp_backward(x, h, grad_logits, w2):
+    """Gradients of the net of mlp_forward given grad_logits (the gradient at its logits):
+    grad_w2 = h.T @ grad_logits, grad_h = (grad_logits @ w2.T) * (h > 0), grad_w1 = x.T @ grad_h.
+
+    x (N, D) float in h's dtype or int8; h (N, H) as mlp_forward returned it; w2 (H, A) or (H,);
+    grad_logits (N, A) or (N,) (w2's layout) -> (grad_w1 (D, H), grad_w2 shaped like w2).
+
+    Compiled: x.T @ grad_h takes the sparse route of mlp_forward under the same condition.
+    """
     x, h, grad_logits, w2 = v.mlp_backward_args(x, h, grad_logits, w2)
     grad_w1, grad_w2 = _nn.mlp_backward(x, x, h, _columns(grad_logits), _columns(w2), get_num_threads())
     return grad_w1, grad_w2.reshape(w2.shape)
 
 
 def discounted_returns(rewards, gamma, dones=None):
+    """G[t] = rewards[t] + gamma * G[t + 1], scanned backwards along axis 0, with the
+    future cut to 0 after every t where dones[t] (an episode ends at step t).
+
+    rewards (T,) or (T, N) float32/float64 (N independent streams); gamma in [0, 1];
+    dones None or booleans/numbers (nonzero = done) of rewards' shape -> rewards' shape and dtype.
+    """
     rewards, gamma, dones = v.returns_args(rewards, gamma, dones)
     streams = _columns(rewards)
     cut = np.empty((0, 0), np.uint8) if dones is None else dones.reshape(streams.shape)
@@ -88,17 +169,34 @@ def discounted_returns(rewards, gamma, dones=None):
 
 
 def standardize(x, eps=1e-8):
+    """(x - mean) / (std + eps) over all of x (population std, accumulated in float64);
+    an all-equal x gives zeros, never NaN.
+
+    x any shape, float32/float64; eps >= 0 -> same shape and dtype.
+    """
     x, eps = v.standardize_args(x, eps)
     return _returns.standardize(x.reshape(-1), eps, get_num_threads()).reshape(x.shape)
 
 
 def gaussian_policy_grad(theta, states, actions, weights, sigma):
+    """Gradient with respect to theta of sum_i weights[i] * log N(actions[i]; states[i] @ theta, sigma^2):
+    states.T @ (weights * (actions - states @ theta)) / sigma**2.
+
+    theta (D,) or (D, K), states (N, D), actions (N,) or (N, K) (theta's layout), weights (N,),
+    one float dtype; sigma > 0 -> theta's shape.
+    """
     theta, states, actions, weights, sigma = v.gaussian_args(theta, states, actions, weights, sigma)
     grad = _policy.gaussian_policy_grad(_columns(theta), states, _columns(actions), weights, sigma)
     return grad.reshape(theta.shape)
 
 
 def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
+    """One RMSProp descent step, in place (returns None):
+    cache = decay * cache + (1 - decay) * grad**2; param -= lr * grad / (sqrt(cache) + eps).
+
+    param, cache writeable ndarrays of one shape (any strides), grad that shape, one float dtype;
+    lr finite, decay in [0, 1], eps >= 0.
+    """
     param, grad, cache, lr, decay, eps = v.rmsprop_args(param, grad, cache, lr, decay, eps)
     # Updated in place: strided arrays are worked on as contiguous copies, then written back.
     flat_param, flat_cache = np.ascontiguousarray(param).reshape(-1), np.ascontiguousarray(cache).reshape(-1)
@@ -110,6 +208,13 @@ def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
 
 
 def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam descent step, in place (returns None), `step` being this update's number from 1:
+    m = beta1 * m + (1 - beta1) * grad; v = beta2 * v + (1 - beta2) * grad**2;
+    param -= lr * (m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps).
+
+    param, m, v writeable ndarrays of one shape (any strides), grad that shape, one float dtype;
+    step an integer >= 1; lr finite; beta1, beta2 in [0, 1); eps >= 0.
+    """
     param, grad, m, v, step, lr, beta1, beta2, eps = _validate.adam_args(param, grad, m, v, step, lr, beta1, beta2, eps)
     flat = [np.ascontiguousarray(a).reshape(-1) for a in (param, m, v)]
     _optim.adam_step(flat[0], grad.reshape(-1), flat[1], flat[2], lr / (1 - beta1**step),
@@ -120,11 +225,25 @@ def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
 
 
 def pong_preprocess(frames):
+    """Atari Pong frames to the 80 x 80 binary input of the "Pong from pixels" agent:
+    rows 35..194, every 2nd row and column, red channel; 144 and 109 (the background) -> 0,
+    any other nonzero value -> 1.
+
+    frames (210, 160, 3) or (N, 210, 160, 3) uint8 RGB -> (6400,) or (N, 6400) float32.
+    """
     frames = v.frames_array(frames)
     batch = np.ascontiguousarray(frames.reshape((-1, 210, 160, 3)))
     return _atari.pong_preprocess(batch, get_num_threads()).reshape(frames.shape[:-3] + (6400,))
 
 
 def pong_difference(frames, previous, rows=None, fresh=None):
+    """The trainer's per-step input: pong_preprocess(frames) - previous[rows] as int8 in
+    {-1, 0, 1} (zeros where fresh: an episode's first frame has no motion yet); previous[rows]
+    is then overwritten with the new preprocessed frames (as 0/1 bytes).
+
+    frames (B, 210, 160, 3) uint8; previous (E, 6400) uint8, C-contiguous and writeable;
+    rows (B,) distinct integers in [0, E) (None: 0..B-1, then E must equal B);
+    fresh (B,) bool or None (none fresh) -> (B, 6400) int8.
+    """
     frames, previous, rows, fresh = v.difference_args(frames, previous, rows, fresh)
     return _atari.pong_difference(frames, previous, rows, fresh, get_num_threads())

@@ -15,15 +15,12 @@ episodes. The kernels come in as a module (`pgcore.kernels` or `pgcore.reference
 so both backends run exactly this code.
 """
 import dataclasses
-import os
-import signal
-import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pgcore import runs
+from pgcore._threads import _default_threads
 
 UP, DOWN = 2, 3  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down
 INPUT_SIZE = 80 * 80
@@ -32,15 +29,16 @@ FIRST_BUFFER_STEPS = 2048  # per env; doubled when an episode runs longer
 
 @dataclass
 class PongConfig:
+    task: str = "pong"
     seed: int = 0
     envs: int = 16                 # parallel emulators
-    threads: int = 2               # emulator threads
+    threads: int = field(default_factory=_default_threads)  # emulator threads (default: every core)
     sync: bool = False             # step all envs together: slower, but bitwise reproducible
     frameskip: int = 4
     sticky: float = 0.25           # repeat_action_probability
     hidden: int = 200
     optimizer: str = "rmsprop"     # or "adam"
-    lr: float = 1e-3               # the classic recipe's 1e-4 is --preset classic
+    lr: float = 1e-3               # the classic recipe's 1e-4 is preset "classic"
     decay: float = 0.99            # RMSProp
     beta1: float = 0.9             # Adam
     beta2: float = 0.999           # Adam
@@ -50,60 +48,56 @@ class PongConfig:
     backend: str = "cython"
     max_frames: int = 0            # 0: no limit
     max_episodes: int = 0          # 0: no limit
-    checkpoint_every: int = 50     # episodes
+    checkpoint_every: int = 50     # episodes (0: only by time and at the end)
+    checkpoint_minutes: float = 5.0  # wall time between checkpoints (0: only by episodes and at the end)
     run_dir: str = ""
     quiet: bool = False
 
 
+# What each preset sets over PongConfig's defaults (settings given explicitly win).
+PRESETS = {
+    "fast": {},                # PongConfig's defaults, lr 1e-3: measured best here, see docs/results/pong
+    "classic": {"lr": 1e-4},   # the original "Pong from pixels" settings
+}
+FORMAT = "pgcore-pong-1"
 RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
-COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "episodes_in_batch": int,
-                 "wall_s": (int, float), "segment": int}
+COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int}
+
+
+def make_config(preset=None, **settings):
+    """PongConfig from a preset (default "fast") and settings, which win over the preset."""
+    if preset is not None and preset not in PRESETS:
+        raise runs.SettingError("preset", f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
+    return PongConfig(**PRESETS[preset or "fast"] | settings)
+
+
+def config_from_saved(saved):
+    """The PongConfig a checkpoint recorded (older ones had no optimizer choice, task or time cadence)."""
+    return PongConfig(**{"optimizer": "rmsprop", "threads": 2} | saved)
 
 
 def check_config(config):
-    """Raises ValueError naming the first setting out of range (a hand-edited checkpoint, say)."""
-    runs.check_whole_numbers(config, ("envs", "threads", "frameskip", "hidden", "batch_episodes"), 1)
-    runs.check_whole_numbers(config, ("max_frames", "max_episodes", "checkpoint_every", "seed"), 0)
-    for name, low, high in (("lr", 0.0, 1.0), ("decay", 0.0, 1.0), ("beta1", 0.0, 0.999999), ("beta2", 0.0, 0.999999),
-                            ("gamma", 0.0, 1.0), ("sticky", 0.0, 1.0)):
-        value = getattr(config, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-            raise ValueError(f"{name} must be a number in [{low}, {high}], not {value!r}")
-    if config.lr == 0:
-        raise ValueError("lr must be above 0")
-    if config.optimizer not in OPTIMIZER_STATE:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZER_STATE)}, not {config.optimizer!r}")
-    if config.dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be float32 or float64, not {config.dtype!r}")
-    if config.backend not in ("cython", "numpy"):
-        raise ValueError(f"backend must be cython or numpy, not {config.backend!r}")
+    """Raises SettingError (a ValueError) naming the first setting out of range."""
+    runs.check_choice(config, "task", ("pong",))
+    runs.check_common(config)
+    runs.check_whole_numbers(config, ("envs", "frameskip", "hidden"), 1)
+    runs.check_numbers(config, {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False),
+                                "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False)})
+    runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
+    if not isinstance(config.sync, bool):
+        raise runs.SettingError("sync", f"sync must be True or False, not {config.sync!r}")
+    needed = memory_bytes(config)
+    # name the setting that made the run too big: hidden, unless the default width needs about as much
+    culprit = "envs" if 2 * memory_bytes(dataclasses.replace(config, hidden=200)) > needed else "hidden"
+    runs.check_memory(culprit, getattr(config, culprit), needed)
 
 
-class StopRequest:
-    """Turns SIGINT (Ctrl-C) and SIGTERM into a flag the loop checks between steps, so an
-    episode's bookkeeping and an update are never cut in half; a second signal stops at once."""
-
-    def __init__(self):
-        self.signal_name = None
-        self.previous = {}
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[signum] = signal.signal(signum, self._handle)
-            except ValueError:  # not the main thread: signals stay as they are
-                pass
-
-    def _handle(self, signum, frame):
-        if self.signal_name is not None:
-            raise KeyboardInterrupt
-        self.signal_name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        self.previous = {}
+def memory_bytes(config):
+    """Bytes a run holds: parameters with their gradient and optimizer state, and episode buffers."""
+    itemsize = np.dtype(config.dtype).itemsize
+    params = (INPUT_SIZE + 1) * config.hidden * itemsize * (2 + len(OPTIMIZER_STATE[config.optimizer]))
+    per_step = INPUT_SIZE + (config.hidden + 2) * itemsize + 1
+    return params + config.envs * FIRST_BUFFER_STEPS * per_step
 
 
 def make_envs(config):
@@ -126,6 +120,11 @@ def init_params(config, rng):
     w1 = (rng.standard_normal((INPUT_SIZE, config.hidden)) / np.sqrt(INPUT_SIZE)).astype(dtype)
     w2 = (rng.standard_normal(config.hidden) / np.sqrt(config.hidden)).astype(dtype)
     return {"w1": w1, "w2": w2}
+
+
+def initial_params(config):
+    """The parameters a new run starts from (seeded by config.seed)."""
+    return init_params(config, np.random.default_rng(runs.seed_streams(config.seed)[0]))
 
 
 def param_shapes(config):
@@ -197,92 +196,51 @@ class EpisodeBuffers:
 def train(config, kernels, resume_meta=None, resume_arrays=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
     (counters, the name of the signal that stopped it or None)."""
-    with StopRequest() as stop:
-        return _train(config, kernels, resume_meta, resume_arrays, stop)
-
-
-def _train(config, kernels, resume_meta, resume_arrays, stop):
-    import pgcore
-
     # The emulator threads keep every core busy; a parallel kernel region would wait for a
     # core to come free (milliseconds), so the trainer's kernels run on the calling thread.
-    pgcore.set_num_threads(1)
-    dtype = np.dtype(config.dtype)
-    run_dir = config.run_dir
-    checkpoint_path = os.path.join(run_dir, runs.CHECKPOINT_NAME)
+    with runs.Run(config, FORMAT, kernel_threads=1, resume_meta=resume_meta, resume_arrays=resume_arrays,
+                  extra_counters={"episodes_in_batch": 0}, extra_columns=["skipped_updates"]) as run:
+        _train(config, kernels, run)
+    return run.counters, run.stopped_by
 
-    # ---- state: parameters, optimizer, counters, random streams (all seeded here) ----
-    seeds = np.random.SeedSequence(config.seed).spawn(3)  # params, actions, emulators
-    if resume_meta is None:
-        params = init_params(config, np.random.default_rng(seeds[0]))
+
+def _train(config, kernels, run):
+    dtype = np.dtype(config.dtype)
+    counters, rng = run.counters, run.rng
+
+    # ---- state: parameters, optimizer, batch gradient (new ones seeded by the run) ----
+    if run.arrays is None:
+        params = initial_params(config)
         opt_state = {k: {prefix: np.zeros_like(v) for prefix in OPTIMIZER_STATE[config.optimizer]}
                      for k, v in params.items()}
         grads = {k: np.zeros_like(v) for k, v in params.items()}
-        rng = np.random.default_rng(seeds[1])
-        counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "skipped_updates": 0,
-                    "episodes_in_batch": 0, "running_reward": None, "wall_s": 0.0, "segment": 0}
     else:
-        params = {k: resume_arrays[k] for k in ("w1", "w2")}
-        opt_state = {k: {prefix: resume_arrays[prefix + k] for prefix in OPTIMIZER_STATE[config.optimizer]}
+        params = {k: run.arrays[k] for k in ("w1", "w2")}
+        opt_state = {k: {prefix: run.arrays[prefix + k] for prefix in OPTIMIZER_STATE[config.optimizer]}
                      for k in params}
-        grads = {k: resume_arrays["grad_" + k] for k in params}
-        rng = np.random.default_rng()
-        rng.bit_generator.state = resume_meta["rng"]
-        counters = dict(resume_meta["counters"])
-        counters.setdefault("skipped_updates", 0)  # checkpoints from before the column existed
-        counters["segment"] += 1
+        grads = {k: run.arrays["grad_" + k] for k in params}
     w1, w2 = params["w1"], params["w2"]
-    env_seed = int(seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
-
-    progress = runs.ProgressLog(os.path.join(run_dir, "progress.csv"), extra_columns=["updates", "skipped_updates"],
-                                keep_episodes=counters["episode"] if resume_meta else None)
-
-    def save_checkpoint():
-        arrays = {"w1": w1, "w2": w2, "grad_w1": grads["w1"], "grad_w2": grads["w2"]}
-        arrays.update({prefix + k: state for k in params for prefix, state in opt_state[k].items()})
-        meta = {"config": dataclasses.asdict(config), "counters": counters, "rng": rng.bit_generator.state,
-                "format": "pgcore-pong-1"}
-        runs.save_checkpoint(checkpoint_path, arrays, meta)
+    run.start(lambda: params | {"grad_" + k: g for k, g in grads.items()}
+              | {prefix + k: state for k in params for prefix, state in opt_state[k].items()})
+    env_seed = int(run.seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
 
     def finish_episode(env):
         x, h, logits, actions, rewards = buffers.episode(env)
         grad_w1, grad_w2 = episode_gradient(kernels, x, h, logits, actions, rewards, w2, config.gamma)
         grads["w1"] += grad_w1
         grads["w2"] += grad_w2
-        reward = float(rewards.sum())
-        counters["running_reward"] = runs.running_mean(counters["running_reward"], reward)
-        counters["episode"] += 1
         counters["episodes_in_batch"] += 1
         if counters["episodes_in_batch"] >= config.batch_episodes:
-            if all(np.isfinite(grads[k]).all() for k in ("w1", "w2")):
+            def step():
                 for k in ("w1", "w2"):
                     optimizer_step(kernels, config, params[k], grads[k], opt_state[k], counters["updates"] + 1)
-                counters["updates"] += 1
-            else:  # one bad batch must not poison the weights: drop it and go on
-                counters["skipped_updates"] += 1
-                warnings.warn(f"episode {counters['episode']}: the batch gradient is not finite; "
-                              "the update is skipped", RuntimeWarning, stacklevel=2)
+            run.apply_update(grads.values(), step)
             for k in ("w1", "w2"):
                 grads[k][...] = 0
             counters["episodes_in_batch"] = 0
-        wall = counters["wall_s"] + time.perf_counter() - segment_start
-        progress.append([counters["episode"], counters["frames"], counters["steps"], reward,
-                         round(counters["running_reward"], 6), round(wall, 3),
-                         round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"],
-                         counters["skipped_updates"]])
+        run.finish_episode(float(rewards.sum()), extra=[counters["skipped_updates"]])
         buffers.length[env] = 0
-        if config.checkpoint_every and counters["episode"] % config.checkpoint_every == 0:
-            counters["wall_s"] = wall
-            save_checkpoint()
-            reset_segment_clock()
-
-    def reset_segment_clock():
-        nonlocal segment_start
-        segment_start = time.perf_counter()
-
-    def limits_reached():
-        return ((config.max_frames and counters["frames"] >= config.max_frames)
-                or (config.max_episodes and counters["episode"] >= config.max_episodes))
+        run.maybe_checkpoint()
 
     # ---- emulators and episode buffers ----
     envs = make_envs(config)  # seeded by its reset below
@@ -290,12 +248,9 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
     previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
     fresh = np.ones(config.envs, dtype=bool)             # next frame starts an episode: no motion yet
     last_frame_number = np.zeros(config.envs, dtype=np.int64)
-
-    segment_start = time.perf_counter()
-    bar = runs.progress_bar(config, counters["episode"])
     try:
         observations, info = envs.reset(seed=env_seed)
-        while not limits_reached() and stop.signal_name is None:
+        while run.running():
             env_ids = info["env_id"]                                   # (B,)
             # (B, 6400) int8 in {-1, 0, 1}: this frame minus the env's previous one
             x = kernels.pong_difference(observations[:, 0], previous_frame, env_ids, fresh[env_ids])
@@ -323,17 +278,61 @@ def _train(config, kernels, resume_meta, resume_arrays, stop):
             for env in env_ids[(terminated | truncated) & stepped]:
                 finish_episode(env)
                 fresh[env] = True
-                bar.update(1)
-                bar.set_postfix(running=f"{counters['running_reward']:.2f}",
-                                fps=f"{counters['frames'] / max(1e-9, counters['wall_s'] + time.perf_counter() - segment_start):,.0f}",
-                                refresh=False)
     finally:
-        bar.close()
         envs.close()
-    # Reached only when the loop ended cleanly (limits or a signal between steps): an error
-    # propagates without saving, leaving the last good checkpoint in place.
-    counters["wall_s"] += time.perf_counter() - segment_start
-    reset_segment_clock()
-    save_checkpoint()
-    progress.close()
-    return counters, stop.signal_name
+
+
+class Player:
+    """Plays Pong from raw frames with fixed parameters, keeping each game's previous frame
+    as the trainer does (the policy sees this frame minus the previous one)."""
+
+    def __init__(self, kernels, w1, w2, rng):
+        self.kernels, self.w1, self.w2, self.rng = kernels, w1, w2, rng
+        self.previous = np.zeros((0, INPUT_SIZE), dtype=np.uint8)  # (N, 6400) preprocessed, 0/1
+
+    def act(self, frames, new_game=None, greedy=True):
+        """frames (N, 210, 160, 3) uint8 -> actions (N,) int (UP or DOWN). `new_game` (N,) bool
+        marks the games whose frame is their first (default: all, when N changed, else none)."""
+        n = len(frames)
+        if len(self.previous) != n:
+            self.previous = np.zeros((n, INPUT_SIZE), dtype=np.uint8)
+            new_game = np.ones(n, dtype=bool)
+        elif new_game is None:
+            new_game = np.zeros(n, dtype=bool)
+        x = self.kernels.pong_difference(frames, self.previous, np.arange(n), np.asarray(new_game, dtype=bool))
+        _, logits = self.kernels.mlp_forward(x, self.w1, self.w2)
+        p_up = 1 / (1 + np.exp(-logits.astype(np.float64)))
+        up = p_up > 0.5 if greedy else self.rng.random(n) < p_up
+        return np.where(up, UP, DOWN)
+
+
+def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=None, frames=None):
+    """Scores of `episodes` games against the built-in AI on fresh emulators (seeds seed, seed + 1, ...).
+    `on_game(game, score)` is called after each game; `frames`, a list, collects the first game's frames."""
+    import ale_py
+    import gymnasium
+
+    if kernels is None:
+        from pgcore import kernels
+    gymnasium.register_envs(ale_py)
+    env = gymnasium.make("ALE/Pong-v5", frameskip=config.frameskip, repeat_action_probability=config.sticky)
+    player = Player(kernels, params["w1"], params["w2"], np.random.default_rng(seed))
+    scores = []
+    try:
+        for game in range(episodes):
+            frame, _ = env.reset(seed=seed + game)
+            score, done, first = 0.0, False, True
+            while not done:
+                action = player.act(frame[None], np.array([first]), greedy)[0]
+                first = False
+                frame, reward, terminated, truncated, _ = env.step(action)
+                score += reward
+                done = terminated or truncated
+                if frames is not None and game == 0:
+                    frames.append(frame)
+            scores.append(score)
+            if on_game is not None:
+                on_game(game, score)
+    finally:
+        env.close()
+    return np.array(scores)

@@ -12,6 +12,11 @@ from pgcore import _validate as v
 
 
 def softmax(logits, tau=1.0):
+    """Row-wise softmax with temperature: exp(l / tau) / sum exp(l / tau), max-shifted.
+
+    logits (N, A) or (A,) float32/float64, A >= 1; tau > 0 -> same shape and dtype.
+    Finite for any finite logits, tau down to 1e-3.
+    """
     logits, tau = v.softmax_args(logits, tau)
     # Shift before dividing by tau: finite for any finite logits, even at tau = 1e-3
     # (a shifted logit may overflow to -inf, whose exp is the right 0).
@@ -21,6 +26,10 @@ def softmax(logits, tau=1.0):
 
 
 def log_softmax(logits, tau=1.0):
+    """Row-wise log of softmax(logits, tau), computed stably (max-shifted).
+
+    logits (N, A) or (A,) float32/float64, A >= 1; tau > 0 -> same shape and dtype.
+    """
     logits, tau = v.softmax_args(logits, tau)
     with np.errstate(over="ignore"):
         z = (logits - logits.max(axis=-1, keepdims=True)) / tau
@@ -28,6 +37,14 @@ def log_softmax(logits, tau=1.0):
 
 
 def softmax_policy_grad(logits, actions, weights, tau=1.0, entropy=0.0):
+    """Gradient with respect to logits of the softmax policy's objective
+    sum_i weights[i] * log p[i, actions[i]] + entropy * sum_i H(p[i]),
+    p = softmax(logits, tau), H(p) = -sum_j p_j log p_j:
+    weights[i] * (onehot(actions[i]) - p[i]) / tau - entropy * p[i] * (log p[i] + H(p[i])) / tau.
+
+    logits (N, A) float32/float64, actions (N,) integers in [0, A), weights (N,) the
+    logits' dtype, tau > 0, entropy any finite number (0: no bonus) -> (N, A).
+    """
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=2)
     tau, entropy = v.positive("tau", tau), v.scalar("entropy", entropy)
     p = softmax(logits, tau)
@@ -41,32 +58,61 @@ def softmax_policy_grad(logits, actions, weights, tau=1.0, entropy=0.0):
 
 
 def sigmoid_policy_grad(logits, actions, weights):
+    """Gradient with respect to logits of sum_i weights[i] * log Bernoulli(actions[i]; sigmoid(logits[i])):
+    weights * (actions - sigmoid(logits)).
+
+    logits (N,) float32/float64, actions (N,) integers or bools in {0, 1}, weights (N,)
+    the logits' dtype -> (N,).
+    """
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=1)
     return weights * (actions.astype(logits.dtype) - expit(logits))
 
 
 def relu(x):
+    """max(x, 0) elementwise (NaN passes through).
+
+    x any shape, float32/float64 -> same shape and dtype.
+    """
     x = v.float_array("x", x, None)
     return np.maximum(x, 0)
 
 
 def relu_backward(grad_out, x):
+    """grad_out * (x > 0); x may be the pre- or the post-activation.
+
+    grad_out, x the same shape (any), one float dtype -> that shape and dtype.
+    """
     grad_out, x = v.relu_backward_args(grad_out, x)
     return grad_out * (x > 0)
 
 
 def linear_backward(x, grad_out, w):
+    """Backward of y = x @ w: (grad_w, grad_x) = (x.T @ grad_out, grad_out @ w.T).
+
+    x (N, I), grad_out (N, O), w (I, O), one float dtype -> grad_w (I, O), grad_x (N, I).
+    """
     x, grad_out, w = v.linear_backward_args(x, grad_out, w)
     return x.T @ grad_out, grad_out @ w.T
 
 
 def mlp_forward(x, w1, w2):
+    """The 2-layer policy net, no biases: h = relu(x @ w1), logits = h @ w2. Returns (h, logits).
+
+    x (N, D) or (D,), float in w1's dtype or int8; w1 (D, H); w2 (H, A) or (H,) in w1's dtype
+    -> h (N, H), logits (N, A) or (N,); a 1-d x gives h (H,) and logits (A,) or a scalar.
+    """
     x, w1, w2 = v.mlp_forward_args(x, w1, w2)
     h = np.maximum(x.astype(w1.dtype) @ w1, 0)
     return h, h @ w2
 
 
 def mlp_backward(x, h, grad_logits, w2):
+    """Gradients of the net of mlp_forward given grad_logits (the gradient at its logits):
+    grad_w2 = h.T @ grad_logits, grad_h = (grad_logits @ w2.T) * (h > 0), grad_w1 = x.T @ grad_h.
+
+    x (N, D) float in h's dtype or int8; h (N, H) as mlp_forward returned it; w2 (H, A) or (H,);
+    grad_logits (N, A) or (N,) (w2's layout) -> (grad_w1 (D, H), grad_w2 shaped like w2).
+    """
     x, h, grad_logits, w2 = v.mlp_backward_args(x, h, grad_logits, w2)
     if w2.ndim == 1:
         grad_w2 = h.T @ grad_logits
@@ -79,6 +125,12 @@ def mlp_backward(x, h, grad_logits, w2):
 
 
 def discounted_returns(rewards, gamma, dones=None):
+    """G[t] = rewards[t] + gamma * G[t + 1], scanned backwards along axis 0, with the
+    future cut to 0 after every t where dones[t] (an episode ends at step t).
+
+    rewards (T,) or (T, N) float32/float64 (N independent streams); gamma in [0, 1];
+    dones None or booleans/numbers (nonzero = done) of rewards' shape -> rewards' shape and dtype.
+    """
     rewards, gamma, dones = v.returns_args(rewards, gamma, dones)
     returns = np.empty_like(rewards)
     running = np.zeros_like(rewards[0]) if len(rewards) else None
@@ -91,6 +143,11 @@ def discounted_returns(rewards, gamma, dones=None):
 
 
 def standardize(x, eps=1e-8):
+    """(x - mean) / (std + eps) over all of x (population std, accumulated in float64);
+    an all-equal x gives zeros, never NaN.
+
+    x any shape, float32/float64; eps >= 0 -> same shape and dtype.
+    """
     x, eps = v.standardize_args(x, eps)
     if x.size == 0:
         return x.copy()
@@ -102,6 +159,12 @@ def standardize(x, eps=1e-8):
 
 
 def gaussian_policy_grad(theta, states, actions, weights, sigma):
+    """Gradient with respect to theta of sum_i weights[i] * log N(actions[i]; states[i] @ theta, sigma^2):
+    states.T @ (weights * (actions - states @ theta)) / sigma**2.
+
+    theta (D,) or (D, K), states (N, D), actions (N,) or (N, K) (theta's layout), weights (N,),
+    one float dtype; sigma > 0 -> theta's shape.
+    """
     theta, states, actions, weights, sigma = v.gaussian_args(theta, states, actions, weights, sigma)
     residual = actions - states @ theta
     weighted = residual * (weights if theta.ndim == 1 else weights[:, None])
@@ -109,6 +172,12 @@ def gaussian_policy_grad(theta, states, actions, weights, sigma):
 
 
 def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
+    """One RMSProp descent step, in place (returns None):
+    cache = decay * cache + (1 - decay) * grad**2; param -= lr * grad / (sqrt(cache) + eps).
+
+    param, cache writeable ndarrays of one shape (any strides), grad that shape, one float dtype;
+    lr finite, decay in [0, 1], eps >= 0.
+    """
     param, grad, cache, lr, decay, eps = v.rmsprop_args(param, grad, cache, lr, decay, eps)
     cache *= decay
     cache += (1 - decay) * grad**2
@@ -116,6 +185,13 @@ def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
 
 
 def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """One Adam descent step, in place (returns None), `step` being this update's number from 1:
+    m = beta1 * m + (1 - beta1) * grad; v = beta2 * v + (1 - beta2) * grad**2;
+    param -= lr * (m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps).
+
+    param, m, v writeable ndarrays of one shape (any strides), grad that shape, one float dtype;
+    step an integer >= 1; lr finite; beta1, beta2 in [0, 1); eps >= 0.
+    """
     param, grad, m, v, step, lr, beta1, beta2, eps = _validate.adam_args(param, grad, m, v, step, lr, beta1, beta2, eps)
     m *= beta1
     m += (1 - beta1) * grad
@@ -127,6 +203,12 @@ def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
 
 
 def pong_preprocess(frames):
+    """Atari Pong frames to the 80 x 80 binary input of the "Pong from pixels" agent:
+    rows 35..194, every 2nd row and column, red channel; 144 and 109 (the background) -> 0,
+    any other nonzero value -> 1.
+
+    frames (210, 160, 3) or (N, 210, 160, 3) uint8 RGB -> (6400,) or (N, 6400) float32.
+    """
     frames = v.frames_array(frames)
     image = frames[..., 35:195:2, ::2, 0].copy()  # crop the playing field, downsample by 2, red channel
     image[image == 144] = 0  # background, one shade
@@ -136,6 +218,14 @@ def pong_preprocess(frames):
 
 
 def pong_difference(frames, previous, rows=None, fresh=None):
+    """The trainer's per-step input: pong_preprocess(frames) - previous[rows] as int8 in
+    {-1, 0, 1} (zeros where fresh: an episode's first frame has no motion yet); previous[rows]
+    is then overwritten with the new preprocessed frames (as 0/1 bytes).
+
+    frames (B, 210, 160, 3) uint8; previous (E, 6400) uint8, C-contiguous and writeable;
+    rows (B,) distinct integers in [0, E) (None: 0..B-1, then E must equal B);
+    fresh (B,) bool or None (none fresh) -> (B, 6400) int8.
+    """
     frames, previous, rows, fresh = v.difference_args(frames, previous, rows, fresh)
     current = pong_preprocess(frames).astype(np.int8)
     difference = current - previous[rows].astype(np.int8)

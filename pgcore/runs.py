@@ -6,13 +6,17 @@ renamed over the old one, so a crash at any moment leaves the last good one. It 
 read with `allow_pickle=False`, so loading never runs code from the file.
 """
 import csv
+import dataclasses
 import io
 import json
 import math
 import os
 import platform
+import signal
 import sys
 import tempfile
+import time
+import warnings
 import zipfile
 
 import numpy as np
@@ -28,12 +32,75 @@ class RunError(Exception):
     """A run directory, config or checkpoint that cannot be used (the CLI prints it, exit 2)."""
 
 
+class SettingError(ValueError):
+    """A setting out of its bounds; `setting` names it, so the CLI can name its flag."""
+
+    def __init__(self, setting, message):
+        super().__init__(message)
+        self.setting = setting
+
+
+def _is_real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_whole_number(name, value, low):
+    """Raises SettingError unless `value` is an integer >= low (bools refused)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise SettingError(name, f"{name} must be a whole number >= {low}, not {value!r}")
+
+
 def check_whole_numbers(config, names, low):
-    """Raises ValueError naming the first of `names` that is not an int >= low (bools refused)."""
+    """Raises SettingError naming the first of `names` that is not an integer >= low."""
     for name in names:
+        check_whole_number(name, getattr(config, name), low)
+
+
+def check_numbers(config, bounds):
+    """`bounds` maps a setting to (low, high, low_open); raises SettingError naming the first
+    setting that is not a finite number in [low, high] (or (low, high] when low_open)."""
+    for name, (low, high, low_open) in bounds.items():
         value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be a whole number >= {low}, not {value!r}")
+        if (not _is_real(value) or not math.isfinite(value) or not (low < value if low_open else low <= value)
+                or not value <= high):
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high == math.inf else ']'}"
+            raise SettingError(name, f"{name} must be a number in {interval}, not {value!r}")
+
+
+def check_choice(config, name, choices):
+    value = getattr(config, name)
+    if value not in choices:
+        raise SettingError(name, f"{name} must be one of {', '.join(map(str, choices))}, not {value!r}")
+
+
+def check_common(config):
+    """The settings every trainer has, with the same bounds for all (the CLI's included)."""
+    check_whole_numbers(config, ("batch_episodes", "threads"), 1)
+    check_whole_numbers(config, ("seed", "max_frames", "max_episodes", "checkpoint_every"), 0)
+    check_numbers(config, {"lr": (0.0, 1.0, True), "gamma": (0.0, 1.0, False),
+                           "checkpoint_minutes": (0.0, math.inf, False)})
+    check_choice(config, "dtype", ("float32", "float64"))
+    check_choice(config, "backend", ("cython", "numpy"))
+    if not isinstance(config.quiet, bool):
+        raise SettingError("quiet", f"quiet must be True or False, not {config.quiet!r}")
+
+
+def available_memory():
+    """Bytes of memory a new allocation can use now (MemAvailable plus free swap), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if line.strip()}
+        return fields["MemAvailable"] + fields.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def check_memory(setting, value, needed_bytes):
+    """Raises SettingError naming `setting` when a run needs more memory than the machine has free."""
+    available = available_memory()
+    if available is not None and needed_bytes > available:
+        raise SettingError(setting, f"{setting}={value!r} needs about {needed_bytes / 2**30:,.1f} GiB of memory; "
+                                    f"{available / 2**30:,.1f} GiB are available")
 
 
 def progress_bar(config, episodes_done):
@@ -106,7 +173,7 @@ def save_checkpoint(path, arrays, meta):
 
 def load_checkpoint(path, expected=None):
     """Returns (arrays, meta). `expected` maps array names to (shape, dtype) to check
-    (shape None: any 1-d length).
+    (shape None: any 1-d length; dtype None: any float dtype).
 
     Any problem (missing, truncated, not an npz, pickled objects, wrong shapes or
     dtypes, bad JSON) raises RunError with a one-line message naming the file.
@@ -131,10 +198,11 @@ def load_checkpoint(path, expected=None):
             raise RunError(f"corrupt checkpoint {path}: array {name} is missing")
         array = arrays[name]
         shape_ok = array.ndim == 1 if shape is None else array.shape == tuple(shape)
-        if not shape_ok or array.dtype != np.dtype(dtype):
+        dtype_ok = array.dtype.kind == "f" if dtype is None else array.dtype == np.dtype(dtype)
+        if not shape_ok or not dtype_ok:
             wanted = "(any length,)" if shape is None else tuple(shape)
             raise RunError(f"checkpoint {path}: {name} has shape {array.shape} and dtype {array.dtype}, "
-                           f"expected {wanted} {np.dtype(dtype)}")
+                           f"expected {wanted} {'float' if dtype is None else np.dtype(dtype)}")
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise RunError(f"corrupt checkpoint {path}: {name} holds non-finite values")
     return arrays, meta
@@ -242,3 +310,172 @@ class ProgressLog:
         self.file.flush()
         os.fsync(self.file.fileno())
         self.file.close()
+
+
+class StopRequest:
+    """Turns SIGINT (Ctrl-C) and SIGTERM into a flag the loop checks between steps, so an
+    episode's bookkeeping and an update are never cut in half; a second signal stops at once."""
+
+    def __init__(self):
+        self.signal_name = None
+        self.previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: signals stay as they are
+                pass
+
+    def _handle(self, signum, frame):
+        if self.signal_name is not None:
+            raise KeyboardInterrupt
+        self.signal_name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+
+
+def seed_streams(seed):
+    """The run's three independent random streams: parameters, actions, environments."""
+    return np.random.SeedSequence(seed).spawn(3)
+
+
+# Every trainer's counters; a checkpoint's are checked against these types on resume.
+COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "wall_s": (int, float), "segment": int}
+
+
+class Run:
+    """One segment of a training run: all that a trainer does besides collecting episodes and
+    forming gradients, written once for every trainer.
+
+    It starts the run's state (new, seeded from config.seed, or resumed from a checkpoint),
+    sets the kernel thread count (and restores it on exit), turns Ctrl-C / SIGTERM into
+    `stopped_by`, checks the limits, logs each finished episode (progress.csv and the progress
+    bar), applies an update only when its gradient is finite, and checkpoints at the start of a
+    new run, every `checkpoint_every` episodes or `checkpoint_minutes` of wall time (checked
+    where the trainer calls `maybe_checkpoint`), and when the loop ends cleanly. An exception
+    (a second Ctrl-C, a full disk) leaves the last good checkpoint as it was.
+
+        with runs.Run(config, "pgcore-x-1", kernel_threads=1, resume_meta=meta, resume_arrays=arrays) as run:
+            params = run.arrays or init(run.seeds[0])      # seeds: parameters, actions, environments
+            run.start(lambda: {...every array of the trainer's state...})
+            while run.running():
+                ...collect with run.rng; run.apply_update(grads, step); run.finish_episode(reward)...
+                run.maybe_checkpoint()
+        return run.counters, run.stopped_by
+    """
+
+    def __init__(self, config, checkpoint_format, *, kernel_threads, resume_meta=None, resume_arrays=None,
+                 extra_counters=None, extra_columns=()):
+        self.config, self.format, self.kernel_threads = config, checkpoint_format, kernel_threads
+        self.resumed = resume_meta is not None
+        self.arrays = resume_arrays
+        self.seeds = seed_streams(config.seed)
+        counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "skipped_updates": 0,
+                    "running_reward": None, "wall_s": 0.0, "segment": 0} | dict(extra_counters or {})
+        if self.resumed:
+            self.rng = np.random.default_rng()
+            self.rng.bit_generator.state = resume_meta["rng"]
+            counters |= resume_meta["counters"]  # counters added since the checkpoint keep their start value
+            counters["segment"] += 1
+        else:
+            self.rng = np.random.default_rng(self.seeds[1])
+        self.counters = counters
+        self.checkpoint_path = os.path.join(config.run_dir, CHECKPOINT_NAME)
+        self.progress = ProgressLog(os.path.join(config.run_dir, "progress.csv"), ["updates", *extra_columns],
+                                    keep_episodes=counters["episode"] if self.resumed else None)
+        self.state_arrays = None
+        self.saved_episode = counters["episode"]
+
+    def __enter__(self):
+        import pgcore
+
+        self.stop = StopRequest()
+        self.previous_threads = pgcore.get_num_threads()
+        pgcore.set_num_threads(self.kernel_threads)
+        self.bar = progress_bar(self.config, self.counters["episode"])
+        self.segment_start = self.saved_at = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        import pgcore
+
+        self.bar.close()
+        try:
+            if exc_type is None and self.state_arrays is not None:
+                self.save()
+        finally:
+            self.progress.close()
+            self.stop.__exit__()
+            pgcore.set_num_threads(self.previous_threads)
+
+    @property
+    def stopped_by(self):
+        """None, or the signal ("Ctrl-C", "SIGTERM") that asked the run to stop."""
+        return self.stop.signal_name
+
+    def start(self, state_arrays):
+        """`state_arrays()` returns every array of the trainer's state (name -> ndarray), for
+        checkpoints; a new run saves its first checkpoint now, so a kill at any moment after
+        this leaves a run to resume."""
+        self.state_arrays = state_arrays
+        if not self.resumed:
+            self.save()
+
+    def running(self):
+        """False once a limit is reached or a stop was requested."""
+        config, counters = self.config, self.counters
+        limit_reached = ((config.max_frames and counters["frames"] >= config.max_frames)
+                         or (config.max_episodes and counters["episode"] >= config.max_episodes))
+        return not limit_reached and self.stopped_by is None
+
+    def wall(self):
+        """Seconds of training over every segment so far."""
+        return self.counters["wall_s"] + time.perf_counter() - self.segment_start
+
+    def apply_update(self, grads, step):
+        """Calls `step()` and counts an update if every array in `grads` is finite; otherwise
+        counts a skipped update and warns: one bad batch must not poison the parameters."""
+        if all(np.isfinite(grad).all() for grad in grads):
+            step()
+            self.counters["updates"] += 1
+            return True
+        self.counters["skipped_updates"] += 1
+        warnings.warn(f"episode {self.counters['episode']}: the batch gradient is not finite; the update is skipped",
+                      RuntimeWarning, stacklevel=2)
+        return False
+
+    def finish_episode(self, reward, wall=None, extra=()):
+        """Counts an episode and logs its row (`wall`: when it finished, default now; `extra`:
+        the values of the trainer's extra columns)."""
+        counters = self.counters
+        counters["episode"] += 1
+        counters["running_reward"] = running_mean(counters["running_reward"], reward)
+        wall = self.wall() if wall is None else wall
+        self.progress.append([counters["episode"], counters["frames"], counters["steps"], reward,
+                              round(counters["running_reward"], 6), round(wall, 3),
+                              round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"], *extra])
+        self.bar.update(1)
+        self.bar.set_postfix(running=f"{counters['running_reward']:.2f}",
+                             fps=f"{counters['frames'] / max(wall, 1e-9):,.0f}", refresh=False)
+
+    def maybe_checkpoint(self):
+        """Saves if `checkpoint_every` episodes or `checkpoint_minutes` have passed since the last save."""
+        config = self.config
+        episodes_due = config.checkpoint_every and self.counters["episode"] - self.saved_episode >= config.checkpoint_every
+        time_due = config.checkpoint_minutes and time.perf_counter() - self.saved_at >= 60 * config.checkpoint_minutes
+        if episodes_due or time_due:
+            self.save()
+
+    def save(self):
+        """Writes the checkpoint atomically: the trainer's arrays, the config, counters and RNG state."""
+        self.counters["wall_s"] = self.wall()
+        self.segment_start = time.perf_counter()
+        meta = {"config": dataclasses.asdict(self.config), "counters": self.counters,
+                "rng": self.rng.bit_generator.state, "format": self.format}
+        save_checkpoint(self.checkpoint_path, self.state_arrays(), meta)
+        self.saved_episode, self.saved_at = self.counters["episode"], time.perf_counter()

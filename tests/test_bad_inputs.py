@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pgcore
-from conftest import BACKENDS
+from helpers import BACKENDS
 
 f64, f32 = np.float64, np.float32
 

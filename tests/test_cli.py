@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import (PROGRESS_HEADER, load_run_checkpoint, read_progress_csv, run_cli, start_cli,
-                      write_run_checkpoint)
+from helpers import (PROGRESS_HEADER, load_run_checkpoint, read_progress_csv, run_cli, start_cli,
+                    write_run_checkpoint)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALE_BANNER = ("A.L.E: Arcade Learning Environment", "[Powered by Stella]")
@@ -343,8 +343,8 @@ def test_early_ctrl_c_is_clean(tmp_path):
                                                   (["--optimizer", "adam"], 1e-3, "adam")])
 def test_pong_presets_and_explicit_flags(flags, lr, optimizer, tmp_path):
     """The fast preset is the default, classic is the original recipe, an explicit flag wins."""
-    from pgcore import cli
-    config = cli._new_config(cli.train_parser().parse_args(["pong", *flags]), str(tmp_path))
+    from pgcore import agent, cli
+    config = agent.make_config("pong", **cli.given_settings(cli.train_parser().parse_args(["pong", *flags])))
     assert (config.lr, config.optimizer, config.batch_episodes, config.hidden) == (lr, optimizer, 10, 200)
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import pgcore.kernels as K
 import pgcore.reference as R
-from conftest import BACKENDS, assert_close, rtol_of
+from helpers import BACKENDS, assert_close, rtol_of
 
 # ---- extreme logits, small temperature ----
 

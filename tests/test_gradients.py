@@ -9,24 +9,9 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from conftest import assert_close
+from helpers import assert_close, central_differences
 
 TAUS = [1e-3, 0.1, 1.0, 10.0]
-
-
-def central_difference(f, x, step):
-    """The gradient of the scalar f at x (any shape, float64), one coordinate at a time."""
-    x = np.array(x, dtype=np.float64)
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + step
-        up = f(x)
-        x[i] = old - step
-        down = f(x)
-        x[i] = old
-        grad[i] = (up - down) / (2 * step)
-    return grad
 
 
 def assert_matches_fd(analytic, numeric, rtol=1e-6, what="gradient"):
@@ -40,11 +25,11 @@ def assert_matches_fd(analytic, numeric, rtol=1e-6, what="gradient"):
 
 # ---- softmax with temperature ----
 
-def softmax_objective(actions, weights, tau):
-    """sum_i weights[i] * log softmax(logits[i] / tau)[actions[i]]."""
+def softmax_objective(logits, actions, weights, tau):
+    """sum_i weights[i] * log softmax(logits[i] / tau)[actions[i]], of logits' current values."""
     rows = np.arange(len(actions))
 
-    def f(logits):
+    def f():
         z = logits / tau
         return float(np.sum(weights * (z[rows, actions] - logsumexp(z, axis=1))))
     return f
@@ -60,19 +45,19 @@ def test_softmax_policy_grad_matches_finite_differences(backend, tau):
     weights = rng.normal(size=n)
     grad = backend.softmax_policy_grad(logits, actions, weights, tau=tau)
     assert grad.shape == (n, a) and grad.dtype == np.float64
-    numeric = central_difference(softmax_objective(actions, weights, tau), logits, step=1e-4 * tau)
+    numeric = central_differences(softmax_objective(logits, actions, weights, tau), logits, eps=1e-4 * tau)
     assert_matches_fd(grad, numeric)
     # each row of the gradient sums to zero (onehot - p sums to 0)
     assert_close(grad.sum(axis=1), np.zeros(n), rtol=0, atol=1e-9 * np.abs(grad).max())
 
 
-def entropy_bonus_objective(actions, weights, tau, entropy):
+def entropy_bonus_objective(logits, actions, weights, tau, entropy):
     """The score objective above plus entropy * sum_i H(softmax(logits[i] / tau))."""
-    score = softmax_objective(actions, weights, tau)
+    score = softmax_objective(logits, actions, weights, tau)
 
-    def f(logits):
+    def f():
         log_p = logits / tau - logsumexp(logits / tau, axis=1, keepdims=True)
-        return score(logits) - entropy * float(np.sum(np.exp(log_p) * log_p))
+        return score() - entropy * float(np.sum(np.exp(log_p) * log_p))
     return f
 
 
@@ -85,12 +70,13 @@ def test_softmax_policy_grad_entropy_bonus_matches_finite_differences(backend, t
     actions = rng.integers(0, a, size=n)
     weights = rng.normal(size=n)
     grad = backend.softmax_policy_grad(logits, actions, weights, tau=tau, entropy=entropy)
-    numeric = central_difference(entropy_bonus_objective(actions, weights, tau, entropy), logits, step=1e-4 * tau)
+    numeric = central_differences(entropy_bonus_objective(logits, actions, weights, tau, entropy), logits,
+                                  eps=1e-4 * tau)
     assert_matches_fd(grad, numeric)
     # the bonus alone (weights 0) is FD-checked too, and is what the argument adds to the score
     zero = np.zeros(n)
     bonus = backend.softmax_policy_grad(logits, actions, zero, tau=tau, entropy=entropy)
-    numeric = central_difference(entropy_bonus_objective(actions, zero, tau, entropy), logits, step=1e-4 * tau)
+    numeric = central_differences(entropy_bonus_objective(logits, actions, zero, tau, entropy), logits, eps=1e-4 * tau)
     assert_matches_fd(bonus, numeric)
     score = backend.softmax_policy_grad(logits, actions, weights, tau=tau)
     assert_close(grad, score + bonus, rtol=1e-12, atol=1e-12 * np.abs(grad).max())
@@ -114,7 +100,7 @@ def test_entropy_bonus_raises_entropy(backend):
 def test_softmax_policy_grad_default_tau_is_one(backend):
     rng = np.random.default_rng(2)
     logits, actions, weights = rng.normal(size=(3, 5)), np.array([0, 4, 2]), rng.normal(size=3)
-    numeric = central_difference(softmax_objective(actions, weights, 1.0), logits, step=1e-5)
+    numeric = central_differences(softmax_objective(logits, actions, weights, 1.0), logits, eps=1e-5)
     assert_matches_fd(backend.softmax_policy_grad(logits, actions, weights), numeric)
 
 
@@ -128,7 +114,7 @@ def test_softmax_policy_grad_scales_like_inverse_tau(backend):
     scaled_fd, scaled_analytic = [], []
     for tau in TAUS:
         logits = ratio * tau
-        numeric = central_difference(softmax_objective(actions, weights, tau), logits, step=1e-4 * tau)
+        numeric = central_differences(softmax_objective(logits, actions, weights, tau), logits, eps=1e-4 * tau)
         grad = backend.softmax_policy_grad(logits, actions, weights, tau=tau)
         assert_matches_fd(grad, numeric)
         scaled_fd.append(tau * numeric)
@@ -181,12 +167,12 @@ def test_sigmoid_policy_grad_matches_finite_differences(backend):
     actions[:2] = [0, 1]
     weights = rng.normal(size=n)
 
-    def f(l):
+    def f():
         # log sigmoid(l) = l - log(1 + e^l), log(1 - sigmoid(l)) = -log(1 + e^l)
-        return float(np.sum(weights * (actions * l - np.logaddexp(0.0, l))))
+        return float(np.sum(weights * (actions * logits - np.logaddexp(0.0, logits))))
     grad = backend.sigmoid_policy_grad(logits, actions, weights)
     assert grad.shape == (n,) and grad.dtype == np.float64
-    assert_matches_fd(grad, central_difference(f, logits, step=1e-5))
+    assert_matches_fd(grad, central_differences(f, logits, eps=1e-5))
 
 
 # ---- linear Gaussian ----
@@ -203,12 +189,12 @@ def test_gaussian_policy_grad_matches_finite_differences(backend, n_out, sigma):
     weights = rng.normal(size=n)
     w = weights if n_out is None else weights[:, None]
 
-    def f(th):
+    def f():
         # sum_i w_i log N(a_i; s_i . theta, sigma^2), constants dropped
-        return float(np.sum(w * -((actions - states @ th) ** 2) / (2 * sigma**2)))
+        return float(np.sum(w * -((actions - states @ theta) ** 2) / (2 * sigma**2)))
     grad = backend.gaussian_policy_grad(theta, states, actions, weights, sigma)
     assert grad.shape == theta_shape and grad.dtype == np.float64
-    assert_matches_fd(grad, central_difference(f, theta, step=1e-4))
+    assert_matches_fd(grad, central_differences(f, theta, eps=1e-4))
 
 
 # ---- network layers ----
@@ -218,7 +204,7 @@ def test_relu_backward_matches_finite_differences(backend):
     # away from the kink at 0
     x = rng.choice([-1.0, 1.0], size=(5, 7)) * rng.uniform(0.1, 2.0, size=(5, 7))
     grad_out = rng.normal(size=(5, 7))
-    numeric = central_difference(lambda v: float(np.sum(np.maximum(v, 0.0) * grad_out)), x, step=1e-6)
+    numeric = central_differences(lambda: float(np.sum(np.maximum(x, 0.0) * grad_out)), x, eps=1e-6)
     assert_matches_fd(backend.relu_backward(grad_out, x), numeric)
     # x may be the post-activation as well
     assert_matches_fd(backend.relu_backward(grad_out, np.maximum(x, 0.0)), numeric)
@@ -232,8 +218,11 @@ def test_linear_backward_matches_finite_differences(backend):
     grad_y = rng.normal(size=(n, n_out))
     grad_w, grad_x = backend.linear_backward(x, grad_y, w)
     assert grad_w.shape == (n_in, n_out) and grad_x.shape == (n, n_in)
-    assert_matches_fd(grad_w, central_difference(lambda v: float(np.sum((x @ v) * grad_y)), w, 1e-5), what="grad_w")
-    assert_matches_fd(grad_x, central_difference(lambda v: float(np.sum((v @ w) * grad_y)), x, 1e-5), what="grad_x")
+
+    def objective():
+        return float(np.sum((x @ w) * grad_y))
+    assert_matches_fd(grad_w, central_differences(objective, w, eps=1e-5), what="grad_w")
+    assert_matches_fd(grad_x, central_differences(objective, x, eps=1e-5), what="grad_x")
 
 
 def _net_inputs(x_kind, rng, n, d):
@@ -269,10 +258,7 @@ def test_mlp_backward_matches_finite_differences(backend, n_out, x_kind):
     grad_w1, grad_w2 = backend.mlp_backward(x, h, grad_logits, w2)
     assert grad_w1.shape == w1.shape and grad_w2.shape == w2.shape
 
-    def f_w1(v):
-        return float(np.sum((np.maximum(xf @ v, 0.0) @ w2) * grad_logits))
-
-    def f_w2(v):
-        return float(np.sum((np.maximum(xf @ w1, 0.0) @ v) * grad_logits))
-    assert_matches_fd(grad_w1, central_difference(f_w1, w1, 1e-6), what="grad_w1")
-    assert_matches_fd(grad_w2, central_difference(f_w2, w2, 1e-6), what="grad_w2")
+    def objective():
+        return float(np.sum((np.maximum(xf @ w1, 0.0) @ w2) * grad_logits))
+    assert_matches_fd(grad_w1, central_differences(objective, w1, eps=1e-6), what="grad_w1")
+    assert_matches_fd(grad_w2, central_differences(objective, w2, eps=1e-6), what="grad_w2")

@@ -16,7 +16,7 @@ from hypothesis import given, strategies as st
 
 import pgcore.kernels as K
 import pgcore.reference as R
-from conftest import LAYOUTS, arrange, assert_close, read_only, rtol_of
+from helpers import LAYOUTS, arrange, assert_close, read_only, rtol_of
 
 layouts = st.sampled_from(LAYOUTS)
 seeds = st.integers(0, 2**32 - 1)

@@ -16,8 +16,8 @@ import pgcore.kernels
 import pgcore.reference
 from pgcore import pong, runs
 
-from conftest import (PROGRESS_HEADER, assert_close, load_run_checkpoint, progress_columns,
-                      read_progress_csv, run_cli, train_run)
+from helpers import (PROGRESS_HEADER, assert_close, central_differences, load_run_checkpoint,
+                    progress_columns, read_progress_csv, run_cli, train_run)
 
 BACKEND_PAIR = [pgcore.kernels, pgcore.reference]
 
@@ -131,22 +131,11 @@ def test_episode_gradient_matches_finite_differences(kernels):
     assert grad_w1.dtype == np.float64 and grad_w1.shape == w1.shape and grad_w2.shape == w2.shape
 
     xf = x.astype(np.float64)
-    step = 1e-6
 
-    def fd(array, objective):
-        grad = np.zeros_like(array)
-        for i in np.ndindex(array.shape):
-            old = array[i]
-            array[i] = old + step
-            up = objective()
-            array[i] = old - step
-            down = objective()
-            array[i] = old
-            grad[i] = (up - down) / (2 * step)
-        return grad
-
-    objective = lambda: reinforce_objective(xf, w1, w2, actions, advantages)  # noqa: E731
-    numeric_w1, numeric_w2 = fd(w1, objective), fd(w2, objective)
+    def objective():
+        return reinforce_objective(xf, w1, w2, actions, advantages)
+    numeric_w1 = central_differences(objective, w1, eps=1e-6)
+    numeric_w2 = central_differences(objective, w2, eps=1e-6)
     for name, got, numeric in (("grad_w1", grad_w1, numeric_w1), ("grad_w2", grad_w2, numeric_w2)):
         scale = np.abs(numeric).max()
         assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
@@ -503,9 +492,10 @@ def test_progress_written_before_a_new_column_is_resumed(small_run_copy):
 # ---------------------------------------------------------------------------
 
 def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, keep_threads, monkeypatch):
-    """The second checkpoint write fails with ENOSPC part-way (as a full disk does): the error
-    reaches the caller, the first checkpoint is intact and loads, no temporary file is left.
-    (benchmarks/full_disk.py shows the same with a real 1 MiB tmpfs, which needs root.)"""
+    """The third checkpoint write (episode 4: a new run saves at episode 0, then every 2) fails with
+    ENOSPC part-way (as a full disk does): the error reaches the caller, the episode-2 checkpoint is
+    intact and loads, no temporary file is left.
+    (benchmarks/reliability/full_disk.py shows the same with a real 1 MiB tmpfs, which needs root.)"""
     import errno
     run_dir = str(tmp_path / "run")
     runs.prepare_run_dir(run_dir, resume=False)
@@ -538,14 +528,14 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, keep_thr
 
     def fdopen(fd, mode="r", *args, **kwargs):
         f = real_fdopen(fd, mode, *args, **kwargs)
-        return FullDisk(f) if len(writes) == 2 and "w" in mode else f
+        return FullDisk(f) if len(writes) == 3 and "w" in mode else f
 
     monkeypatch.setattr(runs, "atomic_write_bytes", atomic_write_bytes)
     monkeypatch.setattr(runs.os, "fdopen", fdopen)
     with pytest.raises(OSError) as error:
         pong.train(config, pgcore.kernels)
     assert error.value.errno == errno.ENOSPC
-    assert open(path, "rb").read() == writes[1], "the previous checkpoint was touched"
+    assert writes[0] is None and open(path, "rb").read() == writes[2], "the previous checkpoint was touched"
     arrays, meta = runs.load_checkpoint(path, pong.checkpoint_arrays(config))
     assert meta["counters"]["episode"] == 2
     assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]

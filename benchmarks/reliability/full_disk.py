@@ -6,7 +6,7 @@ The run must end with a one-line error and exit code 2, and the checkpoint left 
 system must still load, with its progress.csv in step. (Remounting the run directory read-only
 mid-run is refused by Linux while progress.csv is open for writing, so that case is not tried.)
 
-Usage: sudo python benchmarks/full_disk.py
+Usage: sudo python benchmarks/reliability/full_disk.py
 """
 import os
 import subprocess

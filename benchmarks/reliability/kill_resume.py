@@ -6,7 +6,7 @@ episodes is lost (the rows after the checkpoint are replayed). The guarantee: a 
 moment, even while a checkpoint is being written, leaves the previous complete checkpoint
 (written to a temporary file, fsynced, renamed), and the run continues from it.
 
-usage: python benchmarks/kill_resume.py [--kills 20] [--seed 0]
+usage: python benchmarks/reliability/kill_resume.py [--kills 20] [--seed 0]
 """
 import argparse
 import csv
@@ -20,13 +20,13 @@ import time
 
 import numpy as np
 
-TRAIN = [sys.executable, "-m", "pgcore.cli_entry"]
 
 def train_command(run_dir, resume):
     common = ["--quiet", "--envs", "2", "--hidden", "16", "--checkpoint-every", "2", "--batch-episodes", "2"]
     target = ["--resume", run_dir] if resume else ["--run-dir", run_dir, "--seed", "5"]
     script = os.path.join(os.path.dirname(sys.executable), "pgcore-train")  # this environment's
     return [script if os.path.exists(script) else "pgcore-train", "pong"] + target + common
+
 
 def episodes(run_dir):
     with open(os.path.join(run_dir, "progress.csv"), newline="") as f:

@@ -12,7 +12,7 @@ table gives medians and the ratios of medians, all from this one run:
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
 
-usage: python benchmarks/bench_train.py [--seconds 30] [--repeats 3] [--envs 16] [--threads 2]
+usage: python benchmarks/speed/bench_train.py [--seconds 30] [--repeats 3] [--envs 16] [--threads 2]
 """
 import argparse
 import json
@@ -58,14 +58,15 @@ def run_emulator(args):
 def run_trainer(args, backend):
     """Steady-state frames/s of the trainer: from its first to its last finished episode
     (progress.csv), so emulator start-up is left out as it is for the emulator alone."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as pgcore-train sets it
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as pgcore.agent.load_backend sets it
     import csv
 
     from pgcore import kernels, pong, reference
 
     with tempfile.TemporaryDirectory() as run_dir:
         config = pong.PongConfig(envs=args.envs, threads=args.threads, backend=backend, run_dir=run_dir,
-                                 max_frames=int(args.frames_hint * args.seconds), checkpoint_every=0, quiet=True)
+                                 max_frames=int(args.frames_hint * args.seconds), checkpoint_every=0,
+                                 checkpoint_minutes=0, quiet=True)
         pong.train(config, kernels if backend == "cython" else reference)
         with open(os.path.join(run_dir, "progress.csv")) as f:
             rows = list(csv.DictReader(f))
@@ -204,7 +205,7 @@ def main():
     median = {k: statistics.median(r["frames_per_s"] for r in v) for k, v in results.items()}
     rss = {k: max(r["peak_rss_mib"] for r in v) for k, v in results.items()}
     print(f"\nmedians of {args.repeats} rounds, {args.envs} envs, {args.threads} threads, ~{args.seconds:.0f} s each")
-    print(f"| run | frames/s | vs emulator alone | vs classic loop | peak RSS MiB |\n| --- | ---: | ---: | ---: | ---: |")
+    print("| run | frames/s | vs emulator alone | vs classic loop | peak RSS MiB |\n| --- | ---: | ---: | ---: | ---: |")
     for kind in kinds:
         vs_emulator = f"{median[kind] / median['emulator']:.2f}" if "emulator" in median else "-"
         vs_classic = f"{median[kind] / median['classic']:.2f}" if "classic" in median else "-"

@@ -10,7 +10,7 @@ Any other arguments go to pgcore-train, e.g. `--lr 1e-9` to hold the policy (and
 episode lengths) still: the trainer's episode buffers grow (by doubling) to the longest episode
 seen, so a policy that learns to rally longer also raises the RSS, without any leak.
 
-Usage: python benchmarks/memory_flat.py [--task pong] [--episodes 1000] [--warmup 100] [TRAIN ARGS]
+Usage: python benchmarks/reliability/memory_flat.py [--task pong] [--episodes 1000] [--warmup 100] [TRAIN ARGS]
 """
 import argparse
 import os

@@ -10,7 +10,7 @@ tuned settings), then the target's evaluation on the saved policy:
   acrobot            greedy mean return >= -100 over 100 episodes
   inverted-pendulum  greedy mean return >= 950 over 20 episodes
 
-Usage: python benchmarks/control_targets.py [--tasks cartpole,taxi] [--seeds 0,1]
+Usage: python benchmarks/learning/control_targets.py [--tasks cartpole,taxi] [--seeds 0,1]
            [--backends cython,numpy] [--out results.md]
 """
 import argparse
@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from pgcore import control, runs
-from pgcore.play import play_control
+from pgcore import runs
+from pgcore.agent import Agent
 
 TARGETS = {
     # task: (what is measured, evaluation episodes (0: the training curve), threshold)
@@ -50,7 +50,7 @@ def run_task(task, seed, backend, run_dir):
     if episodes == 0:
         value = float(np.mean([float(row["reward"]) for row in rows[-100:]]))
     else:
-        value = float(np.mean(play_control(task, run_dir, episodes, EVALUATION_SEED, sample=False)))
+        value = float(np.mean(Agent.load(run_dir).evaluate(episodes, EVALUATION_SEED)))
     return {"task": task, "seed": seed, "backend": backend, "episodes": len(rows), "steps": int(rows[-1]["steps"]),
             "wall_s": wall, "measure": what, "value": value, "target": threshold, "met": value >= threshold}
 

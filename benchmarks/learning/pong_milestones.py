@@ -1,6 +1,6 @@
 """When a Pong run's running reward first passed each threshold (from its progress.csv).
 
-usage: python benchmarks/pong_milestones.py RUN_DIR [--thresholds -18,-15,-10,-5,0]
+usage: python benchmarks/learning/pong_milestones.py RUN_DIR [--thresholds -18,-15,-10,-5,0]
 Prints a Markdown table: threshold, episode, emulator frames, wall time.
 """
 import argparse

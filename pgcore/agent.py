@@ -1,0 +1,333 @@
+"""pgcore's Python API: one `Agent` for every task, in the spirit of Stable-Baselines3.
+
+    import pgcore
+    agent = pgcore.Agent("cartpole", seed=0, lr=0.01)     # keywords: the CLI's settings
+    agent.learn(max_episodes=1500, run_dir="runs/cp")     # blocks; Ctrl-C saves and returns
+    returns = agent.evaluate(episodes=100, seed=10_000)   # greedy episode returns
+    action = agent.predict(observation)                   # one observation or a batch
+    agent = pgcore.Agent.resume("runs/cp"); agent.learn(max_episodes=3000)
+
+The command line (`pgcore.cli`) is argparse over these calls. Settings are checked once, by
+the task's config (`pong.check_config`, `control.check_config`): a bad one raises
+`runs.SettingError`, a ValueError naming it. `open_checkpoint` opens any run directory or
+checkpoint file (a run's, `Agent.save`'s, the shipped policy) for the CLI, `play` and `Agent`.
+"""
+import dataclasses
+import os
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from pgcore import control, pong, runs
+
+TRAINERS = {"pong": pong} | {name: control for name in control.TASKS}
+TASKS = {"pong": "REINFORCE on Atari Pong from pixels"} | {name: spec.description
+                                                           for name, spec in control.TASKS.items()}
+PACKAGED_POLICIES = {"pong": os.path.join(os.path.dirname(__file__), "data", "pong.npz")}
+POLICY_FORMAT = "pgcore-policy-1"
+# Settings a resumed run may change; the others are the run's own, saved in its checkpoint.
+RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "checkpoint_every", "checkpoint_minutes",
+                   "backend")
+_NOT_SETTINGS = {"task", "run_dir"}  # fixed by the Agent's task and by learn()
+
+
+def _tasks_of(families):
+    return tuple(name for name, spec in control.TASKS.items() if spec.family in families)
+
+
+# Settings of the other tasks that only some of them have (the rest apply to all of them).
+_CONTROL_ONLY_FOR = {
+    "tau": _tasks_of({"tabular"}), "tau_final": _tasks_of({"tabular"}),
+    "sigma": _tasks_of({"gaussian"}), "sigma_final": _tasks_of({"gaussian"}),
+    "entropy": _tasks_of({"tabular", "mlp"}), "entropy_final": _tasks_of({"tabular", "mlp"}),
+    "hidden": _tasks_of({"mlp"}), "map": ("frozenlake",), "slip": ("frozenlake",),
+}
+
+
+def _setting_tasks():
+    """setting name -> the tasks that take it."""
+    table = {}
+    for field in dataclasses.fields(pong.PongConfig):
+        table.setdefault(field.name, []).append("pong")
+    table["preset"] = ["pong"]
+    for field in dataclasses.fields(control.ControlConfig):
+        table.setdefault(field.name, []).extend(_CONTROL_ONLY_FOR.get(field.name, control.TASKS))
+    return {name: tuple(tasks) for name, tasks in table.items() if name not in _NOT_SETTINGS}
+
+
+SETTING_TASKS = _setting_tasks()
+
+
+def make_config(task, **settings):
+    """The checked config of a new run of `task`: its defaults (Pong: a preset's), then `settings`.
+    Raises SettingError (a ValueError) naming an unknown, inapplicable or out-of-range setting."""
+    if task not in TASKS:
+        raise runs.SettingError("task", f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    for name in settings:
+        if name not in SETTING_TASKS:
+            raise runs.SettingError(name, f"unknown setting {name!r}; {task} takes "
+                                          f"{', '.join(n for n, tasks in SETTING_TASKS.items() if task in tasks)}")
+        if task not in SETTING_TASKS[name]:
+            raise runs.SettingError(name, f"{name} does not apply to {task} (only to {', '.join(SETTING_TASKS[name])})")
+    config = pong.make_config(**settings) if task == "pong" else control.default_config(task, **settings)
+    TRAINERS[task].check_config(config)
+    return config
+
+
+def load_backend(name):
+    """The kernels module of a backend: "cython" (pgcore.kernels) or "numpy" (pgcore.reference)."""
+    # libgomp reads this when it loads: its idle threads must not spin between kernels and
+    # steal the emulators' cores (set unless the user chose otherwise).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if name == "numpy":
+        from pgcore import reference
+        return reference
+    from pgcore import kernels
+    return kernels
+
+
+class Checkpoint(NamedTuple):
+    config: object
+    arrays: dict
+    meta: dict
+    path: str       # the checkpoint file
+    run_dir: str    # its run directory ("" when it is not in one)
+
+
+def open_checkpoint(path, for_training=False):
+    """Opens a run directory or a checkpoint file (a run's, an `Agent.save` file, a shipped policy).
+
+    Checks the recorded config, and the arrays: the parameters for playing, or with
+    `for_training` every array, counter and RNG state a resumed run needs (and that the run's
+    config.json is readable). Raises RunError with a one-line message naming the file.
+    """
+    path = str(path)
+    file = os.path.join(path, runs.CHECKPOINT_NAME) if os.path.isdir(path) else path
+    _, meta = runs.load_checkpoint(file)
+    saved = meta.get("config")
+    task = saved.get("task", "pong" if str(meta.get("format", "")).startswith("pgcore-pong") else None) \
+        if isinstance(saved, dict) else None
+    if task not in TRAINERS:
+        raise runs.RunError(f"corrupt checkpoint {file}: it records no known task ({task!r})")
+    trainer = TRAINERS[task]
+    run_dir = os.path.dirname(file) if os.path.exists(os.path.join(os.path.dirname(file), "progress.csv")) else ""
+    if for_training and os.path.exists(os.path.join(run_dir, "config.json")):
+        runs.read_json(os.path.join(run_dir, "config.json"))  # a damaged record of the run is reported
+    try:
+        config = trainer.config_from_saved(saved)
+        trainer.check_config(config)
+        if for_training:
+            runs.check_resume_meta(meta, trainer.COUNTER_TYPES, trainer.RUNNING_REWARD_BOUNDS)
+            expected = trainer.checkpoint_arrays(config)
+        else:
+            expected = {name: (shape, None) for name, shape in trainer.param_shapes(config).items()}
+    except (KeyError, TypeError, ValueError) as error:
+        raise runs.RunError(f"corrupt checkpoint {file}: bad metadata ({error.__class__.__name__}: {error})") from None
+    arrays, meta = runs.load_checkpoint(file, expected)
+    return Checkpoint(config, arrays, meta, file, run_dir)
+
+
+def default_run_dir(task):
+    return os.path.join("runs", f"{task}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+class Agent:
+    """A policy-gradient agent for one task: train it (`learn`), use it (`predict`, `evaluate`),
+    keep it (`save`, `load`, `resume`).
+
+    `Agent(task, **settings)` takes the settings of `pgcore-train TASK` as keywords (`lr=1e-3`,
+    `batch_episodes=8`, ...; Pong also `preset="classic"`), each checked as the CLI checks it.
+    Training writes a run directory: config.json, progress.csv and checkpoint.npz.
+    """
+
+    def __init__(self, task, **settings):
+        self.config = make_config(task, **settings)
+        self.run_dir = None      # the run that learn() writes and continues
+        self.counters = None     # after learn(): episode, frames, steps, updates, running_reward, ...
+        self.stopped_by = None   # after learn(): None, or the signal that stopped it ("Ctrl-C", "SIGTERM")
+        self._params = None
+        self._trainable = True
+        self._policy = None      # what predict() keeps between calls
+        self._rng = np.random.default_rng(runs.seed_streams(self.config.seed)[1])
+
+    def __repr__(self):
+        return f"Agent({self.task!r}, run_dir={self.run_dir!r})"
+
+    @property
+    def task(self):
+        return self.config.task
+
+    @property
+    def params(self):
+        """The policy's parameters (name -> array): the newest checkpoint's after learn(), the
+        seeded initial ones before."""
+        if self._params is None:
+            self._params = TRAINERS[self.task].initial_params(self.config)
+        return self._params
+
+    # ---- training ----
+
+    def learn(self, max_frames=None, max_episodes=None, run_dir=None, quiet=None):
+        """Trains until the run has `max_frames` frames (environment steps for the other tasks) or
+        `max_episodes` episodes in all (totals for the run, not for this call; None keeps the
+        current limit, 0 means none), or until Ctrl-C / SIGTERM, which saves a checkpoint and
+        returns. The first call starts a run in `run_dir` (default runs/TASK-TIMESTAMP); later
+        calls, and an agent from `Agent.resume`, continue it. Returns the agent."""
+        if not self._trainable:
+            raise ValueError("this agent was loaded to play; Agent.resume(RUN_DIR) continues a run's training")
+        limits = {name: value for name, value in
+                  (("max_frames", max_frames), ("max_episodes", max_episodes), ("quiet", quiet)) if value is not None}
+        trainer = TRAINERS[self.task]
+        if self.run_dir is None:
+            config = dataclasses.replace(self.config, run_dir=str(run_dir or default_run_dir(self.task)), **limits)
+            trainer.check_config(config)
+            runs.prepare_run_dir(config.run_dir, resume=False)
+            resume_meta = resume_arrays = None
+        else:
+            if run_dir is not None and os.path.abspath(run_dir) != os.path.abspath(self.run_dir):
+                raise runs.SettingError("run_dir", f"this agent's run is in {self.run_dir}, not {run_dir}; "
+                                                   "Agent(...) starts a new one")
+            opened = open_checkpoint(self.run_dir, for_training=True)
+            kept = {name: getattr(self.config, name) for name in RESUME_SETTINGS}
+            config = dataclasses.replace(opened.config, run_dir=self.run_dir, **kept | limits)
+            trainer.check_config(config)
+            runs.prepare_run_dir(config.run_dir, resume=True)
+            resume_meta, resume_arrays = opened.meta, opened.arrays
+        runs.write_json(os.path.join(config.run_dir, "config.json"),
+                        {"task": self.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
+        kernels = load_backend(config.backend)
+        try:
+            self.counters, self.stopped_by = trainer.train(config, kernels, resume_meta, resume_arrays)
+        except MemoryError as error:
+            raise ValueError(f"out of memory training {self.task} ({error}); the run's last checkpoint is "
+                             f"in {config.run_dir}") from None
+        self.config, self.run_dir = config, config.run_dir
+        self._params = self._policy = None
+        self._params = self._loaded_params(open_checkpoint(self.run_dir))
+        return self
+
+    # ---- using the policy ----
+
+    def evaluate(self, episodes=100, seed=10_000, sample=False):
+        """Returns (episodes,) episode returns (Pong: game scores) of the policy on fresh
+        environments seeded seed, seed + 1, ...: greedy, or sampling its actions with `sample`.
+        Use seeds that training never used (training seeds its environments from `seed`'s stream)."""
+        runs.check_whole_number("episodes", episodes, 1)
+        runs.check_whole_number("seed", seed, 0)
+        kernels = load_backend(self.config.backend)
+        return TRAINERS[self.task].evaluate(self.config, self.params, episodes, seed, greedy=not sample,
+                                            kernels=kernels)
+
+    def predict(self, observation, deterministic=True, episode_start=None):
+        """The action for one observation, or an array of actions for a batch (first axis).
+
+        deterministic: the most probable action (the mean for inverted-pendulum), else sampled.
+        Pong takes raw frames, (210, 160, 3) or (N, 210, 160, 3) uint8, and returns ALE actions
+        (2: up, 3: down). The policy sees each frame minus the previous one, so the agent keeps
+        the previous frame of each of the N games: pass `episode_start=True` (or an (N,) bool
+        array) with a game's first frame; a new batch size starts every game afresh.
+        """
+        kernels = load_backend(self.config.backend)
+        if self.task == "pong":
+            frames = np.asarray(observation)
+            single = frames.ndim == 3
+            frames = frames[None] if single else frames
+            if frames.ndim != 4 or frames.shape[1:] != (210, 160, 3) or frames.dtype != np.uint8:
+                raise ValueError(f"observation must be Pong frames (210, 160, 3) or (N, 210, 160, 3) uint8, "
+                                 f"not {frames.shape} {frames.dtype}")
+            if self._policy is None:
+                self._policy = pong.Player(kernels, self.params["w1"], self.params["w2"], self._rng)
+            new_game = None if episode_start is None else np.broadcast_to(np.asarray(episode_start, bool),
+                                                                          (len(frames),))
+            actions = self._policy.act(frames, new_game, greedy=deterministic)
+        else:
+            if self._policy is None:
+                self._policy = control.make_policy_for(self.config, kernels)
+            policy = self._policy
+            single, x = policy.check_observations(observation, np.dtype(self.config.dtype))
+            temperature = control.temperature_at(self.config, self.config.max_episodes)
+            actions = policy.act(self.params, x, self._rng, temperature, greedy=deterministic)
+            if isinstance(policy, control.LinearGaussian):
+                actions = policy.env_action(actions)
+        return actions[0] if single else actions
+
+    @property
+    def progress(self):
+        """The run's progress.csv as columns: name -> array (one entry per finished episode);
+        {} before there is a run."""
+        path = os.path.join(self.run_dir or "", "progress.csv")
+        if not self.run_dir or not os.path.exists(path):
+            return {}
+        header, *rows = np.loadtxt(path, delimiter=",", dtype=str, ndmin=2)
+        columns = {}
+        for index, name in enumerate(header):
+            values = np.array([row[index] for row in rows])
+            try:
+                columns[str(name)] = values.astype(np.int64)
+            except ValueError:
+                columns[str(name)] = values.astype(np.float64)
+        return columns
+
+    # ---- files ----
+
+    def save(self, path):
+        """Writes the policy (parameters and config, no optimizer state) to `path`, an .npz file
+        that `Agent.load` and `pgcore-play --checkpoint` open. Returns the path."""
+        runs.save_checkpoint(str(path), self.params,
+                             {"config": dataclasses.asdict(self.config), "format": POLICY_FORMAT})
+        return str(path)
+
+    @classmethod
+    def load(cls, path):
+        """An agent to play (predict, evaluate) from a run directory or a checkpoint file."""
+        opened = open_checkpoint(path)
+        agent = cls._from(opened.config)
+        agent._params = agent._loaded_params(opened)
+        agent._trainable = False
+        agent.run_dir = opened.run_dir or None  # for .progress
+        return agent
+
+    @classmethod
+    def resume(cls, run_dir, **settings):
+        """An agent that continues the run in `run_dir` when `learn` is called. `settings` may
+        change only what does not change the run: threads, quiet, backend, max_frames,
+        max_episodes, checkpoint_every, checkpoint_minutes (others may be given with the run's
+        own values, as when a command line is repeated with --resume)."""
+        opened = open_checkpoint(run_dir, for_training=True)
+        for name, value in settings.items():
+            if name not in RESUME_SETTINGS and getattr(opened.config, name, None) != value:
+                raise runs.SettingError(name, f"{name} cannot change when resuming a run (it is saved in its "
+                                              f"checkpoint); resuming may change {', '.join(RESUME_SETTINGS)}")
+        settings = {name: value for name, value in settings.items() if name in RESUME_SETTINGS}
+        config = dataclasses.replace(opened.config, **settings)
+        TRAINERS[config.task].check_config(config)
+        agent = cls._from(config)
+        agent.run_dir = opened.run_dir or os.path.dirname(opened.path)
+        agent._params = agent._loaded_params(opened)
+        return agent
+
+    @classmethod
+    def pretrained(cls, task="pong"):
+        """The policy that ships with pgcore (only Pong's: `pgcore-play pong` plays it)."""
+        if task not in PACKAGED_POLICIES:
+            raise ValueError(f"no trained policy ships for {task!r}; pgcore ships: {', '.join(PACKAGED_POLICIES)}")
+        if not os.path.isfile(PACKAGED_POLICIES[task]):
+            raise runs.RunError(f"this install of pgcore ships no trained {task} policy")
+        agent = cls.load(PACKAGED_POLICIES[task])
+        agent.run_dir = None
+        return agent
+
+    @classmethod
+    def _from(cls, config):
+        agent = cls.__new__(cls)
+        agent.config, agent.run_dir, agent.counters, agent.stopped_by = config, None, None, None
+        agent._params, agent._trainable, agent._policy = None, True, None
+        agent._rng = np.random.default_rng(runs.seed_streams(config.seed)[1])
+        return agent
+
+    def _loaded_params(self, opened):
+        names = TRAINERS[self.task].param_shapes(opened.config)
+        # float16 is a storage format only (the shipped policy): compute in the run's dtype
+        return {name: opened.arrays[name].astype(self.config.dtype) for name in names}
+

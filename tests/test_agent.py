@@ -1,0 +1,296 @@
+"""The Python API, pgcore.Agent: each call of the README's example on a tabular, an MLP, a
+Gaussian task and Pong (short budgets); the CLI and the API give the same runs; bad settings
+raise ValueError naming them; Ctrl-C inside learn saves and returns; a Pong run killed in its
+first seconds resumes."""
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import pgcore
+from pgcore import runs
+from helpers import SMALL_RUN, load_run_checkpoint, read_progress_csv, run_cli, start_cli
+
+SMALL_PONG = dict(envs=2, hidden=8, batch_episodes=1, sync=True)
+
+
+@pytest.fixture
+def keep_threads():
+    """learn() must leave the process-wide kernel thread count as it found it."""
+    before = pgcore.get_num_threads()
+    yield
+    assert pgcore.get_num_threads() == before, "learn() did not restore the kernel thread count"
+
+
+def rewards(run_dir):
+    header, rows = read_progress_csv(run_dir)
+    return [row[header.index("reward")] for row in rows]
+
+
+# ---- the README's calls, per policy family ----
+
+def test_mlp_task_learn_evaluate_predict_load_resume(tmp_path, keep_threads):
+    run_dir = str(tmp_path / "cp")
+    agent = pgcore.Agent("cartpole", seed=0, lr=0.01, batch_episodes=8)
+    assert agent.learn(max_episodes=32, run_dir=run_dir, quiet=True) is agent
+    assert agent.counters["episode"] == 32 and agent.counters["updates"] == 4 and agent.stopped_by is None
+    assert sorted(os.listdir(run_dir)) == ["checkpoint.npz", "config.json", "progress.csv"]
+    assert runs.read_json(os.path.join(run_dir, "config.json"))["config"]["task"] == "cartpole"
+
+    returns = agent.evaluate(episodes=3, seed=10_000)
+    assert returns.shape == (3,) and np.all((returns >= 1) & (returns <= 500))
+    observation = np.array([0.01, -0.02, 0.03, 0.0])
+    action = agent.predict(observation)
+    assert np.ndim(action) == 0 and action in (0, 1)
+    batch = agent.predict(np.stack([observation] * 5))
+    assert batch.shape == (5,) and np.all(batch == action), "the same state, the same greedy action"
+
+    progress = agent.progress
+    assert progress["episode"].tolist() == list(range(1, 33))
+    assert progress["reward"].dtype == np.float64 and len(progress["running_reward"]) == 32
+
+    loaded = pgcore.Agent.load(run_dir)
+    assert all(np.array_equal(loaded.params[k], agent.params[k]) for k in agent.params)
+    np.testing.assert_array_equal(loaded.evaluate(episodes=3, seed=10_000), returns)
+    with pytest.raises(ValueError, match="resume"):
+        loaded.learn(max_episodes=40)
+
+    resumed = pgcore.Agent.resume(run_dir)
+    resumed.learn(max_episodes=48, quiet=True)
+    assert resumed.progress["episode"].tolist() == list(range(1, 49))
+    assert not all(np.array_equal(resumed.params[k], agent.params[k]) for k in agent.params)
+
+
+def test_learn_again_continues_the_run_as_one_long_run_would(tmp_path, keep_threads):
+    twice = pgcore.Agent("cartpole", seed=2, batch_episodes=4)
+    twice.learn(max_episodes=12, run_dir=str(tmp_path / "twice"), quiet=True)
+    twice.learn(max_episodes=24)
+    once = pgcore.Agent("cartpole", seed=2, batch_episodes=4)
+    once.learn(max_episodes=24, run_dir=str(tmp_path / "once"), quiet=True)
+    assert rewards(twice.run_dir) == rewards(once.run_dir) and len(rewards(once.run_dir)) == 24
+    assert all(np.array_equal(twice.params[k], once.params[k]) for k in once.params)
+
+
+def test_tabular_task_predict_save_load(tmp_path, keep_threads):
+    agent = pgcore.Agent("frozenlake", seed=1, batch_episodes=16, max_episodes=64)
+    agent.learn(run_dir=str(tmp_path / "fl"), quiet=True)
+    assert agent.counters["episode"] == 64
+    action = agent.predict(0)
+    assert np.ndim(action) == 0 and 0 <= action < 4
+    actions = agent.predict(np.arange(16))
+    assert actions.shape == (16,) and np.all((actions >= 0) & (actions < 4))
+    for bad in (16, -1, 0.5, [[0, 1]], "state"):
+        with pytest.raises(ValueError, match="observation"):
+            agent.predict(bad)
+    path = agent.save(tmp_path / "policy.npz")
+    copy = pgcore.Agent.load(path)
+    assert copy.task == "frozenlake" and np.array_equal(copy.params["w"], agent.params["w"])
+    np.testing.assert_array_equal(copy.evaluate(episodes=20, seed=10_000), agent.evaluate(episodes=20, seed=10_000))
+    assert copy.progress == {}, "a policy file has no run"
+    result = run_cli("pgcore-play", "frozenlake", "--checkpoint", path, "--episodes", 20, "--seed", 10_000)
+    assert result.returncode == 0, result.stderr[-2000:]
+    mean = agent.evaluate(episodes=20, seed=10_000).mean()
+    assert f"return over 20 episode(s): {mean:+.2f}" in result.stdout
+
+
+def test_gaussian_task_predicts_actions_in_the_action_space(tmp_path, keep_threads):
+    agent = pgcore.Agent("inverted-pendulum", seed=0, batch_episodes=4)
+    agent.learn(max_episodes=8, run_dir=str(tmp_path / "ip"), quiet=True)
+    returns = agent.evaluate(episodes=2, seed=10_000)
+    assert returns.shape == (2,) and np.all(returns >= 1)
+    far = np.array([[0.0, 0.0, 0.0, 0.0], [100.0, -100.0, 100.0, -100.0]])
+    actions = agent.predict(far)
+    assert actions.shape == (2, 1) and np.all(np.abs(actions) <= 3.0), "clipped to the action space"
+    sampled = agent.predict(far[0], deterministic=False)
+    assert sampled.shape == (1,)
+    with pytest.raises(ValueError, match="observation"):
+        agent.predict(np.zeros(3))
+    with pytest.raises(ValueError, match="non-finite"):
+        agent.predict(np.array([np.nan, 0, 0, 0]))
+
+
+def test_pong_learn_evaluate_and_predict_from_raw_frames(tmp_path, keep_threads):
+    agent = pgcore.Agent("pong", seed=3, **SMALL_PONG)
+    agent.learn(max_episodes=2, run_dir=str(tmp_path / "pong"), quiet=True)
+    assert agent.counters["episode"] == 2 and agent.counters["updates"] == 2
+    assert agent.params["w1"].shape == (6400, 8)
+    scores = agent.evaluate(episodes=1, seed=10_000)
+    assert scores.shape == (1,) and -21 <= scores[0] <= 21
+    assert agent.progress["episode"].tolist() == [1, 2]
+
+
+def test_pong_predict_sees_the_difference_of_consecutive_frames():
+    """predict keeps each game's previous frame: its action is the sign of the logit of
+    preprocess(this frame) - preprocess(previous frame), as pgcore-play and the trainer see it."""
+    import ale_py
+    import gymnasium
+
+    from pgcore import kernels
+
+    agent = pgcore.Agent.pretrained("pong")
+    w1, w2 = agent.params["w1"], agent.params["w2"]
+    gymnasium.register_envs(ale_py)
+    env = gymnasium.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.0)
+    frames = []
+    frame, _ = env.reset(seed=5)
+    for step in range(120):
+        frames.append(frame)
+        frame = env.step(2 + step % 2)[0]
+    env.close()
+    previous = None
+    for index, frame in enumerate(frames):
+        got = agent.predict(frame, episode_start=index == 0)
+        current = kernels.pong_preprocess(frame)
+        x = np.zeros_like(current) if previous is None else current - previous
+        previous = current
+        logit = float(np.maximum(x @ w1, 0) @ w2)
+        if abs(logit) > 1e-3:  # far from the tie: the sparse and dense products agree on the sign
+            assert got == (2 if logit > 0 else 3), f"frame {index}: logit {logit}"
+    both = agent.predict(np.stack([frames[0], frames[0]]), episode_start=True)
+    assert both.shape == (2,)
+    with pytest.raises(ValueError, match="observation"):
+        agent.predict(np.zeros((80, 80), np.uint8))
+
+
+def test_the_shipped_pong_policy_wins_through_the_api():
+    scores = pgcore.Agent.pretrained().evaluate(episodes=1, seed=0)
+    assert scores[0] > 0
+    with pytest.raises(ValueError, match="cartpole"):
+        pgcore.Agent.pretrained("cartpole")
+
+
+# ---- the CLI and the API are the same runs ----
+
+def test_cli_and_api_give_the_same_cartpole_run(tmp_path, keep_threads):
+    settings = ["--seed", 4, "--batch-episodes", 8, "--lr", 0.02, "--hidden", 16]
+    result = run_cli("pgcore-train", "cartpole", *settings, "--max-episodes", 32, "--run-dir", tmp_path / "cli",
+                     "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    agent = pgcore.Agent("cartpole", seed=4, batch_episodes=8, lr=0.02, hidden=16)
+    agent.learn(max_episodes=32, run_dir=str(tmp_path / "api"), quiet=True)
+    assert rewards(tmp_path / "cli") == rewards(agent.run_dir) and len(rewards(agent.run_dir)) == 32
+    cli_config = runs.read_json(str(tmp_path / "cli" / "config.json"))["config"]
+    api_config = runs.read_json(os.path.join(agent.run_dir, "config.json"))["config"]
+    assert {k: v for k, v in cli_config.items() if k != "run_dir"} == {k: v for k, v in api_config.items()
+                                                                      if k != "run_dir"}
+
+
+def test_cli_and_api_give_the_same_pong_run(small_run, tmp_path, keep_threads):
+    """small_run is `pgcore-train pong SMALL_RUN --seed 3 --max-episodes 2` (a --sync run)."""
+    assert "--sync" in SMALL_RUN
+    agent = pgcore.Agent("pong", seed=3, **SMALL_PONG)
+    agent.learn(max_episodes=2, run_dir=str(tmp_path / "api"), quiet=True)
+    assert rewards(small_run) == rewards(agent.run_dir)
+    cli, _ = load_run_checkpoint(small_run)
+    assert all(np.array_equal(cli[k], agent.params[k]) for k in ("w1", "w2"))
+
+
+# ---- settings: one check, the CLI's bounds ----
+
+@pytest.mark.parametrize("task, settings, name", [
+    ("cartpole", {"lr": 0}, "lr"), ("cartpole", {"lr": 1.5}, "lr"), ("pong", {"lr": float("nan")}, "lr"),
+    ("pong", {"envs": 0}, "envs"), ("pong", {"gamma": 2}, "gamma"), ("pong", {"sticky": -0.1}, "sticky"),
+    ("pong", {"hidden": 2.5}, "hidden"), ("cartpole", {"hidden": 0}, "hidden"), ("taxi", {"tau": 0}, "tau"),
+    ("pong", {"threads": 0}, "threads"), ("cartpole", {"backend": "fortran"}, "backend"),
+    ("pong", {"max_episodes": -1}, "max_episodes"), ("pong", {"checkpoint_minutes": -1}, "checkpoint_minutes"),
+    ("pong", {"tau": 1.0}, "tau"), ("cartpole", {"envs": 4}, "envs"), ("cartpole", {"bogus": 1}, "bogus"),
+    ("pong", {"preset": "slow"}, "preset"), ("tetris", {}, "tetris"), ("pong", {"batch_episodes": True}, "batch"),
+])
+def test_a_bad_setting_raises_value_error_naming_it(task, settings, name):
+    with pytest.raises(ValueError, match=name):
+        pgcore.Agent(task, **settings)
+
+
+def test_too_big_a_network_is_a_setting_error_not_a_memory_error():
+    with pytest.raises(ValueError, match="hidden=100000000 needs about .* GiB"):
+        pgcore.Agent("pong", hidden=100_000_000)
+    result = run_cli("pgcore-train", "pong", "--hidden", 100_000_000, "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--hidden" in result.stderr and "GiB" in result.stderr
+
+
+def test_resume_refuses_to_change_the_runs_own_settings(small_run_copy):
+    with pytest.raises(ValueError, match="lr cannot change"):
+        pgcore.Agent.resume(small_run_copy, lr=0.5)
+    result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--lr", "0.5", "--quiet")
+    assert result.returncode == 2 and "--lr" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(ValueError, match="threads"):
+        pgcore.Agent.resume(small_run_copy, threads=0)
+
+
+def test_one_function_opens_every_kind_of_checkpoint(small_run, tmp_path):
+    from pgcore.agent import open_checkpoint
+
+    assert open_checkpoint(small_run).config.task == "pong"
+    assert open_checkpoint(os.path.join(small_run, "checkpoint.npz"), for_training=True).run_dir == small_run
+    shipped = open_checkpoint(pgcore.agent.PACKAGED_POLICIES["pong"])
+    assert shipped.config.task == "pong" and shipped.arrays["w1"].dtype == np.float16 and shipped.run_dir == ""
+    with pytest.raises(runs.RunError, match="corrupt|optimizer|missing"):
+        open_checkpoint(pgcore.agent.PACKAGED_POLICIES["pong"], for_training=True)
+    with pytest.raises(runs.RunError, match="not found"):
+        open_checkpoint(tmp_path / "nothing")
+
+
+# ---- stopping and resuming ----
+
+def test_ctrl_c_inside_learn_saves_and_returns(tmp_path, keep_threads):
+    agent = pgcore.Agent("pong", seed=1, envs=2, hidden=8)
+    handler = signal.getsignal(signal.SIGINT)
+    timer = threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        agent.learn(run_dir=str(tmp_path / "run"), quiet=True)  # no limit: only the Ctrl-C ends it
+    finally:
+        timer.cancel()
+    assert agent.stopped_by == "Ctrl-C"
+    arrays, meta = load_run_checkpoint(agent.run_dir)
+    assert meta["counters"]["steps"] == agent.counters["steps"] > 0
+    np.testing.assert_array_equal(arrays["w1"], agent.params["w1"])
+    assert signal.getsignal(signal.SIGINT) is handler, "learn() left its signal handler in place"
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _saved_episodes(run_dir):
+    try:
+        return load_run_checkpoint(run_dir)[1]["counters"]["episode"]
+    except (OSError, ValueError, KeyError, EOFError):
+        return -1  # not written yet, or being replaced
+
+
+@pytest.mark.parametrize("when", ["before any episode ends", "after checkpoints by time"])
+def test_a_pong_run_killed_in_its_first_seconds_resumes(tmp_path, when):
+    """SIGKILL (nothing saved at the kill) early in a run: a new run saves a checkpoint as it starts,
+    and one every --checkpoint-minutes (here 0.6 s, with --checkpoint-every far away), so there is
+    always a run to resume, and the resumed progress.csv has every episode once."""
+    run_dir = str(tmp_path / "run")
+    process = start_cli("pgcore-train", "pong", "--envs", 2, "--hidden", 8, "--quiet", "--run-dir", run_dir,
+                        "--checkpoint-every", 1000, "--checkpoint-minutes", 0.01)
+    try:
+        if when == "before any episode ends":
+            _wait_for(lambda: _saved_episodes(run_dir) == 0 or process.poll() is not None, 60, "the first checkpoint")
+        else:
+            _wait_for(lambda: _saved_episodes(run_dir) >= 2 or process.poll() is not None, 90, "checkpoints by time")
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        process.kill()
+        process.communicate()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    saved = _saved_episodes(run_dir)
+    assert saved >= (0 if when == "before any episode ends" else 2)
+    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", saved + 2, "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    _, meta = load_run_checkpoint(run_dir)
+    assert meta["counters"]["episode"] == saved + 2 and meta["counters"]["segment"] == 1
+    header, rows = read_progress_csv(run_dir)
+    assert [int(row[0]) for row in rows] == list(range(1, saved + 3))
