@@ -209,6 +209,8 @@ def vector_observations(observation, size, dtype):
 class Tabular:
     """w (S, A): one row of logits per state."""
 
+    param_names = ("w",)
+
     def __init__(self, kernels, observation_space, action_space):
         self.kernels, self.states, self.actions = kernels, observation_space.n, action_space.n
 
@@ -243,6 +245,8 @@ class Tabular:
 class SoftmaxMLP:
     """w1 (D + 1, H), w2 (H, A): relu hidden layer with a bias input, softmax over actions."""
 
+    param_names = ("w1", "w2")
+
     def __init__(self, kernels, observation_space, action_space, hidden):
         self.kernels = kernels
         self.inputs_size, self.hidden, self.actions = observation_space.shape[0] + 1, hidden, action_space.n
@@ -273,6 +277,8 @@ class SoftmaxMLP:
 class LinearGaussian:
     """theta (D + 1, K): the mean action is a linear function of the state (with a bias);
     the sampled action (before clipping to the action space) enters the gradient."""
+
+    param_names = ("theta",)
 
     def __init__(self, kernels, observation_space, action_space):
         self.kernels = kernels
@@ -350,6 +356,13 @@ def initial_params(config, policy=None):
     return policy.init_params(np.random.default_rng(runs.seed_streams(config.seed)[0]), np.dtype(config.dtype))
 
 
+def new_state(config, policy):
+    """A new run's arrays: the parameters (seeded), zero Adam moments, an empty baseline."""
+    params = initial_params(config, policy)
+    return params | {prefix + k: np.zeros_like(v) for k, v in params.items() for prefix in ("m_", "v_")} \
+        | {"baseline": np.zeros(0, config.dtype)}
+
+
 def param_shapes(config):
     """name -> shape of the policy's parameters (they follow from the task's spaces)."""
     return {k: v.shape for k, v in initial_params(config).items()}
@@ -404,17 +417,8 @@ def _train(config, kernels, run, column, bonus):
     policy = make_policy(config, kernels, envs.envs[0])
     continuous = isinstance(policy, LinearGaussian)
 
-    # ---- state: parameters, Adam moments, baseline (new ones seeded by the run) ----
-    if run.arrays is None:
-        params = initial_params(config, policy)
-        moments = {k: {"m_": np.zeros_like(v), "v_": np.zeros_like(v)} for k, v in params.items()}
-        baseline = np.zeros(0, dtype)
-    else:
-        params = {k: run.arrays[k] for k in policy.init_params(np.random.default_rng(0), dtype)}
-        moments = {k: {p: run.arrays[p + k] for p in ("m_", "v_")} for k in params}
-        baseline = run.arrays["baseline"]
-    run.start(lambda: params | {"baseline": baseline}
-              | {prefix + k: state for k in params for prefix, state in moments[k].items()})
+    state = run.restore(lambda: new_state(config, policy))  # parameters, Adam moments, running baseline
+    params = {k: state[k] for k in policy.param_names}
     env_seed = int(run.seeds[2].generate_state(1)[0] % (2**31 - 1))
     n = config.batch_episodes
     try:
@@ -448,13 +452,14 @@ def _train(config, kernels, run, column, bonus):
             # ---- one update from the N whole episodes ----
             actives, rewards = np.array(actives), np.array(rewards)   # (T, N)
             returns = kernels.discounted_returns(rewards, config.gamma, dones=np.array(dones))
-            advantages, baseline = advantages_of(kernels, returns, actives, baseline, config.baseline)
+            advantages, state["baseline"] = advantages_of(kernels, returns, actives, state["baseline"],
+                                                          config.baseline)
             x, a = np.array(inputs)[actives], np.array(actions)[actives]
             grads = policy.objective_grad(params, x, a, advantages, temperature, entropy)
 
             def step():
                 for k in params:  # descent on minus the objective
-                    kernels.adam_step(params[k], -grads[k], moments[k]["m_"], moments[k]["v_"],
+                    kernels.adam_step(params[k], -grads[k], state["m_" + k], state["v_" + k],
                                       counters["updates"] + 1, config.lr)
             run.apply_update(grads.values(), step)
             # ---- bookkeeping: one progress row per episode, in the order they finished ----

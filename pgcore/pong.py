@@ -144,13 +144,21 @@ def checkpoint_arrays(config):
     return expected
 
 
-def optimizer_step(kernels, config, param, grad, state, update_number):
-    """One descent step on `param` in place; `state` maps an OPTIMIZER_STATE prefix to its array."""
+def new_state(config):
+    """A new run's arrays: the parameters (seeded), a zero batch gradient and optimizer state."""
+    params = initial_params(config)
+    return params | {prefix + k: np.zeros_like(v) for k, v in params.items()
+                     for prefix in ("grad_",) + OPTIMIZER_STATE[config.optimizer]}
+
+
+def optimizer_step(kernels, config, state, name, update_number):
+    """One descent step on state[name] in place along the batch gradient state["grad_" + name]."""
+    param, grad = state[name], state["grad_" + name]
     if config.optimizer == "adam":
-        kernels.adam_step(param, grad, state["m_"], state["v_"], update_number, config.lr,
+        kernels.adam_step(param, grad, state["m_" + name], state["v_" + name], update_number, config.lr,
                           beta1=config.beta1, beta2=config.beta2)
     else:
-        kernels.rmsprop_step(param, grad, state["cache_"], config.lr, config.decay, 1e-5)
+        kernels.rmsprop_step(param, grad, state["cache_" + name], config.lr, config.decay, 1e-5)
 
 
 def episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma):
@@ -208,35 +216,23 @@ def _train(config, kernels, run):
     dtype = np.dtype(config.dtype)
     counters, rng = run.counters, run.rng
 
-    # ---- state: parameters, optimizer, batch gradient (new ones seeded by the run) ----
-    if run.arrays is None:
-        params = initial_params(config)
-        opt_state = {k: {prefix: np.zeros_like(v) for prefix in OPTIMIZER_STATE[config.optimizer]}
-                     for k, v in params.items()}
-        grads = {k: np.zeros_like(v) for k, v in params.items()}
-    else:
-        params = {k: run.arrays[k] for k in ("w1", "w2")}
-        opt_state = {k: {prefix: run.arrays[prefix + k] for prefix in OPTIMIZER_STATE[config.optimizer]}
-                     for k in params}
-        grads = {k: run.arrays["grad_" + k] for k in params}
-    w1, w2 = params["w1"], params["w2"]
-    run.start(lambda: params | {"grad_" + k: g for k, g in grads.items()}
-              | {prefix + k: state for k in params for prefix, state in opt_state[k].items()})
+    state = run.restore(lambda: new_state(config))  # parameters, batch gradient, optimizer state
+    w1, w2 = state["w1"], state["w2"]
     env_seed = int(run.seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
 
     def finish_episode(env):
         x, h, logits, actions, rewards = buffers.episode(env)
         grad_w1, grad_w2 = episode_gradient(kernels, x, h, logits, actions, rewards, w2, config.gamma)
-        grads["w1"] += grad_w1
-        grads["w2"] += grad_w2
+        state["grad_w1"] += grad_w1
+        state["grad_w2"] += grad_w2
         counters["episodes_in_batch"] += 1
         if counters["episodes_in_batch"] >= config.batch_episodes:
             def step():
-                for k in ("w1", "w2"):
-                    optimizer_step(kernels, config, params[k], grads[k], opt_state[k], counters["updates"] + 1)
-            run.apply_update(grads.values(), step)
-            for k in ("w1", "w2"):
-                grads[k][...] = 0
+                for name in ("w1", "w2"):
+                    optimizer_step(kernels, config, state, name, counters["updates"] + 1)
+            run.apply_update((state["grad_w1"], state["grad_w2"]), step)
+            state["grad_w1"][...] = 0
+            state["grad_w2"][...] = 0
             counters["episodes_in_batch"] = 0
         run.finish_episode(float(rewards.sum()), extra=[counters["skipped_updates"]])
         buffers.length[env] = 0

@@ -355,14 +355,13 @@ class Run:
     It starts the run's state (new, seeded from config.seed, or resumed from a checkpoint),
     sets the kernel thread count (and restores it on exit), turns Ctrl-C / SIGTERM into
     `stopped_by`, checks the limits, logs each finished episode (progress.csv and the progress
-    bar), applies an update only when its gradient is finite, and checkpoints at the start of a
-    new run, every `checkpoint_every` episodes or `checkpoint_minutes` of wall time (checked
+    bar), applies an update only when its gradient is finite, and checkpoints its state (`restore`)
+    at the start of a new run, every `checkpoint_every` episodes or `checkpoint_minutes` of wall time (checked
     where the trainer calls `maybe_checkpoint`), and when the loop ends cleanly. An exception
     (a second Ctrl-C, a full disk) leaves the last good checkpoint as it was.
 
         with runs.Run(config, "pgcore-x-1", kernel_threads=1, resume_meta=meta, resume_arrays=arrays) as run:
-            params = run.arrays or init(run.seeds[0])      # seeds: parameters, actions, environments
-            run.start(lambda: {...every array of the trainer's state...})
+            state = run.restore(lambda: {...a new run's arrays, seeded by run.seeds[0]...})
             while run.running():
                 ...collect with run.rng; run.apply_update(grads, step); run.finish_episode(reward)...
                 run.maybe_checkpoint()
@@ -388,7 +387,7 @@ class Run:
         self.checkpoint_path = os.path.join(config.run_dir, CHECKPOINT_NAME)
         self.progress = ProgressLog(os.path.join(config.run_dir, "progress.csv"), ["updates", *extra_columns],
                                     keep_episodes=counters["episode"] if self.resumed else None)
-        self.state_arrays = None
+        self.state = None
         self.saved_episode = counters["episode"]
 
     def __enter__(self):
@@ -406,7 +405,7 @@ class Run:
 
         self.bar.close()
         try:
-            if exc_type is None and self.state_arrays is not None:
+            if exc_type is None and self.state is not None:
                 self.save()
         finally:
             self.progress.close()
@@ -418,13 +417,15 @@ class Run:
         """None, or the signal ("Ctrl-C", "SIGTERM") that asked the run to stop."""
         return self.stop.signal_name
 
-    def start(self, state_arrays):
-        """`state_arrays()` returns every array of the trainer's state (name -> ndarray), for
-        checkpoints; a new run saves its first checkpoint now, so a kill at any moment after
-        this leaves a run to resume."""
-        self.state_arrays = state_arrays
+    def restore(self, new_state):
+        """The trainer's state, name -> array (parameters, optimizer state, ...): the checkpoint's
+        arrays when resuming, else `new_state()`. Checkpoints save this dict, so the trainer
+        updates its arrays in place or puts new ones in it. A new run saves its first checkpoint
+        here, so a kill at any moment after this leaves a run to resume."""
+        self.state = dict(self.arrays) if self.resumed else new_state()
         if not self.resumed:
             self.save()
+        return self.state
 
     def running(self):
         """False once a limit is reached or a stop was requested."""
@@ -477,5 +478,5 @@ class Run:
         self.segment_start = time.perf_counter()
         meta = {"config": dataclasses.asdict(self.config), "counters": self.counters,
                 "rng": self.rng.bit_generator.state, "format": self.format}
-        save_checkpoint(self.checkpoint_path, self.state_arrays(), meta)
+        save_checkpoint(self.checkpoint_path, self.state, meta)
         self.saved_episode, self.saved_at = self.counters["episode"], time.perf_counter()

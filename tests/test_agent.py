@@ -32,6 +32,39 @@ def rewards(run_dir):
 
 # ---- the README's calls, per policy family ----
 
+FAMILIES = {  # task: (settings, episodes of a first and a second learn(), one observation)
+    "frozenlake": (dict(batch_episodes=8), 16, 24, 0),
+    "cartpole": (dict(batch_episodes=8), 16, 24, np.zeros(4)),
+    "inverted-pendulum": (dict(batch_episodes=4), 8, 12, np.zeros(4)),
+    "pong": (SMALL_PONG, 1, 2, np.zeros((210, 160, 3), np.uint8)),
+}
+
+
+@pytest.mark.parametrize("task", FAMILIES)
+def test_every_call_of_the_readme_example(task, tmp_path, keep_threads):
+    settings, first, second, observation = FAMILIES[task]
+    run_dir = str(tmp_path / "run")
+    agent = pgcore.Agent(task, seed=0, **settings)
+    assert agent.learn(max_episodes=first, run_dir=run_dir, quiet=True) is agent
+    assert agent.counters["episode"] == first and agent.stopped_by is None
+    returns = agent.evaluate(episodes=2, seed=10_000)
+    assert returns.shape == (2,) and returns.dtype == np.float64
+    single = agent.predict(observation)
+    batch = agent.predict(np.stack([observation] * 3))
+    assert len(batch) == 3 and np.shape(batch)[1:] == np.shape(single)
+
+    loaded = pgcore.Agent.load(run_dir)
+    assert loaded.task == task and all(np.array_equal(loaded.params[k], agent.params[k]) for k in agent.params)
+    np.testing.assert_array_equal(loaded.evaluate(episodes=2, seed=10_000), returns)
+
+    resumed = pgcore.Agent.resume(run_dir)
+    resumed.learn(max_episodes=second, quiet=True)
+    progress = resumed.progress
+    assert progress["episode"].tolist() == list(range(1, second + 1))
+    assert set(progress) >= {"episode", "frames", "steps", "reward", "running_reward", "wall_s", "updates"}
+    assert resumed.counters["segment"] == 1 and resumed.counters["updates"] == progress["updates"][-1]
+
+
 def test_mlp_task_learn_evaluate_predict_load_resume(tmp_path, keep_threads):
     run_dir = str(tmp_path / "cp")
     agent = pgcore.Agent("cartpole", seed=0, lr=0.01, batch_episodes=8)
