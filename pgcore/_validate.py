@@ -119,9 +119,7 @@ def difference_args(frames, previous, rows, fresh):
             raise ValueError(f"previous must have one row per frame ({n}) when rows is not given, not {len(previous)}")
         rows = np.arange(n, dtype=np.intp)
     else:
-        rows = int_array("rows", rows, (n,), upper=len(previous))
-        if len(np.unique(rows)) != n:
-            raise ValueError("rows must not repeat (each names the env of one frame)")
+        rows = distinct_rows(rows, n, len(previous))
     if fresh is None:
         fresh = np.zeros(n, dtype=np.uint8)
     else:
@@ -130,8 +128,28 @@ def difference_args(frames, previous, rows, fresh):
             raise TypeError(f"fresh must be a boolean array, not {fresh.dtype}")
         if fresh.shape != (n,):
             raise ValueError(f"fresh must have shape ({n},), not {fresh.shape}")
-        fresh = np.ascontiguousarray(fresh, dtype=np.uint8)
+        fresh = np.ascontiguousarray(fresh).view(np.uint8)
     return np.ascontiguousarray(frames), previous, rows, fresh
+
+
+def distinct_rows(rows, n, upper):
+    """`rows` as (n,) intp: distinct integers in [0, upper). Called every trainer step: few NumPy calls."""
+    rows = np.asarray(rows)
+    if rows.dtype.kind not in "iu":
+        raise TypeError(f"rows must have an integer dtype, not {rows.dtype}")
+    if rows.shape != (n,):
+        raise ValueError(f"rows must have shape ({n},), not {rows.shape}")
+    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    if n:
+        try:
+            counts = np.bincount(rows, minlength=upper)
+        except ValueError:
+            raise ValueError(f"rows must not be negative (found {rows.min()})") from None
+        if len(counts) > upper:
+            raise ValueError(f"rows must be below {upper} (found {rows.max()})")
+        if max(counts.tolist()) > 1:  # (builtins: ndarray.max costs microseconds on a few elements)
+            raise ValueError("rows must not repeat (each names the env of one frame)")
+    return rows
 
 
 def in_place_array(name, value, dtype=None, shape=None):
@@ -269,3 +287,91 @@ def _decay_rate(name, value):
     if value == 1.0:
         raise ValueError(f"{name} must be below 1 (the bias correction divides by 1 - {name}**step)")
     return value
+
+
+# ---- sparse Pong inputs ----
+
+INPUT_SIZE = 6400
+
+
+def sparse_rows_args(starts, indices, signs):
+    """CSR rows of ternary inputs: starts (N + 1,) rising from 0, indices (nnz,) pixel numbers
+    in [0, 6400), signs (nnz,) each -1 or +1."""
+    starts = np.asarray(starts)
+    if not np.issubdtype(starts.dtype, np.integer) or starts.ndim != 1 or len(starts) == 0:
+        raise ValueError(f"starts must be a 1-d integer array of N + 1 offsets, not {starts.dtype} {starts.shape}")
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    nnz = int(starts[-1])
+    if starts[0] != 0 or np.any(np.diff(starts) < 0):
+        raise ValueError("starts must begin with 0 and not decrease")
+    indices, signs = np.asarray(indices), np.asarray(signs)
+    if not np.issubdtype(indices.dtype, np.integer) or indices.ndim != 1:
+        raise TypeError(f"indices must be a 1-d integer array, not {indices.dtype} {indices.shape}")
+    if signs.dtype != np.int8 or signs.ndim != 1:
+        raise TypeError(f"signs must be a 1-d int8 array, not {signs.dtype} {signs.shape}")
+    if len(indices) < nnz or len(signs) < nnz:
+        raise ValueError(f"starts reaches {nnz}, past the {min(len(indices), len(signs))} indices and signs")
+    indices, signs = indices[:nnz], signs[:nnz]
+    if nnz and (indices.min() < 0 or indices.max() >= INPUT_SIZE):
+        raise ValueError(f"indices must be pixel numbers in [0, {INPUT_SIZE})")
+    if nnz and not np.all((signs == 1) | (signs == -1)):
+        raise ValueError("signs must each be -1 or +1")
+    return starts, np.ascontiguousarray(indices, dtype=np.int16), np.ascontiguousarray(signs)
+
+
+def pong_net_args(w1, w2, dtype=None):
+    w1 = float_array("w1", w1, (2,), dtype)
+    if w1.shape[0] != INPUT_SIZE:
+        raise ValueError(f"w1 must have shape ({INPUT_SIZE}, H), not {w1.shape}")
+    w2 = same_shape("w2", float_array("w2", w2, (1,), w1.dtype), (w1.shape[1],))
+    return w1, w2
+
+
+def sparse_forward_args(starts, indices, signs, w1, w2):
+    w1, w2 = pong_net_args(w1, w2)
+    return (*sparse_rows_args(starts, indices, signs), w1, w2)
+
+
+def sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
+    starts, indices, signs, w1, w2 = sparse_forward_args(starts, indices, signs, w1, w2)
+    grad_logits = same_shape("grad_logits", float_array("grad_logits", grad_logits, (1,), w1.dtype),
+                             (len(starts) - 1,))
+    grad_w1 = in_place_array("grad_w1", grad_w1, w1.dtype, w1.shape)
+    grad_w2 = in_place_array("grad_w2", grad_w2, w1.dtype, w2.shape)
+    return starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2
+
+
+# What a Pong episode store holds (pgcore.pong.SparseEpisodes): name -> (dtype, or None for the
+# net's float dtype; dimensions).
+EPISODE_ARRAYS = {"lengths": (np.dtype(np.int64), 1), "starts": (np.dtype(np.int64), 2),
+                  "indices": (np.dtype(np.int16), 2), "signs": (np.dtype(np.int8), 2), "logits": (None, 2),
+                  "actions": (np.dtype(np.uint8), 2)}
+
+
+def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
+    frames, previous, rows, fresh = difference_args(frames, previous, rows, fresh)
+    w1, w2 = pong_net_args(w1, w2)
+    uniforms = np.asarray(uniforms)
+    if uniforms.dtype != np.float64 or uniforms.shape != (len(frames),):
+        raise ValueError(f"uniforms must be float64 of shape ({len(frames)},), not {uniforms.dtype} {uniforms.shape}")
+    for name, (dtype, ndim) in EPISODE_ARRAYS.items():
+        array = getattr(episodes, name, None)
+        dtype = dtype or w1.dtype
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != ndim:
+            raise TypeError(f"episodes.{name} must be a {ndim}-d {dtype} array")
+        flags = array.flags
+        if not (flags.c_contiguous and flags.writeable) or len(array) != len(previous):
+            raise ValueError(f"episodes.{name} must be C-contiguous, writeable and have one row per env "
+                             f"({len(previous)})")
+    steps, capacity = episodes.logits.shape[1], episodes.indices.shape[1]
+    if (episodes.starts.shape[1] != steps + 1 or episodes.actions.shape[1] != steps
+            or episodes.signs.shape[1] != capacity):
+        raise ValueError("episodes: starts must have one more column than logits and actions; signs as many as "
+                         "indices")
+    t = episodes.lengths[rows]
+    lengths = t.tolist()
+    if lengths and (max(lengths) >= steps or min(lengths) < 0
+                    or max(episodes.starts[rows, t].tolist()) > capacity - INPUT_SIZE):
+        raise ValueError(f"episodes has no room for another step of some of these envs (each needs a free step and "
+                         f"{INPUT_SIZE} free indices): call its make_room first")
+    return frames, previous, rows, fresh, w1, w2, uniforms, episodes

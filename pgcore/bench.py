@@ -44,7 +44,33 @@ def pong_difference_frames(n, seed=0):
     return processed[1:] - processed[:-1]
 
 
-IN_PLACE = {"rmsprop_step", "adam_step", "pong_difference"}
+IN_PLACE = {"rmsprop_step", "adam_step", "pong_difference", "pong_sparse_difference", "sparse_mlp_backward"}
+
+
+class TrainerSteps:
+    """pong_step as the trainer calls it: 8 of 16 envs come back with their next real frames
+    (so each difference frame has its real ~26 nonzero pixels), episodes emptied when full."""
+
+    def __init__(self, module, dtype, seed=0):
+        from pgcore.pong import SparseEpisodes
+
+        self.module = module
+        self.frames = pong_frames(8 * 33, seed).reshape(33, 8, 210, 160, 3)
+        self.previous = np.zeros((16, 6400), np.uint8)
+        self.rows = np.arange(0, 16, 2)
+        self.fresh = np.zeros(8, bool)
+        self.uniforms = np.random.default_rng(seed).random((33, 8))
+        self.episodes = SparseEpisodes(16, dtype)
+        self.calls = 0
+
+    def __call__(self, w1, w2):
+        k = self.calls % 33
+        self.calls += 1
+        if k == 0:
+            self.episodes.lengths[:] = 0
+            self.episodes.make_room(self.rows)
+        return self.module.pong_step(self.frames[k], self.previous, self.rows, self.fresh, w1, w2, self.uniforms[k],
+                                     self.episodes)
 
 
 def make_cases(dtype=np.float32, seed=0):
@@ -73,6 +99,12 @@ def make_cases(dtype=np.float32, seed=0):
         h, _ = reference.mlp_forward(x, w1, w2)
         return x, h, normal(len(x)), w2
 
+    def sparse_rows(n):
+        return reference._sparse_rows(pong4096()[:n].astype(np.int8))
+
+    def sparse_backward_args():
+        return (*sparse_rows(4096), normal(4096), w1, w2, np.zeros_like(w1), np.zeros_like(w2))
+
     return [
         ("softmax", "10000 x 6, tau 0.5", lambda: (normal(10000, 6), 0.5)),
         ("log_softmax", "10000 x 6, tau 0.5", lambda: (normal(10000, 6), 0.5)),
@@ -100,6 +132,11 @@ def make_cases(dtype=np.float32, seed=0):
         ("pong_preprocess", "16 frames", lambda: (pong_frames(16),)),
         ("pong_difference", "8 of 16 envs (a trainer step)", lambda: (pong_frames(8), np.zeros((16, 6400), np.uint8),
                                                                       np.arange(0, 16, 2))),
+        ("pong_sparse_difference", "8 of 16 envs (a trainer step)",
+         lambda: (pong_frames(8), np.zeros((16, 6400), np.uint8), np.arange(0, 16, 2))),
+        ("sparse_mlp_forward", "4096 Pong frames x 200", lambda: (*sparse_rows(4096), w1, w2)),
+        ("sparse_mlp_backward", "4096 Pong frames x 200, into the batch gradient", sparse_backward_args),
+        ("pong_step", "8 of 16 envs, H 200 (a trainer step)", lambda: (w1, w2)),
     ]
 
 
@@ -157,12 +194,15 @@ def main(argv=None):
         if args.only and args.only not in name:
             continue
         call_args = build()
+        twin, kernel = getattr(reference, name), getattr(kernels, name)
+        if name == "pong_step":  # each backend steps its own envs through real frames
+            twin, kernel = TrainerSteps(reference, np.dtype(args.dtype)), TrainerSteps(kernels, np.dtype(args.dtype))
         if name in IN_PLACE:  # in place: give each backend its own state
-            numpy_s = time_call(getattr(reference, name), tuple(a.copy() if isinstance(a, np.ndarray) else a
-                                                                 for a in call_args), args.seconds)
+            numpy_s = time_call(twin, tuple(a.copy() if isinstance(a, np.ndarray) else a for a in call_args),
+                                args.seconds)
         else:
-            numpy_s = time_call(getattr(reference, name), call_args, args.seconds)
-        pgcore_s = time_call(getattr(kernels, name), call_args, args.seconds)
+            numpy_s = time_call(twin, call_args, args.seconds)
+        pgcore_s = time_call(kernel, call_args, args.seconds)
         rows.append((name, size, numpy_s, pgcore_s))
         print(line.format(name, size, f"{numpy_s * 1e6:,.1f}", f"{pgcore_s * 1e6:,.1f}",
                           f"{numpy_s / pgcore_s:,.1f}x"), flush=True)

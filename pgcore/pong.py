@@ -2,17 +2,19 @@
 
 One loop, top to bottom. N emulators run on ale-py's C++ threads; while one half
 of them emulates, Python handles the other half (asynchronous send/recv), so the
-cores stay busy emulating. Each step, for the B environments that came back:
+cores stay busy emulating. Each step, one compiled call (pong_step) does, for the B
+environments that came back:
 
-  frames (B, 210, 160, 3) uint8 -> pong_difference (preprocess, minus each env's
-  previous frame) -> (B, 6400) int8 -> mlp_forward (one sparse product for all B) -> sample
-  -> store x (int8), h, logit, action in per-env episode buffers -> send actions
+  frames (B, 210, 160, 3) uint8 -> preprocess, minus each env's previous frame -> the
+  ~26 nonzero pixels of each difference frame (indices and signs) -> appended to each
+  env's episode (SparseEpisodes) -> h = relu of the sum of the ~26 signed rows of w1 they
+  select -> logit -> up if the caller's uniform < sigmoid(logit) -> the ALE actions
 
 When an environment's episode ends, its returns (cut at every point), standardized
-advantages and gradient are computed at once (sigmoid_policy_grad + mlp_backward)
-and added to the batch gradient; RMSProp applies it every `batch_episodes`
-episodes. The kernels come in as a module (`pgcore.kernels` or `pgcore.reference`),
-so both backends run exactly this code.
+advantages and gradient are computed at once (sigmoid_policy_grad + sparse_mlp_backward,
+which recomputes h from the sparse inputs) and added in place to the batch gradient;
+RMSProp applies it every `batch_episodes` episodes. The kernels come in as a module
+(`pgcore.kernels` or `pgcore.reference`), so both backends run exactly this code.
 """
 import dataclasses
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from pgcore._threads import _default_threads
 UP, DOWN = 2, 3  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down
 INPUT_SIZE = 80 * 80
 FIRST_BUFFER_STEPS = 2048  # per env; doubled when an episode runs longer
+FIRST_INDEX_CAPACITY = FIRST_BUFFER_STEPS * 64  # nonzero pixels per env (~26 a step); doubled when full
 
 
 @dataclass
@@ -93,11 +96,12 @@ def check_config(config):
 
 
 def memory_bytes(config):
-    """Bytes a run holds: parameters with their gradient and optimizer state, and episode buffers."""
+    """Bytes a run holds: parameters with their gradient and optimizer state, and the episode
+    store (SparseEpisodes: per step an offset, logit, action and reward, ~64 pixel entries)."""
     itemsize = np.dtype(config.dtype).itemsize
     params = (INPUT_SIZE + 1) * config.hidden * itemsize * (2 + len(OPTIMIZER_STATE[config.optimizer]))
-    per_step = INPUT_SIZE + (config.hidden + 2) * itemsize + 1
-    return params + config.envs * FIRST_BUFFER_STEPS * per_step
+    per_env = FIRST_BUFFER_STEPS * (8 + 2 * itemsize + 1) + FIRST_INDEX_CAPACITY * 3
+    return params + config.envs * per_env
 
 
 def make_envs(config):
@@ -161,44 +165,60 @@ def optimizer_step(kernels, config, state, name, update_number):
         kernels.rmsprop_step(param, grad, state["cache_" + name], config.lr, config.decay, 1e-5)
 
 
-def episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma):
-    """Gradient of -sum_t A_t log pi(a_t | s_t) for one episode (descent direction).
-
-    x (T, 6400) int8, h (T, H), logits (T,), actions (T,) 1 = up, rewards (T,).
-    Returns are cut at every point (a nonzero reward ends a Pong "game").
-    """
+def add_episode_gradient(kernels, episode, w1, w2, gamma, grad_w1, grad_w2):
+    """Adds one episode's gradient of -sum_t A_t log pi(a_t | s_t) (the descent direction) to
+    grad_w1, grad_w2 in place. `episode` is SparseEpisodes.episode's (starts, indices, signs,
+    logits, actions, rewards). Returns are cut at every point (a nonzero reward ends a Pong
+    "game"), then standardized over the episode."""
+    starts, indices, signs, logits, actions, rewards = episode
     returns = kernels.discounted_returns(rewards, gamma, dones=rewards != 0)
     advantages = kernels.standardize(returns)
     grad_logits = kernels.sigmoid_policy_grad(logits, actions, -advantages)
-    return kernels.mlp_backward(x, h, grad_logits, w2)
+    kernels.sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
 
 
-class EpisodeBuffers:
-    """Preallocated per-env storage of the episode in progress; grows by doubling."""
+class SparseEpisodes:
+    """Per-env storage of the episodes in progress, inputs kept sparse (what pong_step writes).
 
-    def __init__(self, n_envs, hidden, dtype):
-        self.length = np.zeros(n_envs, dtype=np.int64)
-        self._allocate(n_envs, FIRST_BUFFER_STEPS, hidden, dtype)
+    Step t of env e: its difference frame's nonzero pixels indices[e, starts[e, t]:starts[e, t + 1]]
+    (int16) with signs (int8, +1/-1), logits[e, t], actions[e, t] (1 = up), rewards[e, t];
+    lengths[e] steps so far. A step takes ~26 pixels, ~80 bytes. Grows by doubling.
+    """
 
-    def _allocate(self, n_envs, steps, hidden, dtype):
-        self.x = np.empty((n_envs, steps, INPUT_SIZE), dtype=np.int8)   # difference frames, ternary
-        self.h = np.empty((n_envs, steps, hidden), dtype=dtype)
+    def __init__(self, n_envs, dtype, steps=FIRST_BUFFER_STEPS, capacity=FIRST_INDEX_CAPACITY):
+        self.lengths = np.zeros(n_envs, dtype=np.int64)
+        self.starts = np.zeros((n_envs, steps + 1), dtype=np.int64)
+        self.indices = np.empty((n_envs, max(capacity, INPUT_SIZE)), dtype=np.int16)
+        self.signs = np.empty_like(self.indices, dtype=np.int8)
         self.logits = np.empty((n_envs, steps), dtype=dtype)
-        self.actions = np.empty((n_envs, steps), dtype=np.uint8)       # 1 = up
+        self.actions = np.empty((n_envs, steps), dtype=np.uint8)
         self.rewards = np.zeros((n_envs, steps), dtype=dtype)
 
-    def grow_if_full(self, env_ids):
-        steps = self.x.shape[1]
-        if self.length[env_ids].max() < steps:
-            return
-        old = (self.x, self.h, self.logits, self.actions, self.rewards)
-        self._allocate(self.x.shape[0], 2 * steps, self.h.shape[2], self.h.dtype)
-        for new, previous in zip((self.x, self.h, self.logits, self.actions, self.rewards), old):
-            new[:, :steps] = previous
+    def make_room(self, env_ids):
+        """Room for one more step of each of env_ids: a free step and INPUT_SIZE free indices
+        (a frame whose every pixel changed)."""
+        t = self.lengths[env_ids]
+        steps, capacity = self.logits.shape[1], self.indices.shape[1]
+        if max(t.tolist()) >= steps:  # (builtins: ndarray.max costs microseconds on a few elements)
+            self.starts = _widened(self.starts, 2 * steps + 1)
+            self.logits, self.actions, self.rewards = (_widened(a, 2 * steps)
+                                                       for a in (self.logits, self.actions, self.rewards))
+        if max(self.starts[env_ids, t].tolist()) > capacity - INPUT_SIZE:
+            self.indices, self.signs = _widened(self.indices, 2 * capacity), _widened(self.signs, 2 * capacity)
 
     def episode(self, env):
-        t = self.length[env]
-        return self.x[env, :t], self.h[env, :t], self.logits[env, :t], self.actions[env, :t], self.rewards[env, :t]
+        """(starts (T + 1,), indices, signs, logits (T,), actions (T,), rewards (T,)) of env's episode."""
+        t = self.lengths[env]
+        return (self.starts[env, :t + 1], self.indices[env], self.signs[env], self.logits[env, :t],
+                self.actions[env, :t], self.rewards[env, :t])
+
+
+
+def _widened(array, columns):
+    """A copy of the 2-d `array` with `columns` columns (the new ones zero)."""
+    wider = np.zeros((array.shape[0], columns), dtype=array.dtype)
+    wider[:, :array.shape[1]] = array
+    return wider
 
 
 def train(config, kernels, resume_meta=None, resume_arrays=None):
@@ -221,10 +241,7 @@ def _train(config, kernels, run):
     env_seed = int(run.seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
 
     def finish_episode(env):
-        x, h, logits, actions, rewards = buffers.episode(env)
-        grad_w1, grad_w2 = episode_gradient(kernels, x, h, logits, actions, rewards, w2, config.gamma)
-        state["grad_w1"] += grad_w1
-        state["grad_w2"] += grad_w2
+        add_episode_gradient(kernels, episodes.episode(env), w1, w2, config.gamma, state["grad_w1"], state["grad_w2"])
         counters["episodes_in_batch"] += 1
         if counters["episodes_in_batch"] >= config.batch_episodes:
             def step():
@@ -234,13 +251,14 @@ def _train(config, kernels, run):
             state["grad_w1"][...] = 0
             state["grad_w2"][...] = 0
             counters["episodes_in_batch"] = 0
-        run.finish_episode(float(rewards.sum()), extra=[counters["skipped_updates"]])
-        buffers.length[env] = 0
+        run.finish_episode(float(episodes.rewards[env, :episodes.lengths[env]].sum()),
+                           extra=[counters["skipped_updates"]])
+        episodes.lengths[env] = 0
         run.maybe_checkpoint()
 
-    # ---- emulators and episode buffers ----
+    # ---- emulators and episodes ----
     envs = make_envs(config)  # seeded by its reset below
-    buffers = EpisodeBuffers(config.envs, config.hidden, dtype)
+    episodes = SparseEpisodes(config.envs, dtype)
     previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
     fresh = np.ones(config.envs, dtype=bool)             # next frame starts an episode: no motion yet
     last_frame_number = np.zeros(config.envs, dtype=np.int64)
@@ -248,26 +266,18 @@ def _train(config, kernels, run):
         observations, info = envs.reset(seed=env_seed)
         while run.running():
             env_ids = info["env_id"]                                   # (B,)
-            # (B, 6400) int8 in {-1, 0, 1}: this frame minus the env's previous one
-            x = kernels.pong_difference(observations[:, 0], previous_frame, env_ids, fresh[env_ids])
+            episodes.make_room(env_ids)
+            # difference frames -> sparse rows -> logits -> sampled actions, stored in the episodes
+            actions = kernels.pong_step(observations[:, 0], previous_frame, env_ids, fresh[env_ids], w1, w2,
+                                        rng.random(len(env_ids)), episodes)
             fresh[env_ids] = False
-
-            h, logits = kernels.mlp_forward(x, w1, w2)                 # (B, H), (B,)
-            up = rng.random(len(env_ids)) < 1 / (1 + np.exp(-logits))
-            buffers.grow_if_full(env_ids)
-            t = buffers.length[env_ids]
-            buffers.x[env_ids, t] = x
-            buffers.h[env_ids, t] = h
-            buffers.logits[env_ids, t] = logits
-            buffers.actions[env_ids, t] = up
-            buffers.length[env_ids] += 1
             counters["steps"] += len(env_ids)
-            envs.send(np.where(up, UP, DOWN).astype(np.int32))
+            envs.send(actions)
 
             observations, rewards, terminated, truncated, info = envs.recv()
             env_ids = info["env_id"]
-            stepped = buffers.length[env_ids] > 0      # not an initial reset observation
-            buffers.rewards[env_ids[stepped], buffers.length[env_ids[stepped]] - 1] = rewards[stepped]
+            stepped = episodes.lengths[env_ids] > 0      # not an initial reset observation
+            episodes.rewards[env_ids[stepped], episodes.lengths[env_ids[stepped]] - 1] = rewards[stepped]
             frame_number = info["frame_number"]
             counters["frames"] += int((frame_number - last_frame_number[env_ids]).sum())
             last_frame_number[env_ids] = frame_number

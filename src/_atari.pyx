@@ -10,7 +10,10 @@
 from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np
-from libc.string cimport memset
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from _common cimport sigmoid_
 
 cnp.import_array()
 
@@ -24,16 +27,18 @@ cdef enum:
 cdef enum:
     ROW_BYTES = 160 * 3
     FRAME_BYTES = 210 * ROW_BYTES
+    INPUT_SIZE = OUT_SIDE * OUT_SIDE
+    BLOCK = 16  # hidden units summed together in registers
+    UP = 2     # Pong's minimal action set: RIGHT moves the paddle up...
+    DOWN = 3   # ...and LEFT down
 
 
 # 1 for the red values of paddles and ball, 0 for black and the two background shades.
 # A table, not comparisons: vectorising the comparisons over a stride-6 byte gather takes
 # so many shuffles on baseline x86-64 that it runs 2x slower than these scalar lookups.
 cdef float[256] IS_OBJECT
-cdef unsigned char[256] IS_OBJECT_BYTE
 for _value in range(256):
     IS_OBJECT[_value] = 0.0 if _value in (0, BACKGROUND_A, BACKGROUND_B) else 1.0
-    IS_OBJECT_BYTE[_value] = <unsigned char>IS_OBJECT[_value]
 
 
 cdef inline void _preprocess_frame(const unsigned char* frame, float* out) noexcept nogil:
@@ -45,8 +50,29 @@ cdef inline void _preprocess_frame(const unsigned char* frame, float* out) noexc
             out[r * OUT_SIDE + c] = IS_OBJECT[row[6 * c]]  # red channel of every 2nd pixel
 
 
+def _check_frames(const unsigned char[:, :, :, ::1] frames, const unsigned char[:, ::1] previous=None,
+                  const cnp.intp_t[::1] rows=None, const unsigned char[::1] fresh=None):
+    """The compiled loops index raw memory with Pong's fixed sizes: check them at every entry."""
+    cdef Py_ssize_t i
+    if frames.shape[1] != 210 or frames.shape[2] != 160 or frames.shape[3] != 3:
+        raise ValueError(f"frames must have shape (N, 210, 160, 3), not {tuple(frames.shape)[:4]}")
+    if previous is None:
+        return
+    if previous.shape[1] != INPUT_SIZE or rows.shape[0] != frames.shape[0] or fresh.shape[0] != frames.shape[0]:
+        raise ValueError("previous must have shape (E, 6400), rows and fresh one entry per frame")
+    seen_array = np.zeros(previous.shape[0], dtype=np.uint8)
+    cdef unsigned char[::1] seen = seen_array
+    for i in range(rows.shape[0]):
+        if rows[i] < 0 or rows[i] >= previous.shape[0]:
+            raise ValueError(f"rows must be in [0, {previous.shape[0]}), not {rows[i]}")
+        if seen[rows[i]]:
+            raise ValueError("rows must not repeat (each names the env of one frame)")
+        seen[rows[i]] = 1
+
+
 def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
     cdef Py_ssize_t i, n = frames.shape[0]
+    _check_frames(frames)
     out_array = np.empty((n, OUT_SIDE * OUT_SIDE), dtype=np.float32)
     cdef float[:, ::1] out = out_array
     if n == 0:
@@ -64,19 +90,27 @@ def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
     return out_array
 
 
+cdef inline void _difference_row(const unsigned char* row, unsigned char* previous, signed char* change) noexcept nogil:
+    """change = preprocess(one kept row) - previous (80 values); previous = preprocess(the row).
+    The stride-6 gather of the red bytes is scalar; the comparisons, the difference and the
+    stores then run on 80 contiguous bytes, which vectorise."""
+    cdef unsigned char red[OUT_SIDE]
+    cdef unsigned char now
+    cdef Py_ssize_t c
+    for c in range(OUT_SIDE):
+        red[c] = row[6 * c]  # red channel of every 2nd pixel
+    for c in range(OUT_SIDE):
+        now = (red[c] != 0) & (red[c] != BACKGROUND_A) & (red[c] != BACKGROUND_B)
+        change[c] = <signed char>now - <signed char>previous[c]
+        previous[c] = now
+
+
 cdef inline void _difference_frame(const unsigned char* frame, unsigned char* previous, bint fresh,
                                    signed char* out) noexcept nogil:
     """out = preprocess(frame) - previous (0 if fresh); previous = preprocess(frame)."""
-    cdef Py_ssize_t r, c, k
-    cdef const unsigned char* row
-    cdef unsigned char now
+    cdef Py_ssize_t r
     for r in range(OUT_SIDE):
-        row = frame + (TOP + 2 * r) * ROW_BYTES
-        for c in range(OUT_SIDE):
-            k = r * OUT_SIDE + c
-            now = IS_OBJECT_BYTE[row[6 * c]]
-            out[k] = <signed char>now - <signed char>previous[k]
-            previous[k] = now
+        _difference_row(frame + (TOP + 2 * r) * ROW_BYTES, previous + r * OUT_SIDE, out + r * OUT_SIDE)
     if fresh:
         memset(out, 0, OUT_SIDE * OUT_SIDE)
 
@@ -84,6 +118,7 @@ cdef inline void _difference_frame(const unsigned char* frame, unsigned char* pr
 def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
                     const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, int n_threads):
     cdef Py_ssize_t i, n = frames.shape[0]
+    _check_frames(frames, previous, rows, fresh)
     out_array = np.empty((n, OUT_SIDE * OUT_SIDE), dtype=np.int8)
     cdef signed char[:, ::1] out = out_array
     if n == 0:
@@ -101,4 +136,238 @@ def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, :
             for i in range(n):
                 _difference_frame(pixels + i * FRAME_BYTES, last + rows[i] * OUT_SIDE * OUT_SIDE, fresh[i],
                                   differences + i * OUT_SIDE * OUT_SIDE)
+    return out_array
+
+
+# ---- sparse inputs end to end: the Pong trainer's step and its episode gradient ----
+#
+# A difference frame has ~26 nonzero pixels of 6400, each -1 or +1, so a step's input is
+# kept as those pixels' indices (int16) and signs (int8), CSR-like: step t of a stream owns
+# indices[starts[t]:starts[t + 1]]. The net's input product is then a signed sum of ~26 rows
+# of w1, its gradient a signed scatter into ~26 rows of grad_w1, and h is recomputed from
+# the indices in the backward rather than stored (the same float operations in the same
+# order, so the same h).
+
+
+cdef inline Py_ssize_t _sparse_difference_frame(const unsigned char* frame, unsigned char* previous, bint fresh,
+                                                short* indices, signed char* signs) noexcept nogil:
+    """Writes the nonzeros of preprocess(frame) - previous (none if fresh) as indices and signs,
+    returns their count; previous = preprocess(frame). Room for INPUT_SIZE entries is needed."""
+    cdef Py_ssize_t r, c, word, count = 0
+    cdef signed char change[OUT_SIDE]
+    cdef unsigned long long bits
+    for r in range(OUT_SIDE):
+        _difference_row(frame + (TOP + 2 * r) * ROW_BYTES, previous + r * OUT_SIDE, change)
+        if fresh:
+            continue
+        for word in range(OUT_SIDE // 8):  # most rows do not change: skip them 8 pixels at a time
+            memcpy(&bits, change + 8 * word, 8)
+            if bits == 0:
+                continue
+            for c in range(8 * word, 8 * word + 8):
+                if change[c] != 0:
+                    indices[count] = <short>(r * OUT_SIDE + c)
+                    signs[count] = change[c]
+                    count += 1
+    return count
+
+
+cdef inline void _sparse_hidden(const short* indices, const signed char* signs, Py_ssize_t count,
+                                const floating* w1, Py_ssize_t n_hidden, floating* h) noexcept nogil:
+    """h = relu(sum_k signs[k] * w1[indices[k], :]), BLOCK columns at a time: the block's sums stay
+    in registers over the ~26 rows (a store per column, not per row)."""
+    cdef Py_ssize_t k, j, start, width
+    cdef floating total[BLOCK]
+    cdef const floating* w_block
+    cdef const floating* w_row
+    cdef Py_ssize_t n_blocks = (n_hidden + BLOCK - 1) // BLOCK, block
+    for block in range(n_blocks):
+        start = block * BLOCK
+        width = min(BLOCK, n_hidden - start)
+        for j in range(BLOCK):
+            total[j] = 0
+        w_block = w1 + start
+        if width == BLOCK:
+            for k in range(count):
+                w_row = w_block + <Py_ssize_t>indices[k] * n_hidden
+                if signs[k] > 0:
+                    for j in range(BLOCK):
+                        total[j] += w_row[j]
+                else:
+                    for j in range(BLOCK):
+                        total[j] -= w_row[j]
+        else:
+            for k in range(count):
+                w_row = w_block + <Py_ssize_t>indices[k] * n_hidden
+                if signs[k] > 0:
+                    for j in range(width):
+                        total[j] += w_row[j]
+                else:
+                    for j in range(width):
+                        total[j] -= w_row[j]
+        for j in range(width):
+            h[start + j] = 0 if total[j] <= 0 else total[j]  # NaN passes through, as in np.maximum
+
+
+cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating total = 0
+    for j in range(n):
+        total += a[j] * b[j]
+    return total
+
+
+cdef inline void _sparse_backward_step(const short* indices, const signed char* signs, Py_ssize_t count,
+                                       floating grad_logit, const floating* w1, const floating* w2,
+                                       Py_ssize_t n_hidden, floating* h, floating* grad_h,
+                                       floating* grad_w1, floating* grad_w2) noexcept nogil:
+    """Adds one step's gradient: grad_w2 += grad_logit * h, grad_w1[indices[k]] += signs[k] * grad_h
+    with grad_h = grad_logit * w2 * (h > 0), h recomputed from the step's nonzeros."""
+    cdef Py_ssize_t k, j
+    cdef floating* g_row
+    _sparse_hidden(indices, signs, count, w1, n_hidden, h)
+    for j in range(n_hidden):
+        grad_w2[j] += grad_logit * h[j]
+        grad_h[j] = grad_logit * w2[j] if h[j] > 0 else 0
+    for k in range(count):
+        g_row = grad_w1 + <Py_ssize_t>indices[k] * n_hidden
+        if signs[k] > 0:
+            for j in range(n_hidden):
+                g_row[j] += grad_h[j]
+        else:
+            for j in range(n_hidden):
+                g_row[j] -= grad_h[j]
+
+
+def _check_csr(const cnp.int64_t[::1] starts, Py_ssize_t n_values):
+    """The compiled code trusts these: starts rise from 0 and stay within the values."""
+    cdef Py_ssize_t t
+    if starts.shape[0] == 0 or starts[0] != 0:
+        raise ValueError("starts must begin with 0")
+    for t in range(starts.shape[0] - 1):
+        if starts[t + 1] < starts[t]:
+            raise ValueError("starts must not decrease")
+    if starts[starts.shape[0] - 1] > n_values:
+        raise ValueError(f"starts reaches {starts[starts.shape[0] - 1]}, past the {n_values} indices")
+
+
+def _check_indices(const short[::1] indices, Py_ssize_t count):
+    cdef Py_ssize_t k
+    for k in range(count):
+        if indices[k] < 0 or indices[k] >= INPUT_SIZE:
+            raise ValueError(f"indices must be pixel numbers in [0, {INPUT_SIZE}), not {indices[k]}")
+
+
+def pong_sparse_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+                           const cnp.intp_t[::1] rows, const unsigned char[::1] fresh):
+    """(starts (B + 1,) int64, indices (nnz,) int16, signs (nnz,) int8) of the difference frames."""
+    cdef Py_ssize_t i, n = frames.shape[0]
+    _check_frames(frames, previous, rows, fresh)
+    starts_array = np.zeros(n + 1, dtype=np.int64)
+    indices_array = np.empty(n * INPUT_SIZE, dtype=np.int16)
+    signs_array = np.empty(n * INPUT_SIZE, dtype=np.int8)
+    cdef cnp.int64_t[::1] starts = starts_array
+    cdef short* indices = <short*>cnp.PyArray_DATA(indices_array)
+    cdef signed char* signs = <signed char*>cnp.PyArray_DATA(signs_array)
+    with nogil:
+        for i in range(n):
+            starts[i + 1] = starts[i] + _sparse_difference_frame(
+                &frames[i, 0, 0, 0], &previous[rows[i], 0], fresh[i], indices + starts[i], signs + starts[i])
+    return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
+
+
+def sparse_mlp_forward(const cnp.int64_t[::1] starts, const short[::1] indices, const signed char[::1] signs,
+                       const floating[:, ::1] w1, const floating[::1] w2):
+    """h = relu(x @ w1) (N, H), logits = h @ w2 (N,) for the N sparse ternary rows of x."""
+    cdef Py_ssize_t i, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
+    _check_csr(starts, indices.shape[0])
+    _check_indices(indices, starts[n])
+    dtype = np.float32 if floating is float else np.float64
+    h_array = np.empty((n, n_hidden), dtype=dtype)
+    logits_array = np.empty(n, dtype=dtype)
+    cdef floating[:, ::1] h = h_array
+    cdef floating[::1] logits = logits_array
+    cdef short no_index = 0
+    cdef signed char no_sign = 0
+    cdef const short* index = &indices[0] if indices.shape[0] else &no_index
+    cdef const signed char* sign = &signs[0] if signs.shape[0] else &no_sign
+    if n == 0 or n_hidden == 0:
+        logits_array[:] = 0
+        return h_array, logits_array
+    with nogil:
+        for i in range(n):
+            _sparse_hidden(index + starts[i], sign + starts[i], starts[i + 1] - starts[i], &w1[0, 0], n_hidden,
+                           &h[i, 0])
+            logits[i] = _dot(&h[i, 0], &w2[0], n_hidden)
+    return h_array, logits_array
+
+
+def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices, const signed char[::1] signs,
+                        const floating[::1] grad_logits, const floating[:, ::1] w1, const floating[::1] w2,
+                        floating[:, ::1] grad_w1, floating[::1] grad_w2):
+    """grad_w1 += x.T @ grad_h, grad_w2 += h.T @ grad_logits (in place; h recomputed)."""
+    cdef Py_ssize_t t, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
+    _check_csr(starts, indices.shape[0])
+    _check_indices(indices, starts[n])
+    if grad_logits.shape[0] != n or grad_w1.shape[0] != w1.shape[0] or grad_w1.shape[1] != n_hidden \
+            or grad_w2.shape[0] != n_hidden or w2.shape[0] != n_hidden:
+        raise ValueError("sparse_mlp_backward: shapes do not match")
+    if n == 0 or n_hidden == 0:
+        return
+    scratch = np.empty((2, n_hidden), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] work = scratch
+    cdef short no_index = 0
+    cdef signed char no_sign = 0
+    cdef const short* index = &indices[0] if indices.shape[0] else &no_index
+    cdef const signed char* sign = &signs[0] if signs.shape[0] else &no_sign
+    with nogil:
+        for t in range(n):
+            _sparse_backward_step(index + starts[t], sign + starts[t], starts[t + 1] - starts[t], grad_logits[t],
+                                  &w1[0, 0], &w2[0], n_hidden, &work[0, 0], &work[1, 0], &grad_w1[0, 0],
+                                  &grad_w2[0])
+
+
+def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+              const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
+              const floating[:, ::1] w1, const floating[::1] w2, const double[::1] uniforms,
+              cnp.int64_t[::1] lengths, cnp.int64_t[:, ::1] starts, short[:, ::1] indices,
+              signed char[:, ::1] signs, floating[:, ::1] logits, unsigned char[:, ::1] actions, int n_threads):
+    """One trainer step for the B envs `rows`: difference frames -> sparse rows appended to each
+    env's episode -> logit -> up if uniform < sigmoid(logit); returns the ALE actions (B,) int32."""
+    cdef Py_ssize_t i, e, t, count, n = frames.shape[0], n_hidden = w1.shape[1]
+    cdef Py_ssize_t steps = logits.shape[1], capacity = indices.shape[1]
+    cdef floating logit
+    _check_frames(frames, previous, rows, fresh)
+    n_envs = previous.shape[0]
+    if (w1.shape[0] != INPUT_SIZE or w2.shape[0] != n_hidden or uniforms.shape[0] != n
+            or lengths.shape[0] != n_envs or starts.shape[0] != n_envs or indices.shape[0] != n_envs
+            or signs.shape[0] != n_envs or logits.shape[0] != n_envs or actions.shape[0] != n_envs
+            or starts.shape[1] != steps + 1 or actions.shape[1] != steps or signs.shape[1] != capacity):
+        raise ValueError("pong_step: shapes do not match")
+    for i in range(n):
+        e = rows[i]
+        t = lengths[e]
+        if t < 0 or t >= steps or starts[e, t] < 0 or starts[e, t] > capacity - INPUT_SIZE:
+            raise ValueError(f"pong_step: env {e} has no room for a step (step {t} of {steps}, "
+                             f"{capacity - starts[e, t]} free indices; {INPUT_SIZE} needed)")
+    out_array = np.empty(n, dtype=np.int32)
+    scratch = np.empty((max(n, 1), n_hidden), dtype=np.float32 if floating is float else np.float64)
+    cdef int[::1] out = out_array
+    cdef floating[:, ::1] h = scratch
+    cdef int threads = n_threads if n >= 4 else 1
+    if n == 0:
+        return out_array
+    with nogil:
+        for i in prange(n, schedule='static', num_threads=threads, use_threads_if=threads > 1):
+            e = rows[i]
+            t = lengths[e]
+            count = _sparse_difference_frame(&frames[i, 0, 0, 0], &previous[e, 0], fresh[i],
+                                             &indices[e, starts[e, t]], &signs[e, starts[e, t]])
+            starts[e, t + 1] = starts[e, t] + count
+            _sparse_hidden(&indices[e, starts[e, t]], &signs[e, starts[e, t]], count, &w1[0, 0], n_hidden, &h[i, 0])
+            logit = _dot(&h[i, 0], &w2[0], n_hidden)
+            logits[e, t] = logit
+            actions[e, t] = uniforms[i] < <double>sigmoid_(logit)
+            out[i] = UP if actions[e, t] else DOWN
+            lengths[e] = t + 1
     return out_array

@@ -6,6 +6,7 @@ ValueError/TypeError exactly when its NumPy twin does, or match it (NaN where it
 
 usage: python fuzz_kernels.py N_CALLS SEED
 """
+import copy
 import sys
 
 import numpy as np
@@ -24,7 +25,14 @@ FINITE_SPECIALS = {
     "gaussian_policy_grad": np.array([np.nan, 0.0, -0.0, 1e-30]),
     "mlp_forward": np.array([0.0, -0.0, 1e-30]),
     "mlp_backward": np.array([0.0, -0.0, 1e-30]),
+    # Where sigmoid(logit) is subnormal, the kernel's exp and SciPy's expit may round it to 1e-45
+    # or to 0: an infinite weight then gives inf or NaN. The weights get no infinities.
+    "sigmoid_policy_grad": np.array([np.nan, 1e30, -1e30, 0.0, -0.0, 1e-30]),
+    "sparse_mlp_forward": np.array([0.0, -0.0, 1e-30]),
+    "sparse_mlp_backward": np.array([0.0, -0.0, 1e-30]),
+    "pong_step": np.array([0.0, -0.0, 1e-30]),
 }
+PONG_D = 6400
 
 
 def values(rng, shape, dtype, hostile, specials=SPECIALS):
@@ -59,7 +67,8 @@ def case(rng):
     a = max(a, 1) if rng.random() < 0.9 else a
     name = str(rng.choice(["softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu",
                        "relu_backward", "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns",
-                       "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step"]))
+                       "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_sparse_difference",
+                       "sparse_mlp_forward", "sparse_mlp_backward", "pong_step"]))
     specials = FINITE_SPECIALS.get(name, SPECIALS)
     f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
     tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
@@ -94,6 +103,15 @@ def case(rng):
     if name == "gaussian_policy_grad":
         k = (a,) if rng.random() < 0.5 else ()
         return name, (f((d,) + k), f((n, d)), f((n,) + k, other), f((n,)), float(rng.choice([1.0, 0.3, 0.0])))
+    if name in ("pong_sparse_difference", "pong_step"):
+        return name, pong_case(rng, name, n, h, dtype, f)
+    if name in ("sparse_mlp_forward", "sparse_mlp_backward"):
+        starts, indices, signs = sparse_rows(rng, n)
+        w1, w2 = f((PONG_D, h)), f((h,), other)
+        if name == "sparse_mlp_forward":
+            return name, (starts, indices, signs, w1, w2)
+        return name, (starts, indices, signs, f((len(starts) - 1,)), w1, w2, np.array(f((PONG_D, h))),
+                      np.array(f((h,))))
     shape = (n, a)
     if name == "adam_step":
         return name, (np.array(f(shape)), f(shape, other), np.array(f(shape)), np.abs(np.array(f(shape))),
@@ -101,9 +119,46 @@ def case(rng):
     return name, (np.array(f(shape)), f(shape, other), np.abs(np.array(f(shape))), float(rng.choice([1e-3, 0.1])))
 
 
+def sparse_rows(rng, n):
+    """CSR rows of ternary Pong inputs, now and then malformed (the kernels must refuse those)."""
+    counts = rng.choice([0, 1, 26, 300], n)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    indices = rng.integers(0, PONG_D, starts[-1]).astype(np.int16)
+    signs = rng.choice(np.array([-1, 1], np.int8), starts[-1])
+    bad = rng.random()
+    if bad < 0.03 and len(indices):
+        indices[-1] = PONG_D if rng.random() < 0.5 else -1
+    elif bad < 0.06 and len(signs):
+        signs[0] = 0
+    elif bad < 0.09 and n > 1:
+        starts[1] = starts[-1] + 1
+    return starts, indices, signs
+
+
+def pong_frames(rng, n):
+    frames = np.full((n, 210, 160, 3), 144, np.uint8)
+    frames[:, 35:195, :, 0][rng.random((n, 160, 160)) < rng.choice([0.0, 0.01, 1.0])] = 236
+    return frames
+
+
+def pong_case(rng, name, n, h, dtype, f):
+    envs = n + int(rng.integers(0, 3))
+    previous = (rng.random((envs, PONG_D)) < 0.02).astype(np.uint8)
+    rows = rng.permutation(envs)[:n] if rng.random() < 0.95 else np.zeros(n, np.int64)
+    fresh = rng.random(n) < 0.3
+    frames = pong_frames(rng, n) if rng.random() < 0.95 else np.zeros((n, 200, 160, 3), np.uint8)
+    if name == "pong_sparse_difference":
+        return frames, previous, rows, fresh
+    from pgcore.pong import SparseEpisodes
+    episodes = SparseEpisodes(envs, dtype if rng.random() < 0.95 else np.float16, steps=2,
+                              capacity=PONG_D * int(rng.choice([1, 2])))
+    episodes.lengths[:] = rng.integers(0, 3, envs)  # a step count of 2 leaves no room: refused
+    return frames, previous, rows, fresh, f((PONG_D, h)), f((h,)), rng.random(n), episodes
+
+
 def run_one(function, args):
-    args = tuple(a.copy() if name_in_place and isinstance(a, np.ndarray) and a.flags.writeable else a
-                 for a, name_in_place in zip(args, [True] * len(args)))
+    args = tuple(a.copy() if isinstance(a, np.ndarray) and a.flags.writeable
+                 else copy.deepcopy(a) if hasattr(a, "lengths") else a for a in args)
     try:
         result = function(*args)
     except (ValueError, TypeError) as error:
@@ -140,6 +195,13 @@ def main():
             k_value, r_value = tuple(k_args[::2]), tuple(r_args[::2])  # param and cache, updated in place
         if name == "adam_step" and k_kind == "ok":
             k_value, r_value = (k_args[0],) + k_args[2:4], (r_args[0],) + r_args[2:4]  # param, m, v
+        if name == "sparse_mlp_backward" and k_kind == "ok":
+            k_value, r_value = k_args[6:], r_args[6:]  # grad_w1, grad_w2, added to in place
+        if name == "pong_sparse_difference" and k_kind == "ok":
+            k_value, r_value = (*k_value, k_args[1]), (*r_value, r_args[1])  # and the previous frames
+        if name == "pong_step" and k_kind == "ok":  # and the previous frames, and every array of the episodes
+            k_value, r_value = ((k_value, k_args[1], *vars(k_args[7]).values()),
+                                (r_value, r_args[1], *vars(r_args[7]).values()))
         floor = 0.0
         if name in ("sigmoid_policy_grad", "softmax_policy_grad") and k_kind == "ok" and np.isfinite(args[2]).any():
             # weights * (onehot - p) / tau: where p rounds to 1, the two differ by one ulp of p (and the

@@ -31,15 +31,20 @@ def keep_threads():
 
 
 # ---------------------------------------------------------------------------
-# episode_gradient: cython vs numpy on one recorded-like episode
+# add_episode_gradient: the sparse episode against the dense net, both backends, FD
 # ---------------------------------------------------------------------------
 
-def synthetic_episode(rng, steps=300, hidden=16, dtype=np.float32, density=0.04):
-    """An episode shaped like the trainer's: ternary int8 difference frames, h and logits
-    from mlp_forward, sampled actions, rewards 0 with a +-1 point now and then."""
+def sparse_episode(x):
+    """(starts, indices, signs) of an episode's (T, 6400) int8 difference frames."""
+    return pgcore.reference._sparse_rows(x)
+
+
+def synthetic_episode(rng, steps=300, hidden=16, dtype=np.float32, density=0.004):
+    """An episode shaped like the trainer's: ternary int8 difference frames (~26 nonzeros), h and
+    logits from mlp_forward, sampled actions, rewards 0 with a +-1 point now and then."""
     x = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(steps, pong.INPUT_SIZE),
                    p=[density / 2, 1 - density, density / 2])
-    w1 = (rng.standard_normal((pong.INPUT_SIZE, hidden)) / np.sqrt(pong.INPUT_SIZE) * 4).astype(dtype)
+    w1 = (rng.standard_normal((pong.INPUT_SIZE, hidden)) / np.sqrt(pong.INPUT_SIZE) * 40).astype(dtype)
     w2 = (rng.standard_normal(hidden) / np.sqrt(hidden)).astype(dtype)
     h, logits = pgcore.reference.mlp_forward(x, w1, w2)
     actions = (rng.random(steps) < 1 / (1 + np.exp(-logits.astype(np.float64)))).astype(np.uint8)
@@ -50,16 +55,29 @@ def synthetic_episode(rng, steps=300, hidden=16, dtype=np.float32, density=0.04)
     return x, w1, w2, h, logits, actions, rewards
 
 
+def dense_episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma):
+    """The gradient as the dense net computes it (mlp_backward on the stored h): the reference."""
+    returns = kernels.discounted_returns(rewards, gamma, dones=rewards != 0)
+    grad_logits = kernels.sigmoid_policy_grad(logits, actions, -kernels.standardize(returns))
+    return kernels.mlp_backward(x, h, grad_logits, w2)
+
+
+def added_gradient(kernels, x, logits, actions, rewards, w1, w2, gamma, start=0.0):
+    grad_w1, grad_w2 = np.full_like(w1, start), np.full_like(w2, start)
+    pong.add_episode_gradient(kernels, (*sparse_episode(x), logits, actions, rewards), w1, w2, gamma,
+                              grad_w1, grad_w2)
+    return grad_w1, grad_w2
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_episode_gradient_same_for_both_backends(dtype):
+def test_sparse_episode_gradient_matches_the_dense_net_on_both_backends(dtype):
     rng = np.random.default_rng(11)
     x, w1, w2, h, logits, actions, rewards = synthetic_episode(rng, dtype=dtype)
     assert np.any(x != 0) and np.any(h > 0) and np.any(h == 0), "a test episode with live and dead units"
+    assert 5 < np.count_nonzero(x) / len(x) < 60, "Pong-like sparsity"
     gamma = 0.99
-    got = pong.episode_gradient(pgcore.kernels, x, h, logits, actions, rewards, w2, gamma)
-    want = pong.episode_gradient(pgcore.reference, x, h, logits, actions, rewards, w2, gamma)
+    want = dense_episode_gradient(pgcore.reference, x, h, logits, actions, rewards, w2, gamma)
     rtol = 1e-4 if dtype == np.float32 else 1e-10
-
     # Error bounds of the products: rtol * (|x|.T @ |grad_h|) and rtol * (|h|.T @ |grad_logits|).
     returns = pgcore.reference.discounted_returns(rewards, gamma, dones=rewards != 0)
     advantages = pgcore.reference.standardize(returns).astype(np.float64)
@@ -68,24 +86,18 @@ def test_episode_gradient_same_for_both_backends(dtype):
     grad_h = np.outer(grad_logits, np.abs(w2.astype(np.float64))) * (h > 0)
     bound_w1 = rtol * (np.abs(x).astype(np.float64).T @ grad_h) + rtol * np.abs(want[0]).max() * 1e-3
     bound_w2 = rtol * (np.abs(h.astype(np.float64)).T @ grad_logits)
-
-    assert got[0].shape == (pong.INPUT_SIZE, w1.shape[1]) and got[1].shape == w2.shape
-    assert_close(got[0], want[0], rtol=rtol, atol=bound_w1, what="grad_w1")
-    assert_close(got[1], want[1], rtol=rtol, atol=bound_w2, what="grad_w2")
+    for kernels in BACKEND_PAIR:
+        got = added_gradient(kernels, x, logits, actions, rewards, w1, w2, gamma)
+        assert got[0].shape == (pong.INPUT_SIZE, w1.shape[1]) and got[1].shape == w2.shape
+        assert_close(got[0], want[0], rtol=rtol, atol=bound_w1, what=f"grad_w1 ({kernels.__name__})")
+        assert_close(got[1], want[1], rtol=rtol, atol=bound_w2, what=f"grad_w2 ({kernels.__name__})")
+        # accumulated in place: onto a batch gradient that already holds something
+        more = added_gradient(kernels, x, logits, actions, rewards, w1, w2, gamma, start=0.5)
+        assert_close(more[0], (want[0] + dtype(0.5)).astype(dtype), rtol=rtol, atol=bound_w1 + 1e-6,
+                     what="grad_w1 added to 0.5")
+        assert_close(more[1], (want[1] + dtype(0.5)).astype(dtype), rtol=rtol, atol=bound_w2 + 1e-6,
+                     what="grad_w2 added to 0.5")
     assert np.abs(want[0]).max() > 0 and np.abs(want[1]).max() > 0
-
-    # ... and the same RMSProp step from them.
-    lr, decay = 1e-3, 0.99
-    cache0 = {"w1": (rng.random(w1.shape) * 1e-3).astype(dtype), "w2": (rng.random(w2.shape) * 1e-3).astype(dtype)}
-    for name, param, grad_k, grad_r in (("w1", w1, got[0], want[0]), ("w2", w2, got[1], want[1])):
-        param_k, cache_k = param.copy(), cache0[name].copy()
-        param_r, cache_r = param.copy(), cache0[name].copy()
-        pgcore.kernels.rmsprop_step(param_k, grad_k, cache_k, lr, decay, 1e-5)
-        pgcore.reference.rmsprop_step(param_r, grad_r, cache_r, lr, decay, 1e-5)
-        # each step moves a parameter by at most lr / sqrt(1 - decay) = 10 lr
-        assert_close(param_k, param_r, rtol=rtol, atol=10 * lr * rtol * 10, what=f"{name} after rmsprop_step")
-        assert_close(cache_k, cache_r, rtol=10 * rtol, atol=1e-30, what=f"cache_{name} after rmsprop_step")
-        assert not np.array_equal(param_k, param), f"{name} did not move"
 
 
 def reinforce_objective(x, w1, w2, actions, advantages):
@@ -110,44 +122,49 @@ def cut_returns(rewards, gamma):
 
 @pytest.mark.parametrize("kernels", BACKEND_PAIR, ids=["cython", "numpy"])
 def test_episode_gradient_matches_finite_differences(kernels):
-    """episode_gradient is the descent direction of the REINFORCE objective: minus its gradient."""
+    """add_episode_gradient adds the descent direction of the REINFORCE objective: minus its gradient.
+    The frames use 12 pixels; the difference quotients are taken over those rows of w1 and w2."""
     rng = np.random.default_rng(5)
-    steps, features, hidden, gamma = 40, 12, 4, 0.9
-    x = rng.integers(-1, 2, size=(steps, features)).astype(np.int8)       # small, dense, ternary
+    steps, hidden, gamma = 40, 4, 0.9
+    pixels = np.sort(rng.choice(pong.INPUT_SIZE, 12, replace=False))
+    x = np.zeros((steps, pong.INPUT_SIZE), np.int8)
+    x[:, pixels] = rng.integers(-1, 2, size=(steps, len(pixels)))
+    w1 = np.zeros((pong.INPUT_SIZE, hidden))
     while True:  # keep every pre-activation away from the ReLU kink, so FD is smooth
-        w1 = rng.standard_normal((features, hidden)) * 0.5
+        w1[pixels] = rng.standard_normal((len(pixels), hidden)) * 0.5
         if np.abs(x @ w1).min() > 1e-3 and 0 < (x @ w1 > 0).mean() < 1:
             break
     w2 = rng.standard_normal(hidden)
-    h, logits = kernels.mlp_forward(x, w1, w2)
+    _, logits = kernels.mlp_forward(x, w1, w2)
     actions = (rng.random(steps) < 0.5).astype(np.uint8)
     rewards = np.zeros(steps)
     rewards[[7, 15, 16, 30, steps - 1]] = [1.0, -1.0, 1.0, -1.0, 1.0]
-
     returns = cut_returns(rewards, gamma)
     advantages = (returns - returns.mean()) / (returns.std() + 1e-8)       # constants of the objective
 
-    grad_w1, grad_w2 = pong.episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma)
+    grad_w1, grad_w2 = added_gradient(kernels, x, logits, actions, rewards, w1, w2, gamma)
     assert grad_w1.dtype == np.float64 and grad_w1.shape == w1.shape and grad_w2.shape == w2.shape
+    assert not np.any(np.delete(grad_w1, pixels, axis=0)), "rows no frame selects get no gradient"
 
-    xf = x.astype(np.float64)
+    xf, used_rows = x.astype(np.float64), w1[pixels].copy()
 
     def objective():
+        w1[pixels] = used_rows
         return reinforce_objective(xf, w1, w2, actions, advantages)
-    numeric_w1 = central_differences(objective, w1, eps=1e-6)
+    numeric_w1 = central_differences(objective, used_rows, eps=1e-6)
     numeric_w2 = central_differences(objective, w2, eps=1e-6)
-    for name, got, numeric in (("grad_w1", grad_w1, numeric_w1), ("grad_w2", grad_w2, numeric_w2)):
+    for name, got, numeric in (("grad_w1", grad_w1[pixels], numeric_w1), ("grad_w2", grad_w2, numeric_w2)):
         scale = np.abs(numeric).max()
         assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
-        # descent direction: episode_gradient = -dJ/dw
         assert_close(got, -numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs -dJ/d{name[5:]}")
 
 
 def test_episode_gradient_returns_are_cut_at_points():
     """A point ends a Pong game: rewards after it must not flow back into earlier steps."""
     rng = np.random.default_rng(2)
-    x = rng.integers(-1, 2, size=(6, 5)).astype(np.int8)
-    w1 = rng.standard_normal((5, 3))
+    x = np.zeros((6, pong.INPUT_SIZE), np.int8)
+    x[:, :5] = rng.integers(-1, 2, size=(6, 5))
+    w1 = rng.standard_normal((pong.INPUT_SIZE, 3))
     w2 = rng.standard_normal(3)
     h, logits = pgcore.reference.mlp_forward(x, w1, w2)
     actions = np.array([1, 0, 1, 1, 0, 1], dtype=np.uint8)
@@ -156,40 +173,38 @@ def test_episode_gradient_returns_are_cut_at_points():
     returns = pgcore.kernels.discounted_returns(rewards, 0.5, dones=rewards != 0)
     np.testing.assert_allclose(returns, [0.25, 0.5, 1, -0.25, -0.5, -1])
     for kernels in BACKEND_PAIR:
-        got = pong.episode_gradient(kernels, x, h, logits, actions, rewards, w2, 0.5)
+        got = added_gradient(kernels, x, logits, actions, rewards, w1, w2, 0.5)
         advantages = (returns - returns.mean()) / (returns.std() + 1e-8)
         p_up = 1 / (1 + np.exp(-logits))
         grad_logits = -advantages * (actions - p_up)
         np.testing.assert_allclose(got[1], h.T @ grad_logits, rtol=1e-10, atol=1e-12)
 
 
-def test_episode_buffers_grow_and_keep_data():
-    buffers = pong.EpisodeBuffers(2, hidden=3, dtype=np.float32)
-    steps = buffers.x.shape[1]
-    assert steps == pong.FIRST_BUFFER_STEPS and buffers.x.dtype == np.int8
-    env_ids = np.array([0, 1])
-    for t in range(steps):
-        buffers.grow_if_full(env_ids[:1])
-        buffers.x[0, t, :2] = (t % 3) - 1
-        buffers.h[0, t] = t
-        buffers.logits[0, t] = -t
-        buffers.actions[0, t] = t % 2
-        buffers.rewards[0, t] = (t % 7 == 0)
-        buffers.length[0] += 1
-    buffers.length[1] = 5
-    buffers.h[1, :5] = 42
-    buffers.grow_if_full(env_ids)          # env 0 is full now: doubles, keeps everything
-    assert buffers.x.shape[1] == 2 * steps
-    x, h, logits, actions, rewards = buffers.episode(0)
-    t = np.arange(steps)
-    assert len(x) == steps
-    np.testing.assert_array_equal(x[:, 0], (t % 3) - 1)
-    np.testing.assert_array_equal(h[:, 2], t.astype(np.float32))
-    np.testing.assert_array_equal(logits, -t.astype(np.float32))
-    np.testing.assert_array_equal(actions, t % 2)
-    np.testing.assert_array_equal(rewards, (t % 7 == 0).astype(np.float32))
-    assert np.all(buffers.episode(1)[1] == 42) and len(buffers.episode(1)[1]) == 5
-    assert np.all(buffers.rewards[:, steps:] == 0), "new reward slots must start at 0"
+def test_sparse_episodes_grow_and_keep_data():
+    """make_room doubles the steps, or the pixel entries, of every env when one needs more, and
+    keeps what is stored; episode() returns an env's episode as add_episode_gradient reads it."""
+    episodes = pong.SparseEpisodes(2, np.float32, steps=4, capacity=pong.INPUT_SIZE + 10)
+    rng = np.random.default_rng(0)
+    written = []
+    for t in range(9):
+        episodes.make_room(np.array([0]))
+        count = 6400 if t == 3 else int(rng.integers(0, 20))  # step 3: every pixel changed
+        start = episodes.starts[0, t]
+        indices = np.sort(rng.choice(pong.INPUT_SIZE, count, replace=False)).astype(np.int16)
+        episodes.indices[0, start:start + count] = indices
+        episodes.signs[0, start:start + count] = 1
+        episodes.starts[0, t + 1] = start + count
+        episodes.logits[0, t], episodes.actions[0, t], episodes.rewards[0, t] = -t, t % 2, t % 3 == 0
+        episodes.lengths[0] += 1
+        written.append(indices)
+    assert episodes.logits.shape[1] >= 9 and episodes.starts.shape[1] == episodes.logits.shape[1] + 1
+    assert episodes.indices.shape[1] >= sum(map(len, written)) + pong.INPUT_SIZE
+    starts, indices, signs, logits, actions, rewards = episodes.episode(0)
+    assert len(starts) == 10 and np.array_equal(logits, -np.arange(9, dtype=np.float32))
+    for t, want in enumerate(written):
+        assert np.array_equal(indices[starts[t]:starts[t + 1]], want), f"step {t}"
+    assert np.array_equal(actions, np.arange(9) % 2) and np.array_equal(rewards, np.arange(9) % 3 == 0)
+    assert episodes.lengths[1] == 0 and len(episodes.episode(1)[0]) == 1
 
 
 # ---------------------------------------------------------------------------
@@ -450,12 +465,11 @@ class PoisonedFirstEpisode:
     def __getattr__(self, name):
         return getattr(pgcore.kernels, name)
 
-    def mlp_backward(self, *args):
-        grad_w1, grad_w2 = pgcore.kernels.mlp_backward(*args)
+    def sparse_mlp_backward(self, *args):
+        pgcore.kernels.sparse_mlp_backward(*args)
         if not self.poisoned:
             self.poisoned = True
-            grad_w1[0, 0] = np.nan
-        return grad_w1, grad_w2
+            args[6][0, 0] = np.nan  # grad_w1, the batch gradient it added to
 
 
 def test_non_finite_batch_is_skipped_counted_and_training_goes_on(tmp_path, keep_threads):

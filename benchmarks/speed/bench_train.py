@@ -37,7 +37,7 @@ def run_emulator(args):
     rng = np.random.default_rng(0)
     last = np.zeros(args.envs, dtype=np.int64)
     envs.reset(seed=0)
-    frames, start = 0, None
+    frames, steps, start = 0, 0, None
     warmup_end = time.perf_counter() + 2
     while True:
         envs.send(rng.integers(2, 4, size=envs.batch_size).astype(np.int32))
@@ -45,33 +45,40 @@ def run_emulator(args):
         ids, numbers = info["env_id"], info["frame_number"]
         if start is not None:
             frames += int((numbers - last[ids]).sum())
+            steps += len(ids)
         last[ids] = numbers
         now = time.perf_counter()
         if start is None and now > warmup_end:
-            start = now
+            start, start_cpu = now, time.thread_time()
         elif start is not None and now - start > args.seconds:
             break
+    main_cpu_per_step = (time.thread_time() - start_cpu) / steps
     envs.close()
-    return frames / (time.perf_counter() - start)
+    return frames / (time.perf_counter() - start), main_cpu_per_step
 
 
 def run_trainer(args, backend):
-    """Steady-state frames/s of the trainer: from its first to its last finished episode
-    (progress.csv), so emulator start-up is left out as it is for the emulator alone."""
+    """Steady-state frames/s of the trainer: from its first to its last finished episode, so
+    emulator start-up is left out as it is for the emulator alone; and the CPU time of its main
+    thread (all but the emulator threads) per agent step over the same span."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as pgcore.agent.load_backend sets it
-    import csv
+    from pgcore import kernels, pong, reference, runs
 
-    from pgcore import kernels, pong, reference
+    marks = []  # (main-thread CPU s, wall s, frames, steps) at each finished episode
+    finish_episode = runs.Run.finish_episode
 
+    def marked(run, *a, **k):
+        finish_episode(run, *a, **k)
+        marks.append((time.thread_time(), time.perf_counter(), run.counters["frames"], run.counters["steps"]))
+
+    runs.Run.finish_episode = marked
     with tempfile.TemporaryDirectory() as run_dir:
         config = pong.PongConfig(envs=args.envs, threads=args.threads, backend=backend, run_dir=run_dir,
                                  max_frames=int(args.frames_hint * args.seconds), checkpoint_every=0,
                                  checkpoint_minutes=0, quiet=True)
         pong.train(config, kernels if backend == "cython" else reference)
-        with open(os.path.join(run_dir, "progress.csv")) as f:
-            rows = list(csv.DictReader(f))
-    first, last = rows[0], rows[-1]
-    return (int(last["frames"]) - int(first["frames"])) / (float(last["wall_s"]) - float(first["wall_s"]))
+    (cpu0, wall0, frames0, steps0), (cpu1, wall1, frames1, steps1) = marks[0], marks[-1]
+    return (frames1 - frames0) / (wall1 - wall0), (cpu1 - cpu0) / (steps1 - steps0)
 
 
 def run_classic(args):
@@ -165,14 +172,16 @@ def run_classic(args):
 
 def measure_one(args):
     kind = args.one
+    main_cpu = None  # main-thread CPU seconds per agent step
     if kind == "emulator":
-        fps = run_emulator(args)
+        fps, main_cpu = run_emulator(args)
     elif kind == "classic":
         fps = run_classic(args)
     else:
-        fps = run_trainer(args, kind)
+        fps, main_cpu = run_trainer(args, kind)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"kind": kind, "frames_per_s": fps, "peak_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"kind": kind, "frames_per_s": fps, "peak_rss_mib": peak_kib / 1024,
+                      "main_cpu_us_per_step": None if main_cpu is None else main_cpu * 1e6}))
 
 
 def main():
@@ -200,16 +209,22 @@ def main():
             results[kind].append(result)
             if kind == "emulator":
                 hint = result["frames_per_s"]  # the trainers run for about --seconds at this pace
+            cpu = result["main_cpu_us_per_step"]
             print(f"round {round_ + 1}: {kind:<9} {result['frames_per_s']:>9,.0f} frames/s, "
-                  f"peak RSS {result['peak_rss_mib']:,.0f} MiB", flush=True)
+                  f"peak RSS {result['peak_rss_mib']:,.0f} MiB"
+                  + ("" if cpu is None else f", main thread {cpu:.1f} us CPU per agent step"), flush=True)
     median = {k: statistics.median(r["frames_per_s"] for r in v) for k, v in results.items()}
     rss = {k: max(r["peak_rss_mib"] for r in v) for k, v in results.items()}
+    cpu = {k: statistics.median(r["main_cpu_us_per_step"] for r in v) for k, v in results.items() if k != "classic"}
     print(f"\nmedians of {args.repeats} rounds, {args.envs} envs, {args.threads} threads, ~{args.seconds:.0f} s each")
-    print("| run | frames/s | vs emulator alone | vs classic loop | peak RSS MiB |\n| --- | ---: | ---: | ---: | ---: |")
+    print("| run | frames/s | vs emulator alone | vs classic loop | peak RSS MiB | trainer CPU us per agent step |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for kind in kinds:
         vs_emulator = f"{median[kind] / median['emulator']:.2f}" if "emulator" in median else "-"
         vs_classic = f"{median[kind] / median['classic']:.2f}" if "classic" in median else "-"
-        print(f"| {kind} | {median[kind]:,.0f} | {vs_emulator} | {vs_classic} | {rss[kind]:,.0f} |")
+        # the trainer's own work: its main thread's CPU per step beyond what driving the emulators costs
+        own = f"{cpu[kind] - cpu['emulator']:.1f}" if kind in cpu and kind != "emulator" and "emulator" in cpu else "-"
+        print(f"| {kind} | {median[kind]:,.0f} | {vs_emulator} | {vs_classic} | {rss[kind]:,.0f} | {own} |")
 
 
 if __name__ == "__main__":

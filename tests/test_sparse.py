@@ -1,0 +1,284 @@
+"""Sparse Pong inputs end to end: pong_sparse_difference, sparse_mlp_forward, sparse_mlp_backward
+and the fused pong_step, each against its NumPy twin (float32/float64, 1 and 2 threads,
+hypothesis shapes) and against the dense path (pong_difference, mlp_forward, mlp_backward);
+empty frames, a frame with every pixel changed, and bad inputs."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import pgcore.kernels as K
+import pgcore.reference as R
+from pgcore import pong
+from helpers import assert_close, rtol_of
+
+D = 6400
+seeds = st.integers(0, 2**32 - 1)
+BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
+
+
+def ternary_rows(rng, n, density):
+    x = np.zeros((n, D), np.int8)
+    mask = rng.random((n, D)) < density
+    x[mask] = rng.choice(np.array([-1, 1], np.int8), size=int(mask.sum()))
+    return x
+
+
+def net(rng, hidden, dtype):
+    w1 = (rng.standard_normal((D, hidden)) * 0.1).astype(dtype)
+    w2 = rng.standard_normal(hidden).astype(dtype)
+    return w1, w2
+
+
+def frames_like_pong(rng, n):
+    """Frames of background with a few object pixels (paddles, ball) at random places."""
+    frames = np.full((n, 210, 160, 3), 144, np.uint8)
+    for frame in frames:
+        for _ in range(int(rng.integers(0, 4))):
+            r, c = int(rng.integers(35, 190)), int(rng.integers(0, 150))
+            frame[r:r + int(rng.integers(1, 16)), c:c + int(rng.integers(1, 8)), 0] = 236
+    return frames
+
+
+# ---- pong_sparse_difference ----
+
+@BACKENDS
+@given(seed=seeds, batch=st.integers(0, 6), envs_extra=st.integers(0, 3))
+def test_sparse_difference_is_the_dense_difference(module, threads, seed, batch, envs_extra):
+    rng = np.random.default_rng(seed)
+    n_envs = batch + envs_extra
+    previous_dense = (rng.random((n_envs, D)) < 0.01).astype(np.uint8)
+    previous_sparse = previous_dense.copy()
+    rows = rng.permutation(n_envs)[:batch]
+    fresh = rng.random(batch) < 0.3
+    frames = frames_like_pong(rng, batch)
+    dense = K.pong_difference(frames, previous_dense, rows, fresh)
+    starts, indices, signs = module.pong_sparse_difference(frames, previous_sparse, rows, fresh)
+    assert starts.dtype == np.int64 and indices.dtype == np.int16 and signs.dtype == np.int8
+    assert starts.shape == (batch + 1,) and starts[0] == 0 and len(indices) == len(signs) == starts[-1]
+    rebuilt = np.zeros_like(dense)
+    for i in range(batch):
+        row = indices[starts[i]:starts[i + 1]]
+        assert np.all(np.diff(row) > 0), "indices rise within a row"
+        rebuilt[i, row] = signs[starts[i]:starts[i + 1]]
+    assert np.array_equal(rebuilt, dense)
+    assert np.array_equal(previous_sparse, previous_dense)
+
+
+@BACKENDS
+def test_sparse_difference_of_empty_and_fully_changed_frames(module):
+    background = np.full((1, 210, 160, 3), 144, np.uint8)
+    objects = np.full((1, 210, 160, 3), 236, np.uint8)
+    previous = np.zeros((1, D), np.uint8)
+    starts, indices, signs = module.pong_sparse_difference(background, previous)
+    assert starts.tolist() == [0, 0] and len(indices) == 0
+    starts, indices, signs = module.pong_sparse_difference(objects, previous)
+    assert starts.tolist() == [0, D] and np.array_equal(indices, np.arange(D)) and np.all(signs == 1)
+    starts, indices, signs = module.pong_sparse_difference(background, previous)
+    assert starts.tolist() == [0, D] and np.all(signs == -1)
+    starts, _, _ = module.pong_sparse_difference(objects, previous, fresh=np.array([True]))
+    assert starts.tolist() == [0, 0], "an episode's first frame has no motion"
+
+
+# ---- sparse_mlp_forward / sparse_mlp_backward ----
+
+@given(seed=seeds, n=st.integers(0, 12), hidden=st.integers(1, 40),
+       density=st.sampled_from([0.0, 0.004, 0.05, 1.0]))
+def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, threads, seed, n, hidden, density):
+    rng = np.random.default_rng(seed)
+    x = ternary_rows(rng, n, density)
+    w1, w2 = net(rng, hidden, dtype)
+    starts, indices, signs = R._sparse_rows(x)
+    rtol = rtol_of(dtype)
+    h_k, logits_k = K.sparse_mlp_forward(starts, indices, signs, w1, w2)
+    h_r, logits_r = R.sparse_mlp_forward(starts, indices, signs, w1, w2)
+    h_d, logits_d = R.mlp_forward(x.astype(dtype), w1, w2)
+    # error bounds of the sums: rtol * (|x| @ |w1|), then through w2
+    bound_h = 4 * rtol * (np.abs(x).astype(np.float64) @ np.abs(w1.astype(np.float64))) + 1e-30
+    bound_logits = (bound_h + 4 * rtol * np.abs(h_d)) @ np.abs(w2.astype(np.float64)) + 1e-30
+    for h, logits, what in ((h_k, logits_k, "kernel"), (h_r, logits_r, "twin")):
+        assert h.dtype == dtype and h.shape == (n, hidden) and logits.shape == (n,)
+        assert_close(h, h_d, rtol=rtol, atol=bound_h, what=f"h ({what} vs dense)")
+        assert_close(logits, logits_d, rtol=rtol, atol=bound_logits, what=f"logits ({what} vs dense)")
+
+    grad_logits = rng.standard_normal(n).astype(dtype)
+    start_w1 = rng.standard_normal(w1.shape).astype(dtype)
+    start_w2 = rng.standard_normal(w2.shape).astype(dtype)
+    dense_w1, dense_w2 = R.mlp_backward(x.astype(dtype), h_d, grad_logits, w2)
+    gh = np.abs(grad_logits.astype(np.float64))[:, None] * np.abs(w2.astype(np.float64)) * (h_d > 0)
+    bound_w1 = 4 * rtol * (np.abs(x).astype(np.float64).T @ gh + np.abs(start_w1)) + 1e-30
+    bound_w2 = 4 * rtol * (np.abs(h_d.astype(np.float64)).T @ np.abs(grad_logits) + np.abs(start_w2)) \
+        + 8 * rtol * (bound_h.T @ np.abs(grad_logits)) + 1e-30
+    for module in (K, R):
+        grad_w1, grad_w2 = start_w1.copy(), start_w2.copy()
+        module.sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
+        assert_close(grad_w1, start_w1 + dense_w1, rtol=rtol, atol=bound_w1, what=f"grad_w1 ({module.__name__})")
+        assert_close(grad_w2, start_w2 + dense_w2, rtol=rtol, atol=bound_w2, what=f"grad_w2 ({module.__name__})")
+
+
+def test_sparse_backward_matches_finite_differences():
+    """d/dw of sum_i g_i * logit_i(w1, w2) in float64, over the rows of w1 the inputs select."""
+    from helpers import central_differences
+
+    rng = np.random.default_rng(3)
+    pixels = np.sort(rng.choice(D, 10, replace=False))
+    x = np.zeros((30, D), np.int8)
+    x[:, pixels] = rng.integers(-1, 2, size=(30, 10))
+    w1, w2 = net(rng, 6, np.float64)
+    while np.abs(x @ w1).min() < 1e-3 or not 0 < (x @ w1 > 0).mean() < 1:
+        w1[pixels] = rng.standard_normal((10, 6))
+    g = rng.standard_normal(30)
+    starts, indices, signs = R._sparse_rows(x)
+    used = w1[pixels].copy()
+
+    def objective():
+        w1[pixels] = used
+        return float(g @ (np.maximum(x @ w1, 0) @ w2))
+    numeric_w1, numeric_w2 = central_differences(objective, used), central_differences(objective, w2)
+    for module in (K, R):
+        grad_w1, grad_w2 = np.zeros_like(w1), np.zeros_like(w2)
+        module.sparse_mlp_backward(starts, indices, signs, g, w1, w2, grad_w1, grad_w2)
+        assert_close(grad_w1[pixels], numeric_w1, rtol=1e-6, atol=1e-7, what="grad_w1")
+        assert_close(grad_w2, numeric_w2, rtol=1e-6, atol=1e-7, what="grad_w2")
+        assert not np.any(np.delete(grad_w1, pixels, axis=0))
+
+
+# ---- pong_step ----
+
+def run_steps(module, seed, hidden, dtype, n_envs, steps):
+    """A rollout of pong_step calls on random subsets of envs; returns what it wrote."""
+    rng = np.random.default_rng(seed)
+    w1, w2 = net(np.random.default_rng(seed + 1), hidden, dtype)
+    previous = np.zeros((n_envs, D), np.uint8)
+    episodes = pong.SparseEpisodes(n_envs, dtype, steps=2, capacity=D)
+    actions = []
+    for _ in range(steps):
+        rows = rng.permutation(n_envs)[:int(rng.integers(1, n_envs + 1))]
+        episodes.make_room(rows)
+        actions.append(module.pong_step(frames_like_pong(rng, len(rows)), previous, rows,
+                                        rng.random(len(rows)) < 0.2, w1, w2, rng.random(len(rows)), episodes))
+    return actions, episodes, previous, w1, w2
+
+
+@given(seed=seeds, hidden=st.integers(1, 24), n_envs=st.integers(1, 6))
+def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs):
+    got = run_steps(K, seed, hidden, dtype, n_envs, 8)
+    want = run_steps(R, seed, hidden, dtype, n_envs, 8)
+    for a, b in zip(got[0], want[0]):
+        assert a.dtype == np.int32 and np.array_equal(a, b) and set(a) <= {2, 3}
+    ek, er = got[1], want[1]
+    assert np.array_equal(ek.lengths, er.lengths) and np.array_equal(ek.starts, er.starts)
+    assert np.array_equal(got[2], want[2]), "previous frames"
+    for e in range(n_envs):
+        used = ek.starts[e, ek.lengths[e]]
+        assert np.array_equal(ek.indices[e, :used], er.indices[e, :used])
+        assert np.array_equal(ek.signs[e, :used], er.signs[e, :used])
+        t = ek.lengths[e]
+        assert np.array_equal(ek.actions[e, :t], er.actions[e, :t])
+        assert_close(ek.logits[e, :t], er.logits[e, :t], rtol=rtol_of(dtype), atol=1e-5 * np.abs(got[4]).sum())
+
+
+def test_pong_step_is_difference_forward_and_sampling(threads):
+    """Each env's episode holds its difference frames, logits and actions as the separate kernels give them."""
+    rng = np.random.default_rng(7)
+    w1, w2 = net(rng, 16, np.float32)
+    frames = frames_like_pong(rng, 3)
+    previous, previous_dense = np.zeros((5, D), np.uint8), np.zeros((5, D), np.uint8)
+    previous[:] = previous_dense[:] = (rng.random((5, D)) < 0.01)
+    rows, fresh, uniforms = np.array([4, 0, 2]), np.array([False, True, False]), rng.random(3)
+    episodes = pong.SparseEpisodes(5, np.float32)
+    episodes.lengths[:] = [3, 0, 0, 0, 7]
+    episodes.starts[4, :8] = np.arange(8) * 5
+    episodes.starts[0, :4] = [0, 1, 2, 3]
+    actions = K.pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes)
+    x = K.pong_difference(frames, previous_dense, rows, fresh)
+    _, logits = K.mlp_forward(x, w1, w2)
+    assert np.array_equal(previous, previous_dense)
+    assert episodes.lengths.tolist() == [4, 0, 1, 0, 8]
+    for i, (e, t) in enumerate(((4, 7), (0, 3), (2, 0))):
+        starts, indices, signs, stored_logits, stored_actions, _ = episodes.episode(e)
+        assert np.array_equal(indices[starts[t]:starts[t + 1]], np.flatnonzero(x[i]))
+        assert np.array_equal(signs[starts[t]:starts[t + 1]], x[i][x[i] != 0])
+        assert stored_logits[t] == pytest.approx(float(logits[i]), rel=1e-5, abs=1e-6)
+        up = uniforms[i] < 1 / (1 + np.exp(-float(stored_logits[t])))
+        assert stored_actions[t] == up and actions[i] == (2 if up else 3)
+    assert episodes.starts[0, 4] == 3, "a fresh frame adds no pixels"
+
+
+def test_pong_step_with_every_pixel_changed():
+    w1, w2 = net(np.random.default_rng(0), 4, np.float64)
+    episodes = pong.SparseEpisodes(1, np.float64, steps=2, capacity=D)
+    previous = np.zeros((1, D), np.uint8)
+    for module in (K, R):
+        episodes.lengths[:] = 0
+        previous[:] = 0
+        module.pong_step(np.full((1, 210, 160, 3), 236, np.uint8), previous, [0], np.array([False]), w1, w2,
+                         np.array([0.5]), episodes)
+        assert episodes.starts[0, 1] == D and np.array_equal(episodes.indices[0], np.arange(D))
+        want = np.maximum(w1.sum(axis=0), 0) @ w2
+        assert episodes.logits[0, 0] == pytest.approx(want, rel=1e-12)
+
+
+@BACKENDS
+def test_pong_step_bad_inputs(module):
+    w1, w2 = net(np.random.default_rng(0), 4, np.float32)
+    frames = np.full((2, 210, 160, 3), 144, np.uint8)
+    previous = np.zeros((3, D), np.uint8)
+    good = dict(frames=frames, previous=previous, rows=[0, 2], fresh=np.array([False, False]), w1=w1, w2=w2,
+                uniforms=np.array([0.1, 0.9]))
+
+    def call(episodes=None, **changes):
+        args = good | changes
+        return module.pong_step(args["frames"], args["previous"], args["rows"], args["fresh"], args["w1"],
+                                args["w2"], args["uniforms"], episodes or pong.SparseEpisodes(3, np.float32))
+
+    call()
+    full = pong.SparseEpisodes(3, np.float32, steps=2, capacity=D)
+    full.lengths[2] = 2
+    with pytest.raises(ValueError, match="room"):
+        call(full)
+    crowded = pong.SparseEpisodes(3, np.float32, steps=2, capacity=D + 5)
+    crowded.starts[0, 0] = 10  # fewer than 6400 free indices
+    with pytest.raises(ValueError, match="room"):
+        call(crowded)
+    with pytest.raises(TypeError, match="episodes.logits"):
+        call(pong.SparseEpisodes(3, np.float64))
+    with pytest.raises(ValueError, match="uniforms"):
+        call(uniforms=np.array([0.1]))
+    with pytest.raises(ValueError, match="w1"):
+        call(w1=w1[:100])
+    with pytest.raises(ValueError, match="w2"):
+        call(w2=w2[:2])
+    with pytest.raises(ValueError, match="rows"):
+        call(rows=[0, 0])
+    with pytest.raises(ValueError, match="rows"):
+        call(rows=[0, 3])
+    with pytest.raises(ValueError, match="frames"):
+        call(frames=np.zeros((2, 200, 160, 3), np.uint8))
+
+
+@BACKENDS
+def test_sparse_rows_bad_inputs(module):
+    w1, w2 = net(np.random.default_rng(0), 4, np.float32)
+    starts, indices, signs = np.array([0, 2]), np.array([3, 9], np.int16), np.array([1, -1], np.int8)
+    module.sparse_mlp_forward(starts, indices, signs, w1, w2)
+    with pytest.raises(ValueError, match="starts"):
+        module.sparse_mlp_forward(np.array([0, 3]), indices, signs, w1, w2)
+    with pytest.raises(ValueError, match="starts"):
+        module.sparse_mlp_forward(np.array([1, 2]), indices, signs, w1, w2)
+    with pytest.raises(ValueError, match="starts"):
+        module.sparse_mlp_forward(np.array([0, 2, 1]), indices, signs, w1, w2)
+    with pytest.raises(ValueError, match="indices"):
+        module.sparse_mlp_forward(starts, np.array([3, 6400], np.int16), signs, w1, w2)
+    with pytest.raises(ValueError, match="indices"):
+        module.sparse_mlp_forward(starts, np.array([-1, 3], np.int16), signs, w1, w2)
+    with pytest.raises(ValueError, match="signs"):
+        module.sparse_mlp_forward(starts, indices, np.array([1, 0], np.int8), w1, w2)
+    with pytest.raises(TypeError, match="signs"):
+        module.sparse_mlp_forward(starts, indices, np.array([1.0, -1.0]), w1, w2)
+    with pytest.raises(TypeError, match="dtype"):
+        module.sparse_mlp_forward(starts, indices, signs, w1, w2.astype(np.float64))
+    grad_w1, grad_w2 = np.zeros_like(w1), np.zeros_like(w2)
+    with pytest.raises(ValueError, match="grad_logits"):
+        module.sparse_mlp_backward(starts, indices, signs, np.zeros(2, np.float32), w1, w2, grad_w1, grad_w2)
+    with pytest.raises(ValueError, match="grad_w1"):
+        module.sparse_mlp_backward(starts, indices, signs, np.zeros(1, np.float32), w1, w2, grad_w1[:, ::2], grad_w2)
