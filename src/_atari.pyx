@@ -70,8 +70,15 @@ def _check_frames(const unsigned char[:, :, :, ::1] frames, const unsigned char[
         seen[rows[i]] = 1
 
 
+cdef inline void _preprocess_frames(const unsigned char* pixels, float* processed, Py_ssize_t start,
+                                    Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        _preprocess_frame(pixels + i * FRAME_BYTES, processed + i * INPUT_SIZE)
+
+
 def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
-    cdef Py_ssize_t i, n = frames.shape[0]
+    cdef Py_ssize_t part, n = frames.shape[0]
     _check_frames(frames)
     out_array = np.empty((n, OUT_SIDE * OUT_SIDE), dtype=np.float32)
     cdef float[:, ::1] out = out_array
@@ -81,12 +88,11 @@ def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
     cdef float* processed = &out[0, 0]
     cdef int threads = n_threads if n >= 4 else 1
     with nogil:
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                _preprocess_frame(pixels + i * FRAME_BYTES, processed + i * OUT_SIDE * OUT_SIDE)
+        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            _preprocess_frames(pixels, processed, 0, n)
         else:
-            for i in range(n):
-                _preprocess_frame(pixels + i * FRAME_BYTES, processed + i * OUT_SIDE * OUT_SIDE)
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _preprocess_frames(pixels, processed, n * part // threads, n * (part + 1) // threads)
     return out_array
 
 
@@ -115,9 +121,18 @@ cdef inline void _difference_frame(const unsigned char* frame, unsigned char* pr
         memset(out, 0, OUT_SIDE * OUT_SIDE)
 
 
+cdef inline void _difference_frames(const unsigned char* pixels, unsigned char* previous, const cnp.intp_t* rows,
+                                    const unsigned char* fresh, signed char* differences, Py_ssize_t start,
+                                    Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        _difference_frame(pixels + i * FRAME_BYTES, previous + rows[i] * INPUT_SIZE, fresh[i],
+                          differences + i * INPUT_SIZE)
+
+
 def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
                     const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, int n_threads):
-    cdef Py_ssize_t i, n = frames.shape[0]
+    cdef Py_ssize_t part, n = frames.shape[0]
     _check_frames(frames, previous, rows, fresh)
     out_array = np.empty((n, OUT_SIDE * OUT_SIDE), dtype=np.int8)
     cdef signed char[:, ::1] out = out_array
@@ -128,14 +143,12 @@ def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, :
     cdef signed char* differences = &out[0, 0]
     cdef int threads = n_threads if n >= 4 else 1
     with nogil:
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                _difference_frame(pixels + i * FRAME_BYTES, last + rows[i] * OUT_SIDE * OUT_SIDE, fresh[i],
-                                  differences + i * OUT_SIDE * OUT_SIDE)
+        if threads == 1:
+            _difference_frames(pixels, last, &rows[0], &fresh[0], differences, 0, n)
         else:
-            for i in range(n):
-                _difference_frame(pixels + i * FRAME_BYTES, last + rows[i] * OUT_SIDE * OUT_SIDE, fresh[i],
-                                  differences + i * OUT_SIDE * OUT_SIDE)
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _difference_frames(pixels, last, &rows[0], &fresh[0], differences, n * part // threads,
+                                   n * (part + 1) // threads)
     return out_array
 
 
@@ -327,6 +340,29 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
                                   &grad_w2[0])
 
 
+cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+                 const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, const floating[:, ::1] w1,
+                 const floating[::1] w2, const double[::1] uniforms, cnp.int64_t[::1] lengths,
+                 cnp.int64_t[:, ::1] starts, short[:, ::1] indices, signed char[:, ::1] signs,
+                 floating[:, ::1] logits, unsigned char[:, ::1] actions, floating[:, ::1] h, int[::1] out,
+                 Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """pong_step for frames start..stop-1 (each names a different env)."""
+    cdef Py_ssize_t i, e, t, count, n_hidden = w1.shape[1]
+    cdef floating logit
+    for i in range(start, stop):
+        e = rows[i]
+        t = lengths[e]
+        count = _sparse_difference_frame(&frames[i, 0, 0, 0], &previous[e, 0], fresh[i],
+                                         &indices[e, starts[e, t]], &signs[e, starts[e, t]])
+        starts[e, t + 1] = starts[e, t] + count
+        _sparse_hidden(&indices[e, starts[e, t]], &signs[e, starts[e, t]], count, &w1[0, 0], n_hidden, &h[i, 0])
+        logit = _dot(&h[i, 0], &w2[0], n_hidden)
+        logits[e, t] = logit
+        actions[e, t] = uniforms[i] < <double>sigmoid_(logit)
+        out[i] = UP if actions[e, t] else DOWN
+        lengths[e] = t + 1
+
+
 def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
               const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
               const floating[:, ::1] w1, const floating[::1] w2, const double[::1] uniforms,
@@ -334,9 +370,8 @@ def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] pr
               signed char[:, ::1] signs, floating[:, ::1] logits, unsigned char[:, ::1] actions, int n_threads):
     """One trainer step for the B envs `rows`: difference frames -> sparse rows appended to each
     env's episode -> logit -> up if uniform < sigmoid(logit); returns the ALE actions (B,) int32."""
-    cdef Py_ssize_t i, e, t, count, n = frames.shape[0], n_hidden = w1.shape[1]
+    cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1]
     cdef Py_ssize_t steps = logits.shape[1], capacity = indices.shape[1]
-    cdef floating logit
     _check_frames(frames, previous, rows, fresh)
     n_envs = previous.shape[0]
     if (w1.shape[0] != INPUT_SIZE or w2.shape[0] != n_hidden or uniforms.shape[0] != n
@@ -358,16 +393,11 @@ def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] pr
     if n == 0:
         return out_array
     with nogil:
-        for i in prange(n, schedule='static', num_threads=threads, use_threads_if=threads > 1):
-            e = rows[i]
-            t = lengths[e]
-            count = _sparse_difference_frame(&frames[i, 0, 0, 0], &previous[e, 0], fresh[i],
-                                             &indices[e, starts[e, t]], &signs[e, starts[e, t]])
-            starts[e, t + 1] = starts[e, t] + count
-            _sparse_hidden(&indices[e, starts[e, t]], &signs[e, starts[e, t]], count, &w1[0, 0], n_hidden, &h[i, 0])
-            logit = _dot(&h[i, 0], &w2[0], n_hidden)
-            logits[e, t] = logit
-            actions[e, t] = uniforms[i] < <double>sigmoid_(logit)
-            out[i] = UP if actions[e, t] else DOWN
-            lengths[e] = t + 1
+        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            _steps(frames, previous, rows, fresh, w1, w2, uniforms, lengths, starts, indices, signs, logits, actions,
+                   h, out, 0, n)
+        else:
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _steps(frames, previous, rows, fresh, w1, w2, uniforms, lengths, starts, indices, signs, logits,
+                       actions, h, out, n * part // threads, n * (part + 1) // threads)
     return out_array

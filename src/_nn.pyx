@@ -15,7 +15,7 @@ from cython.parallel cimport prange
 from cython cimport floating
 cimport numpy as cnp
 import numpy as np
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from _common cimport PARALLEL_MIN_ELEMENTS, gemm
 
@@ -40,8 +40,21 @@ cdef inline floating _relu_backward(floating grad, floating x) noexcept nogil:
     return grad * (x > 0)  # not a branch: an inf or NaN grad still gives NaN, as in NumPy
 
 
+cdef inline void _relu_range(const floating* x, floating* out, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        out[i] = _relu(x[i])
+
+
+cdef inline void _relu_backward_range(const floating* grad, const floating* x, floating* out, Py_ssize_t start,
+                                      Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        out[i] = _relu_backward(grad[i], x[i])
+
+
 def relu(const floating[::1] x_view, int n_threads):
-    cdef Py_ssize_t i, n = x_view.shape[0]
+    cdef Py_ssize_t part, n = x_view.shape[0]
     out_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] out_view = out_array
     # Raw pointers in locals: the compiler can vectorise (memoryview fields may alias).
@@ -49,17 +62,16 @@ def relu(const floating[::1] x_view, int n_threads):
     cdef floating* out = &out_view[0] if n else NULL
     cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                out[i] = _relu(x[i])
+        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            _relu_range(x, out, 0, n)
         else:
-            for i in range(n):
-                out[i] = _relu(x[i])
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _relu_range(x, out, n * part // threads, n * (part + 1) // threads)
     return out_array
 
 
 def relu_backward(const floating[::1] grad_view, const floating[::1] x_view, int n_threads):
-    cdef Py_ssize_t i, n = x_view.shape[0]
+    cdef Py_ssize_t part, n = x_view.shape[0]
     out_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] out_view = out_array
     cdef const floating* grad = &grad_view[0] if n else NULL
@@ -67,12 +79,11 @@ def relu_backward(const floating[::1] grad_view, const floating[::1] x_view, int
     cdef floating* out = &out_view[0] if n else NULL
     cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                out[i] = _relu_backward(grad[i], x[i])
+        if threads == 1:
+            _relu_backward_range(grad, x, out, 0, n)
         else:
-            for i in range(n):
-                out[i] = _relu_backward(grad[i], x[i])
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _relu_backward_range(grad, x, out, n * part // threads, n * (part + 1) // threads)
     return out_array
 
 
@@ -92,22 +103,28 @@ def linear_backward(const floating[:, ::1] x, const floating[:, ::1] grad_out, c
 # ---- sparse rows ----
 
 cdef inline bint _block_nonzero(const xvalue* p) noexcept nogil:
-    """Whether any of BLOCK values is nonzero, by OR-ing their bits (vectorises; -0.0 counts as 0)."""
+    """Whether any of BLOCK values is nonzero, by OR-ing their bits (vectorises; -0.0 counts as 0).
+    The bits are copied out with memcpy, not read through an integer pointer: reading a float
+    as an integer type breaks C's aliasing rules, which -O3 relies on."""
     cdef int j
+    cdef unsigned int[BLOCK] words32
+    cdef unsigned long long[BLOCK] words64
     cdef unsigned int bits32 = 0
     cdef unsigned long long bits64 = 0
     cdef unsigned char bits8 = 0
     if xvalue is float:
+        memcpy(words32, p, sizeof(words32))
         for j in range(BLOCK):
-            bits32 |= (<const unsigned int*>p)[j] & 0x7fffffffU
+            bits32 |= words32[j] & 0x7fffffffU
         return bits32 != 0
     elif xvalue is double:
+        memcpy(words64, p, sizeof(words64))
         for j in range(BLOCK):
-            bits64 |= (<const unsigned long long*>p)[j] & 0x7fffffffffffffffULL
+            bits64 |= words64[j] & 0x7fffffffffffffffULL
         return bits64 != 0
     else:
         for j in range(BLOCK):
-            bits8 |= (<const unsigned char*>p)[j]
+            bits8 |= <unsigned char>p[j]
         return bits8 != 0
 
 
@@ -160,6 +177,15 @@ cdef inline void _sparse_row_times(const int* cols, const floating* vals, Py_ssi
             out[j] += value * w_row[j]
 
 
+cdef inline void _sparse_rows_times(const int* cols, const floating* vals, const Py_ssize_t* counts, Py_ssize_t cap,
+                                    const floating[:, ::1] w, floating* out, Py_ssize_t start,
+                                    Py_ssize_t stop) noexcept nogil:
+    """Rows start..stop-1 of x @ w (out (N, w's columns)), for sparse rows of x (cap slots a row)."""
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        _sparse_row_times(cols + i * cap, vals + i * cap, counts[i], w, out + i * w.shape[1])
+
+
 def _sparse_buffers(Py_ssize_t n, Py_ssize_t d, dtype):
     cap = max(d // SPARSE_FRACTION, 1)
     return (np.empty((n, cap), dtype=np.int32), np.empty((n, cap), dtype=dtype),
@@ -169,7 +195,7 @@ def _sparse_buffers(Py_ssize_t n, Py_ssize_t d, dtype):
 def mlp_forward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] w1, const floating[:, ::1] w2,
                 int n_threads):
     """h = relu(x @ w1) (N, H), logits = h @ w2 (N, A)."""
-    cdef Py_ssize_t i, j, n = x.shape[0], d = x.shape[1], n_hidden = w1.shape[1], n_out = w2.shape[1]
+    cdef Py_ssize_t i, j, part, n = x.shape[0], d = x.shape[1], n_hidden = w1.shape[1], n_out = w2.shape[1]
     dtype = np.float32 if floating is float else np.float64
     h_array = np.empty((n, n_hidden), dtype=dtype)
     logits_array = np.empty((n, n_out), dtype=dtype)
@@ -181,16 +207,17 @@ def mlp_forward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] w1, cons
     cdef Py_ssize_t[::1] counts = counts_array
     cdef const floating[:, ::1] x_dense
     cdef bint sparse
+    cdef int threads = n_threads if n * n_hidden * 32 >= PARALLEL_MIN_WORK else 1
     with nogil:
         sparse = _collect_sparse(x, cols, vals, counts, n_threads)
     if sparse:
         with nogil:
-            if n_threads > 1 and n * n_hidden * 32 >= PARALLEL_MIN_WORK:
-                for i in prange(n, schedule='static', num_threads=n_threads):
-                    _sparse_row_times(&cols[i, 0], &vals[i, 0], counts[i], w1, &h[i, 0])
+            if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+                _sparse_rows_times(&cols[0, 0], &vals[0, 0], &counts[0], cols.shape[1], w1, &h[0, 0], 0, n)
             else:
-                for i in range(n):
-                    _sparse_row_times(&cols[i, 0], &vals[i, 0], counts[i], w1, &h[i, 0])
+                for part in prange(threads, schedule='static', num_threads=threads):
+                    _sparse_rows_times(&cols[0, 0], &vals[0, 0], &counts[0], cols.shape[1], w1, &h[0, 0],
+                                       n * part // threads, n * (part + 1) // threads)
     else:
         x_dense = np.ascontiguousarray(x_array, dtype=dtype)
         with nogil:

@@ -2,22 +2,25 @@
 #
 # Design: the NumPy form makes ~7 passes and 4 temporaries over 1.28M values;
 # here each element is read and written once, the loop vectorises (sqrt with
-# -fno-math-errno), and large tensors are split over threads.
+# -fno-math-errno), and large tensors are split over threads: each kernel's loop is
+# written once, over a range, which one thread runs whole or each thread runs a part of.
 from cython.parallel cimport prange
 from cython cimport floating
 
 from _common cimport PARALLEL_MIN_ELEMENTS, sqrt_
 
 
-cdef inline void _rmsprop_element(floating* param, floating grad, floating* cache, floating lr,
-                                  floating decay, floating keep, floating eps) noexcept nogil:
-    cache[0] = decay * cache[0] + keep * grad * grad
-    param[0] = param[0] - lr * grad / (sqrt_(cache[0]) + eps)
+cdef inline void _rmsprop_range(floating* param, const floating* grad, floating* cache, floating lr, floating decay,
+                                floating keep, floating eps, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        cache[i] = decay * cache[i] + keep * grad[i] * grad[i]
+        param[i] = param[i] - lr * grad[i] / (sqrt_(cache[i]) + eps)
 
 
 def rmsprop_step(floating[::1] param_view, const floating[::1] grad_view, floating[::1] cache_view,
                  double lr, double decay, double eps, int n_threads):
-    cdef Py_ssize_t i, n = param_view.shape[0]
+    cdef Py_ssize_t part, n = param_view.shape[0]
     cdef floating lr_ = <floating>lr, decay_ = <floating>decay, eps_ = <floating>eps
     cdef floating keep = <floating>(1 - decay)
     if n == 0:
@@ -28,19 +31,22 @@ def rmsprop_step(floating[::1] param_view, const floating[::1] grad_view, floati
     cdef floating* cache = &cache_view[0]
     cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                _rmsprop_element(&param[i], grad[i], &cache[i], lr_, decay_, keep, eps_)
+        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            _rmsprop_range(param, grad, cache, lr_, decay_, keep, eps_, 0, n)
         else:
-            for i in range(n):
-                _rmsprop_element(&param[i], grad[i], &cache[i], lr_, decay_, keep, eps_)
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _rmsprop_range(param, grad, cache, lr_, decay_, keep, eps_, n * part // threads,
+                               n * (part + 1) // threads)
 
 
-cdef inline void _adam_element(floating* param, floating grad, floating* m, floating* v, floating step_size,
-                               floating beta1, floating beta2, floating v_scale, floating eps) noexcept nogil:
-    m[0] = beta1 * m[0] + (1 - beta1) * grad
-    v[0] = beta2 * v[0] + (1 - beta2) * grad * grad
-    param[0] = param[0] - step_size * m[0] / (sqrt_(v[0] * v_scale) + eps)
+cdef inline void _adam_range(floating* param, const floating* grad, floating* m, floating* v, floating step_size,
+                             floating beta1, floating beta2, floating v_scale, floating eps, Py_ssize_t start,
+                             Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        m[i] = beta1 * m[i] + (1 - beta1) * grad[i]
+        v[i] = beta2 * v[i] + (1 - beta2) * grad[i] * grad[i]
+        param[i] = param[i] - step_size * m[i] / (sqrt_(v[i] * v_scale) + eps)
 
 
 def adam_step(floating[::1] param_view, const floating[::1] grad_view, floating[::1] m_view,
@@ -48,7 +54,7 @@ def adam_step(floating[::1] param_view, const floating[::1] grad_view, floating[
               double eps, int n_threads):
     """Bias corrections come in folded into step_size = lr / (1 - beta1**t) and
     v_scale = 1 / (1 - beta2**t), computed once in double by the caller."""
-    cdef Py_ssize_t i, n = param_view.shape[0]
+    cdef Py_ssize_t part, n = param_view.shape[0]
     cdef floating step_ = <floating>step_size, beta1_ = <floating>beta1, beta2_ = <floating>beta2
     cdef floating v_scale_ = <floating>v_scale, eps_ = <floating>eps
     if n == 0:
@@ -59,9 +65,9 @@ def adam_step(floating[::1] param_view, const floating[::1] grad_view, floating[
     cdef floating* v = &v_view[0]
     cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                _adam_element(&param[i], grad[i], &m[i], &v[i], step_, beta1_, beta2_, v_scale_, eps_)
+        if threads == 1:
+            _adam_range(param, grad, m, v, step_, beta1_, beta2_, v_scale_, eps_, 0, n)
         else:
-            for i in range(n):
-                _adam_element(&param[i], grad[i], &m[i], &v[i], step_, beta1_, beta2_, v_scale_, eps_)
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _adam_range(param, grad, m, v, step_, beta1_, beta2_, v_scale_, eps_, n * part // threads,
+                            n * (part + 1) // threads)

@@ -102,8 +102,17 @@ cdef void _softmax_grad_chunk(const floating* logits, const cnp.intp_t* actions,
     free(log_p)
 
 
+cdef inline void _softmax_chunks(const floating* logits, floating* out, Py_ssize_t n, Py_ssize_t n_actions,
+                                 floating tau, bint log_, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t c, start
+    for c in range(first, stop):
+        start = c * CHUNK_ROWS
+        _softmax_chunk(logits + start * n_actions, out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions,
+                       tau, log_)
+
+
 def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint log=False):
-    cdef Py_ssize_t c, start, n = logits_view.shape[0], n_actions = logits_view.shape[1]
+    cdef Py_ssize_t part, n = logits_view.shape[0], n_actions = logits_view.shape[1]
     cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef floating t = <floating>tau
     out_array = np.empty((n, n_actions), dtype=np.float32 if floating is float else np.float64)
@@ -114,22 +123,28 @@ def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint 
     cdef floating* out = &out_view[0, 0]
     cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
-        if threads > 1:
-            for c in prange(n_chunks, schedule='static', num_threads=threads):
-                start = c * CHUNK_ROWS
-                _softmax_chunk(logits + start * n_actions, out + start * n_actions,
-                               min(CHUNK_ROWS, n - start), n_actions, t, log)
+        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            _softmax_chunks(logits, out, n, n_actions, t, log, 0, n_chunks)
         else:
-            for c in range(n_chunks):
-                start = c * CHUNK_ROWS
-                _softmax_chunk(logits + start * n_actions, out + start * n_actions,
-                               min(CHUNK_ROWS, n - start), n_actions, t, log)
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _softmax_chunks(logits, out, n, n_actions, t, log, n_chunks * part // threads,
+                                n_chunks * (part + 1) // threads)
     return out_array
+
+
+cdef inline void _softmax_grad_chunks(const floating* logits, const cnp.intp_t* actions, const floating* weights,
+                                      floating* out, Py_ssize_t n, Py_ssize_t n_actions, floating tau,
+                                      floating bonus, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t c, start
+    for c in range(first, stop):
+        start = c * CHUNK_ROWS
+        _softmax_grad_chunk(logits + start * n_actions, actions + start, weights + start, out + start * n_actions,
+                            min(CHUNK_ROWS, n - start), n_actions, tau, bonus)
 
 
 def softmax_policy_grad(const floating[:, ::1] logits_view, const cnp.intp_t[::1] actions_view,
                         const floating[::1] weights_view, double tau, double entropy, int n_threads):
-    cdef Py_ssize_t c, start, n = logits_view.shape[0], n_actions = logits_view.shape[1]
+    cdef Py_ssize_t part, n = logits_view.shape[0], n_actions = logits_view.shape[1]
     cdef Py_ssize_t n_chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
     cdef floating t = <floating>tau, bonus = <floating>entropy
     out_array = np.empty((n, n_actions), dtype=np.float32 if floating is float else np.float64)
@@ -142,22 +157,25 @@ def softmax_policy_grad(const floating[:, ::1] logits_view, const cnp.intp_t[::1
     cdef floating* out = &out_view[0, 0]
     cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
-        if threads > 1:
-            for c in prange(n_chunks, schedule='static', num_threads=threads):
-                start = c * CHUNK_ROWS
-                _softmax_grad_chunk(logits + start * n_actions, actions + start, weights + start,
-                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t, bonus)
+        if threads == 1:
+            _softmax_grad_chunks(logits, actions, weights, out, n, n_actions, t, bonus, 0, n_chunks)
         else:
-            for c in range(n_chunks):
-                start = c * CHUNK_ROWS
-                _softmax_grad_chunk(logits + start * n_actions, actions + start, weights + start,
-                                    out + start * n_actions, min(CHUNK_ROWS, n - start), n_actions, t, bonus)
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _softmax_grad_chunks(logits, actions, weights, out, n, n_actions, t, bonus,
+                                     n_chunks * part // threads, n_chunks * (part + 1) // threads)
     return out_array
+
+
+cdef inline void _sigmoid_grad_range(const floating* logits, const cnp.intp_t* actions, const floating* weights,
+                                     floating* out, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        out[i] = weights[i] * (<floating>actions[i] - sigmoid_(logits[i]))
 
 
 def sigmoid_policy_grad(const floating[::1] logits_view, const cnp.intp_t[::1] actions_view,
                         const floating[::1] weights_view, int n_threads):
-    cdef Py_ssize_t i, n = logits_view.shape[0]
+    cdef Py_ssize_t part, n = logits_view.shape[0]
     out_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] out_view = out_array
     if n == 0:
@@ -169,12 +187,11 @@ def sigmoid_policy_grad(const floating[::1] logits_view, const cnp.intp_t[::1] a
     cdef floating* out = &out_view[0]
     cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
     with nogil:
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
-                out[i] = weights[i] * (<floating>actions[i] - sigmoid_(logits[i]))
+        if threads == 1:
+            _sigmoid_grad_range(logits, actions, weights, out, 0, n)
         else:
-            for i in range(n):
-                out[i] = weights[i] * (<floating>actions[i] - sigmoid_(logits[i]))
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _sigmoid_grad_range(logits, actions, weights, out, n * part // threads, n * (part + 1) // threads)
     return out_array
 
 
