@@ -269,7 +269,7 @@ def sparse_mlp_forward(starts, indices, signs, w1, w2):
     int8, each -1 or +1; w1 (6400, H); w2 (H,) in w1's dtype -> h (N, H), logits (N,).
     """
     starts, indices, signs, w1, w2 = v.sparse_forward_args(starts, indices, signs, w1, w2)
-    return _atari.sparse_mlp_forward(starts, indices, signs, w1, w2)
+    return _atari.sparse_mlp_forward(starts, indices, signs, w1, w2, get_num_threads())
 
 
 def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
@@ -280,7 +280,7 @@ def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, gr
     dtype, C-contiguous and writeable (a batch gradient, accumulated with no allocation).
     """
     args = v.sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
-    _atari.sparse_mlp_backward(*args)
+    _atari.sparse_mlp_backward(*args, get_num_threads())
 
 
 def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):

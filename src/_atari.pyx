@@ -28,7 +28,7 @@ cdef enum:
     ROW_BYTES = 160 * 3
     FRAME_BYTES = 210 * ROW_BYTES
     INPUT_SIZE = OUT_SIDE * OUT_SIDE
-    BLOCK = 16  # hidden units summed together in registers
+    PARALLEL_MIN_ROWS = 256  # sparse rows (steps) below which the sparse net runs serial
     UP = 2     # Pong's minimal action set: RIGHT moves the paddle up...
     DOWN = 3   # ...and LEFT down
 
@@ -187,39 +187,20 @@ cdef inline Py_ssize_t _sparse_difference_frame(const unsigned char* frame, unsi
 
 cdef inline void _sparse_hidden(const short* indices, const signed char* signs, Py_ssize_t count,
                                 const floating* w1, Py_ssize_t n_hidden, floating* h) noexcept nogil:
-    """h = relu(sum_k signs[k] * w1[indices[k], :]), BLOCK columns at a time: the block's sums stay
-    in registers over the ~26 rows (a store per column, not per row)."""
-    cdef Py_ssize_t k, j, start, width
-    cdef floating total[BLOCK]
-    cdef const floating* w_block
+    """h = relu(sum_k signs[k] * w1[indices[k], :]): rows added into h (which stays in L1) in
+    order, a sign times a row being exact; then the ReLU as a select, which vectorises (a
+    branch per unit mispredicts half the time and doubled the kernel's time)."""
+    cdef Py_ssize_t k, j
     cdef const floating* w_row
-    cdef Py_ssize_t n_blocks = (n_hidden + BLOCK - 1) // BLOCK, block
-    for block in range(n_blocks):
-        start = block * BLOCK
-        width = min(BLOCK, n_hidden - start)
-        for j in range(BLOCK):
-            total[j] = 0
-        w_block = w1 + start
-        if width == BLOCK:
-            for k in range(count):
-                w_row = w_block + <Py_ssize_t>indices[k] * n_hidden
-                if signs[k] > 0:
-                    for j in range(BLOCK):
-                        total[j] += w_row[j]
-                else:
-                    for j in range(BLOCK):
-                        total[j] -= w_row[j]
-        else:
-            for k in range(count):
-                w_row = w_block + <Py_ssize_t>indices[k] * n_hidden
-                if signs[k] > 0:
-                    for j in range(width):
-                        total[j] += w_row[j]
-                else:
-                    for j in range(width):
-                        total[j] -= w_row[j]
-        for j in range(width):
-            h[start + j] = 0 if total[j] <= 0 else total[j]  # NaN passes through, as in np.maximum
+    cdef floating sign
+    memset(h, 0, n_hidden * sizeof(floating))
+    for k in range(count):
+        w_row = w1 + <Py_ssize_t>indices[k] * n_hidden
+        sign = signs[k]
+        for j in range(n_hidden):
+            h[j] += sign * w_row[j]
+    for j in range(n_hidden):
+        h[j] = 0 if h[j] <= 0 else h[j]  # NaN passes through, as in np.maximum
 
 
 cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
@@ -228,28 +209,6 @@ cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t n) no
     for j in range(n):
         total += a[j] * b[j]
     return total
-
-
-cdef inline void _sparse_backward_step(const short* indices, const signed char* signs, Py_ssize_t count,
-                                       floating grad_logit, const floating* w1, const floating* w2,
-                                       Py_ssize_t n_hidden, floating* h, floating* grad_h,
-                                       floating* grad_w1, floating* grad_w2) noexcept nogil:
-    """Adds one step's gradient: grad_w2 += grad_logit * h, grad_w1[indices[k]] += signs[k] * grad_h
-    with grad_h = grad_logit * w2 * (h > 0), h recomputed from the step's nonzeros."""
-    cdef Py_ssize_t k, j
-    cdef floating* g_row
-    _sparse_hidden(indices, signs, count, w1, n_hidden, h)
-    for j in range(n_hidden):
-        grad_w2[j] += grad_logit * h[j]
-        grad_h[j] = grad_logit * w2[j] if h[j] > 0 else 0
-    for k in range(count):
-        g_row = grad_w1 + <Py_ssize_t>indices[k] * n_hidden
-        if signs[k] > 0:
-            for j in range(n_hidden):
-                g_row[j] += grad_h[j]
-        else:
-            for j in range(n_hidden):
-                g_row[j] -= grad_h[j]
 
 
 def _check_csr(const cnp.int64_t[::1] starts, Py_ssize_t n_values):
@@ -289,37 +248,87 @@ def pong_sparse_difference(const unsigned char[:, :, :, ::1] frames, unsigned ch
     return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
 
 
+cdef inline void _hidden_rows(const cnp.int64_t* starts, const short* indices, const signed char* signs,
+                              const floating* w1, const floating* w2, Py_ssize_t n_hidden, floating* h,
+                              floating* logits, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """h and logits of rows first..stop-1."""
+    cdef Py_ssize_t i
+    for i in range(first, stop):
+        _sparse_hidden(indices + starts[i], signs + starts[i], starts[i + 1] - starts[i], w1, n_hidden,
+                       h + i * n_hidden)
+        logits[i] = _dot(h + i * n_hidden, w2, n_hidden)
+
+
 def sparse_mlp_forward(const cnp.int64_t[::1] starts, const short[::1] indices, const signed char[::1] signs,
-                       const floating[:, ::1] w1, const floating[::1] w2):
+                       const floating[:, ::1] w1, const floating[::1] w2, int n_threads):
     """h = relu(x @ w1) (N, H), logits = h @ w2 (N,) for the N sparse ternary rows of x."""
-    cdef Py_ssize_t i, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
+    cdef Py_ssize_t part, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
     _check_csr(starts, indices.shape[0])
     _check_indices(indices, starts[n])
     dtype = np.float32 if floating is float else np.float64
-    h_array = np.empty((n, n_hidden), dtype=dtype)
-    logits_array = np.empty(n, dtype=dtype)
+    h_array = np.zeros((n, n_hidden), dtype=dtype)
+    logits_array = np.zeros(n, dtype=dtype)
+    if n == 0 or n_hidden == 0:
+        return h_array, logits_array
     cdef floating[:, ::1] h = h_array
     cdef floating[::1] logits = logits_array
     cdef short no_index = 0
     cdef signed char no_sign = 0
     cdef const short* index = &indices[0] if indices.shape[0] else &no_index
     cdef const signed char* sign = &signs[0] if signs.shape[0] else &no_sign
-    if n == 0 or n_hidden == 0:
-        logits_array[:] = 0
-        return h_array, logits_array
+    cdef int threads = n_threads if n >= PARALLEL_MIN_ROWS else 1
     with nogil:
-        for i in range(n):
-            _sparse_hidden(index + starts[i], sign + starts[i], starts[i + 1] - starts[i], &w1[0, 0], n_hidden,
-                           &h[i, 0])
-            logits[i] = _dot(&h[i, 0], &w2[0], n_hidden)
+        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            _hidden_rows(&starts[0], index, sign, &w1[0, 0], &w2[0], n_hidden, &h[0, 0], &logits[0], 0, n)
+        else:
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _hidden_rows(&starts[0], index, sign, &w1[0, 0], &w2[0], n_hidden, &h[0, 0], &logits[0],
+                             n * part // threads, n * (part + 1) // threads)
     return h_array, logits_array
+
+
+cdef inline void _hidden_gradients(const cnp.int64_t* starts, const short* indices, const signed char* signs,
+                                   const floating* grad_logits, const floating* w1, const floating* w2,
+                                   Py_ssize_t n_hidden, floating* h, floating* grad_h, floating* grad_w2,
+                                   Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """For steps first..stop-1: grad_h rows, and their part of grad_w2 added to grad_w2 (h: scratch)."""
+    cdef Py_ssize_t t, j
+    cdef floating grad_logit
+    for t in range(first, stop):
+        _sparse_hidden(indices + starts[t], signs + starts[t], starts[t + 1] - starts[t], w1, n_hidden, h)
+        grad_logit = grad_logits[t]
+        for j in range(n_hidden):
+            grad_w2[j] += grad_logit * h[j]
+            grad_h[t * n_hidden + j] = grad_logit * w2[j] if h[j] > 0 else 0
+
+
+cdef inline void _pixel_gradients(const cnp.int64_t* pixel_starts, const int* step_of, const signed char* sign_of,
+                                  const floating* grad_h, Py_ssize_t n_hidden, floating* grad_w1, Py_ssize_t first,
+                                  Py_ssize_t stop) noexcept nogil:
+    """Rows first..stop-1 of grad_w1: each gathers the grad_h rows of the steps where its pixel changed."""
+    cdef Py_ssize_t p, k, j
+    cdef floating sign
+    cdef floating* g_row
+    cdef const floating* gh_row
+    for p in range(first, stop):
+        g_row = grad_w1 + p * n_hidden
+        for k in range(pixel_starts[p], pixel_starts[p + 1]):
+            gh_row = grad_h + <Py_ssize_t>step_of[k] * n_hidden
+            sign = sign_of[k]
+            for j in range(n_hidden):
+                g_row[j] += sign * gh_row[j]
 
 
 def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices, const signed char[::1] signs,
                         const floating[::1] grad_logits, const floating[:, ::1] w1, const floating[::1] w2,
-                        floating[:, ::1] grad_w1, floating[::1] grad_w2):
-    """grad_w1 += x.T @ grad_h, grad_w2 += h.T @ grad_logits (in place; h recomputed)."""
-    cdef Py_ssize_t t, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
+                        floating[:, ::1] grad_w1, floating[::1] grad_w2, int n_threads):
+    """grad_w1 += x.T @ grad_h, grad_w2 += h.T @ grad_logits (in place; h recomputed).
+
+    Two passes, each split over threads for long episodes. By step: h (recomputed), grad_h,
+    and grad_w2 (each thread its own partial sum, added in thread order). By pixel: the
+    nonzeros sorted by pixel (a counting sort, steps in order), so each row of grad_w1 is read
+    and written once, by one thread, while it gathers the grad_h rows of its steps."""
+    cdef Py_ssize_t t, k, p, part, position, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
     _check_csr(starts, indices.shape[0])
     _check_indices(indices, starts[n])
     if grad_logits.shape[0] != n or grad_w1.shape[0] != w1.shape[0] or grad_w1.shape[1] != n_hidden \
@@ -327,17 +336,57 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
         raise ValueError("sparse_mlp_backward: shapes do not match")
     if n == 0 or n_hidden == 0:
         return
-    scratch = np.empty((2, n_hidden), dtype=np.float32 if floating is float else np.float64)
-    cdef floating[:, ::1] work = scratch
+    cdef int threads = n_threads if n >= PARALLEL_MIN_ROWS else 1
+    dtype = np.float32 if floating is float else np.float64
+    nnz = starts[n]
+    grad_h_array = np.empty((n, n_hidden), dtype=dtype)
+    scratch_array = np.empty((threads, n_hidden), dtype=dtype)             # h, per thread
+    partial_array = np.zeros((threads, n_hidden), dtype=dtype)             # grad_w2, per thread
+    pixel_starts_array = np.zeros(INPUT_SIZE + 1, dtype=np.int64)
+    step_of_array = np.empty(max(nnz, 1), dtype=np.int32)
+    sign_of_array = np.empty(max(nnz, 1), dtype=np.int8)
+    cdef floating[:, ::1] grad_h = grad_h_array
+    cdef floating[:, ::1] scratch = scratch_array
+    cdef floating[:, ::1] partial = partial_array
+    cdef cnp.int64_t[::1] pixel_starts = pixel_starts_array
+    cdef int[::1] step_of = step_of_array
+    cdef signed char[::1] sign_of = sign_of_array
     cdef short no_index = 0
     cdef signed char no_sign = 0
     cdef const short* index = &indices[0] if indices.shape[0] else &no_index
     cdef const signed char* sign = &signs[0] if signs.shape[0] else &no_sign
     with nogil:
+        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            _hidden_gradients(&starts[0], index, sign, &grad_logits[0], &w1[0, 0], &w2[0], n_hidden,
+                              &scratch[0, 0], &grad_h[0, 0], &partial[0, 0], 0, n)
+        else:
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _hidden_gradients(&starts[0], index, sign, &grad_logits[0], &w1[0, 0], &w2[0], n_hidden,
+                                  &scratch[part, 0], &grad_h[0, 0], &partial[part, 0], n * part // threads,
+                                  n * (part + 1) // threads)
+        for part in range(threads):
+            for k in range(n_hidden):
+                grad_w2[k] += partial[part, k]
+        for k in range(nnz):  # counting sort of the nonzeros by pixel, steps in order within a pixel
+            pixel_starts[index[k] + 1] += 1
+        for p in range(INPUT_SIZE):
+            pixel_starts[p + 1] += pixel_starts[p]
         for t in range(n):
-            _sparse_backward_step(index + starts[t], sign + starts[t], starts[t + 1] - starts[t], grad_logits[t],
-                                  &w1[0, 0], &w2[0], n_hidden, &work[0, 0], &work[1, 0], &grad_w1[0, 0],
-                                  &grad_w2[0])
+            for k in range(starts[t], starts[t + 1]):
+                position = pixel_starts[index[k]]
+                pixel_starts[index[k]] += 1
+                step_of[position] = <int>t
+                sign_of[position] = sign[k]
+        for p in range(INPUT_SIZE - 1, 0, -1):  # the fill moved each start to the next pixel's: move back
+            pixel_starts[p] = pixel_starts[p - 1]
+        pixel_starts[0] = 0
+        if threads == 1:
+            _pixel_gradients(&pixel_starts[0], &step_of[0], &sign_of[0], &grad_h[0, 0], n_hidden, &grad_w1[0, 0],
+                             0, INPUT_SIZE)
+        else:
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _pixel_gradients(&pixel_starts[0], &step_of[0], &sign_of[0], &grad_h[0, 0], n_hidden,
+                                 &grad_w1[0, 0], INPUT_SIZE * part // threads, INPUT_SIZE * (part + 1) // threads)
 
 
 cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
