@@ -246,6 +246,12 @@ def returns_args(rewards, gamma, dones):
     return rewards, gamma, dones
 
 
+def gae_args(rewards, values, gamma, lam, dones):
+    rewards, gamma, dones = returns_args(rewards, gamma, dones)
+    values = same_shape("values", float_array("values", values, (1, 2), rewards.dtype), rewards.shape)
+    return rewards, values, gamma, probability("lam", lam), dones
+
+
 def standardize_args(x, eps):
     return float_array("x", x, None), scalar("eps", eps, low=0.0)
 

@@ -37,7 +37,7 @@ except ModuleNotFoundError as error:
 
 __all__ = [
     "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu", "relu_backward",
-    "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "standardize",
+    "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "gae_advantages", "standardize",
     "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_preprocess", "pong_difference",
     "pong_sparse_difference", "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "OPENMP_ENABLED",
 ]
@@ -167,6 +167,22 @@ def discounted_returns(rewards, gamma, dones=None):
     streams = _columns(rewards)
     cut = np.empty((0, 0), np.uint8) if dones is None else dones.reshape(streams.shape)
     return _returns.discounted_returns(streams, gamma, cut, dones is not None).reshape(rewards.shape)
+
+
+def gae_advantages(rewards, values, gamma, lam, dones=None):
+    """Generalized advantage estimation (Schulman et al. 2015), scanned backwards along axis 0:
+    A[t] = delta[t] + gamma * lam * A[t + 1], delta[t] = rewards[t] + gamma * values[t + 1] - values[t],
+    with the future (values[t + 1] and A[t + 1]) cut to 0 after every t where dones[t] and after
+    the last row. lam = 1 with values = 0 is discounted_returns exactly; lam = 0 is the one-step TD error.
+
+    rewards, values (T,) or (T, N) float32/float64, one shape and dtype; gamma, lam in [0, 1];
+    dones None or booleans/numbers of rewards' shape -> rewards' shape and dtype.
+    """
+    rewards, values, gamma, lam, dones = v.gae_args(rewards, values, gamma, lam, dones)
+    streams = _columns(rewards)
+    cut = np.empty((0, 0), np.uint8) if dones is None else dones.reshape(streams.shape)
+    return _returns.gae_advantages(streams, _columns(values), gamma, lam, cut, dones is not None).reshape(
+        rewards.shape)
 
 
 def standardize(x, eps=1e-8):

@@ -142,6 +142,28 @@ def discounted_returns(rewards, gamma, dones=None):
     return returns
 
 
+def gae_advantages(rewards, values, gamma, lam, dones=None):
+    """Generalized advantage estimation (Schulman et al. 2015), scanned backwards along axis 0:
+    A[t] = delta[t] + gamma * lam * A[t + 1], delta[t] = rewards[t] + gamma * values[t + 1] - values[t],
+    with the future (values[t + 1] and A[t + 1]) cut to 0 after every t where dones[t] and after
+    the last row. lam = 1 with values = 0 is discounted_returns exactly; lam = 0 is the one-step TD error.
+
+    rewards, values (T,) or (T, N) float32/float64, one shape and dtype; gamma, lam in [0, 1];
+    dones None or booleans/numbers of rewards' shape -> rewards' shape and dtype.
+    """
+    rewards, values, gamma, lam, dones = v.gae_args(rewards, values, gamma, lam, dones)
+    dtype = rewards.dtype.type
+    advantages = np.empty_like(rewards)
+    for t in reversed(range(len(rewards))):
+        if t == len(rewards) - 1:
+            advantages[t] = rewards[t] - values[t]
+            continue
+        delta = rewards[t] + dtype(gamma) * values[t + 1] - values[t]
+        running = delta + dtype(gamma * lam) * advantages[t + 1]
+        advantages[t] = running if dones is None else np.where(dones[t], rewards[t] - values[t], running)
+    return advantages
+
+
 def standardize(x, eps=1e-8):
     """(x - mean) / (std + eps) over all of x (population std, accumulated in float64);
     an all-equal x gives zeros, never NaN.

@@ -1,5 +1,5 @@
-# Returns and advantages: the discounted-return scan with episode cuts, and
-# standardization.
+# Returns and advantages: the discounted-return scan with episode cuts, generalized
+# advantage estimation (GAE) over it, and standardization.
 #
 # Design: the scan is a reverse recurrence over time, serial in t by nature.
 # For (T, N) streams it runs time-major over rows, the inner loop over the N
@@ -43,6 +43,34 @@ def discounted_returns(const floating[:, ::1] rewards_view, double gamma,
             else:
                 for j in range(n_streams):
                     row[j] = rewards[t * n_streams + j] + g * row[n_streams + j]
+    return out_array
+
+
+def gae_advantages(const floating[:, ::1] rewards_view, const floating[:, ::1] values_view, double gamma,
+                   double lam, const unsigned char[:, ::1] dones_view, bint has_dones):
+    """A[t] = delta[t] + gamma * lam * A[t + 1] * (1 - done[t]) over rows t, for each column, with
+    delta[t] = r[t] + gamma * V[t + 1] * (1 - done[t]) - V[t]; after the last row, V = A = 0."""
+    cdef Py_ssize_t t, j, n_steps = rewards_view.shape[0], n_streams = rewards_view.shape[1]
+    cdef floating g = <floating>gamma, gl = <floating>(gamma * lam), next_value, delta
+    out_array = np.empty((n_steps, n_streams), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] out_view = out_array
+    if n_steps == 0 or n_streams == 0:
+        return out_array
+    cdef const floating* rewards = &rewards_view[0, 0]
+    cdef const floating* values = &values_view[0, 0]
+    cdef const unsigned char* dones = &dones_view[0, 0] if has_dones else NULL
+    cdef floating* out = &out_view[0, 0]
+    cdef Py_ssize_t k
+    with nogil:
+        for t in range(n_steps - 1, -1, -1):
+            for j in range(n_streams):
+                k = t * n_streams + j
+                if t == n_steps - 1 or (has_dones and dones[k]):
+                    out[k] = rewards[k] - values[k]  # the stream or the episode ends here: no future
+                else:
+                    next_value = values[k + n_streams]
+                    delta = rewards[k] + g * next_value - values[k]
+                    out[k] = delta + gl * out[k + n_streams]
     return out_array
 
 
