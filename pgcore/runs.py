@@ -355,10 +355,10 @@ class Run:
     It starts the run's state (new, seeded from config.seed, or resumed from a checkpoint),
     sets the kernel thread count (and restores it on exit), turns Ctrl-C / SIGTERM into
     `stopped_by`, checks the limits, logs each finished episode (progress.csv and the progress
-    bar), applies an update only when its gradient is finite, and checkpoints its state (`restore`)
-    at the start of a new run, every `checkpoint_every` episodes or `checkpoint_minutes` of wall time (checked
-    where the trainer calls `maybe_checkpoint`), and when the loop ends cleanly. An exception
-    (a second Ctrl-C, a full disk) leaves the last good checkpoint as it was.
+    bar), applies an update only when its gradient is finite, and checkpoints the trainer's state
+    (`restore`) at the start of a new run, every `checkpoint_every` episodes or `checkpoint_minutes`
+    of wall time (checked where the trainer calls `maybe_checkpoint`), and when the loop ends
+    cleanly. An exception (a second Ctrl-C, a full disk) leaves the last good checkpoint as it was.
 
         with runs.Run(config, "pgcore-x-1", kernel_threads=1, resume_meta=meta, resume_arrays=arrays) as run:
             state = run.restore(lambda: {...a new run's arrays, seeded by run.seeds[0]...})
