@@ -142,14 +142,17 @@ class Agent:
     """
 
     def __init__(self, task, **settings):
-        self.config = make_config(task, **settings)
+        self._setup(make_config(task, **settings))
+
+    def _setup(self, config):
+        self.config = config
         self.run_dir = None      # the run that learn() writes and continues
         self.counters = None     # after learn(): episode, frames, steps, updates, running_reward, ...
         self.stopped_by = None   # after learn(): None, or the signal that stopped it ("Ctrl-C", "SIGTERM")
         self._params = None
         self._trainable = True
         self._policy = None      # what predict() keeps between calls
-        self._rng = np.random.default_rng(runs.seed_streams(self.config.seed)[1])
+        self._rng = np.random.default_rng(runs.seed_streams(config.seed)[1])
 
     def __repr__(self):
         return f"Agent({self.task!r}, run_dir={self.run_dir!r})"
@@ -321,9 +324,7 @@ class Agent:
     @classmethod
     def _from(cls, config):
         agent = cls.__new__(cls)
-        agent.config, agent.run_dir, agent.counters, agent.stopped_by = config, None, None, None
-        agent._params, agent._trainable, agent._policy = None, True, None
-        agent._rng = np.random.default_rng(runs.seed_streams(config.seed)[1])
+        agent._setup(config)
         return agent
 
     def _loaded_params(self, opened):

@@ -33,21 +33,25 @@ cdef enum:
     DOWN = 3   # ...and LEFT down
 
 
-# 1 for the red values of paddles and ball, 0 for black and the two background shades.
-# A table, not comparisons: vectorising the comparisons over a stride-6 byte gather takes
-# so many shuffles on baseline x86-64 that it runs 2x slower than these scalar lookups.
-cdef float[256] IS_OBJECT
-for _value in range(256):
-    IS_OBJECT[_value] = 0.0 if _value in (0, BACKGROUND_A, BACKGROUND_B) else 1.0
+cdef inline void _object_row(const unsigned char* row, unsigned char* now) noexcept nogil:
+    """now = 1 for the paddles' and ball's pixels of one kept row (80 values), 0 for black and
+    the two background shades. The stride-6 gather of the red bytes is scalar; the comparisons
+    then run on 80 contiguous bytes, which vectorise."""
+    cdef unsigned char red[OUT_SIDE]
+    cdef Py_ssize_t c
+    for c in range(OUT_SIDE):
+        red[c] = row[6 * c]  # red channel of every 2nd pixel
+    for c in range(OUT_SIDE):
+        now[c] = (red[c] != 0) & (red[c] != BACKGROUND_A) & (red[c] != BACKGROUND_B)
 
 
 cdef inline void _preprocess_frame(const unsigned char* frame, float* out) noexcept nogil:
     cdef Py_ssize_t r, c
-    cdef const unsigned char* row
+    cdef unsigned char now[OUT_SIDE]
     for r in range(OUT_SIDE):
-        row = frame + (TOP + 2 * r) * ROW_BYTES
+        _object_row(frame + (TOP + 2 * r) * ROW_BYTES, now)
         for c in range(OUT_SIDE):
-            out[r * OUT_SIDE + c] = IS_OBJECT[row[6 * c]]  # red channel of every 2nd pixel
+            out[r * OUT_SIDE + c] = now[c]
 
 
 def _check_frames(const unsigned char[:, :, :, ::1] frames, const unsigned char[:, ::1] previous=None,
@@ -97,18 +101,13 @@ def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
 
 
 cdef inline void _difference_row(const unsigned char* row, unsigned char* previous, signed char* change) noexcept nogil:
-    """change = preprocess(one kept row) - previous (80 values); previous = preprocess(the row).
-    The stride-6 gather of the red bytes is scalar; the comparisons, the difference and the
-    stores then run on 80 contiguous bytes, which vectorise."""
-    cdef unsigned char red[OUT_SIDE]
-    cdef unsigned char now
+    """change = preprocess(one kept row) - previous (80 values); previous = preprocess(the row)."""
+    cdef unsigned char now[OUT_SIDE]
     cdef Py_ssize_t c
+    _object_row(row, now)
     for c in range(OUT_SIDE):
-        red[c] = row[6 * c]  # red channel of every 2nd pixel
-    for c in range(OUT_SIDE):
-        now = (red[c] != 0) & (red[c] != BACKGROUND_A) & (red[c] != BACKGROUND_B)
-        change[c] = <signed char>now - <signed char>previous[c]
-        previous[c] = now
+        change[c] = <signed char>now[c] - <signed char>previous[c]
+        previous[c] = now[c]
 
 
 cdef inline void _difference_frame(const unsigned char* frame, unsigned char* previous, bint fresh,
