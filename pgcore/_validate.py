@@ -256,6 +256,12 @@ def standardize_args(x, eps):
     return float_array("x", x, None), scalar("eps", eps, low=0.0)
 
 
+def squared_error_args(predictions, targets, scale):
+    predictions = float_array("predictions", predictions, None)
+    targets = same_shape("targets", float_array("targets", targets, None, predictions.dtype), predictions.shape)
+    return predictions, targets, scalar("scale", scale, low=0.0)
+
+
 def gaussian_args(theta, states, actions, weights, sigma):
     theta = float_array("theta", theta, (1, 2))
     states = float_array("states", states, (2,), theta.dtype)

@@ -28,7 +28,7 @@ PACKAGED_POLICIES = {"pong": os.path.join(os.path.dirname(__file__), "data", "po
 POLICY_FORMAT = "pgcore-policy-1"
 # Settings a resumed run may change; the others are the run's own, saved in its checkpoint.
 RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "checkpoint_every", "checkpoint_minutes",
-                   "backend")
+                   "backend", "ray", "workers")
 _NOT_SETTINGS = {"task", "run_dir"}  # fixed by the Agent's task and by learn()
 
 
@@ -118,7 +118,8 @@ def open_checkpoint(path, for_training=False):
         config = trainer.config_from_saved(saved)
         trainer.check_config(config)
         if for_training:
-            runs.check_resume_meta(meta, trainer.COUNTER_TYPES, trainer.RUNNING_REWARD_BOUNDS)
+            runs.check_resume_meta(meta, trainer.COUNTER_TYPES, trainer.RUNNING_REWARD_BOUNDS,
+                                   trainer.COUNTERS_ADDED_LATER)
             expected = trainer.checkpoint_arrays(config)
         else:
             expected = {name: (shape, None) for name, shape in trainer.param_shapes(config).items()}
@@ -182,33 +183,37 @@ class Agent:
         limits = {name: value for name, value in
                   (("max_frames", max_frames), ("max_episodes", max_episodes), ("quiet", quiet)) if value is not None}
         trainer = TRAINERS[self.task]
+        config, opened = self._learning_config(trainer, run_dir, limits)
+        with trainer.session(config):
+            kernels = load_backend(config.backend)
+            runs.prepare_run_dir(config.run_dir, resume=opened is not None)
+            resume_meta, resume_arrays = (opened.meta, opened.arrays) if opened else (None, None)
+            runs.write_json(os.path.join(config.run_dir, "config.json"),
+                            {"task": self.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
+            try:
+                self.counters, self.stopped_by = trainer.train(config, kernels, resume_meta, resume_arrays)
+            except MemoryError as error:
+                raise ValueError(f"out of memory training {self.task} ({error}); the run's last checkpoint is "
+                                 f"in {config.run_dir}") from None
+        self.config, self.run_dir = config, config.run_dir
+        self._params = self._policy = None
+        self._params = self._loaded_params(open_checkpoint(self.run_dir))
+        return self
+
+    def _learning_config(self, trainer, run_dir, limits):
+        """(the checked config of the run `learn` starts or continues, its opened checkpoint or None)."""
+        opened = None
         if self.run_dir is None:
             config = dataclasses.replace(self.config, run_dir=str(run_dir or default_run_dir(self.task)), **limits)
-            trainer.check_config(config)
-            runs.prepare_run_dir(config.run_dir, resume=False)
-            resume_meta = resume_arrays = None
         else:
             if run_dir is not None and os.path.abspath(run_dir) != os.path.abspath(self.run_dir):
                 raise runs.SettingError("run_dir", f"this agent's run is in {self.run_dir}, not {run_dir}; "
                                                    "Agent(...) starts a new one")
             opened = open_checkpoint(self.run_dir, for_training=True)
-            kept = {name: getattr(self.config, name) for name in RESUME_SETTINGS}
+            kept = {name: getattr(self.config, name) for name in RESUME_SETTINGS if hasattr(self.config, name)}
             config = dataclasses.replace(opened.config, run_dir=self.run_dir, **kept | limits)
-            trainer.check_config(config)
-            runs.prepare_run_dir(config.run_dir, resume=True)
-            resume_meta, resume_arrays = opened.meta, opened.arrays
-        runs.write_json(os.path.join(config.run_dir, "config.json"),
-                        {"task": self.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
-        kernels = load_backend(config.backend)
-        try:
-            self.counters, self.stopped_by = trainer.train(config, kernels, resume_meta, resume_arrays)
-        except MemoryError as error:
-            raise ValueError(f"out of memory training {self.task} ({error}); the run's last checkpoint is "
-                             f"in {config.run_dir}") from None
-        self.config, self.run_dir = config, config.run_dir
-        self._params = self._policy = None
-        self._params = self._loaded_params(open_checkpoint(self.run_dir))
-        return self
+        trainer.check_config(config)
+        return config, opened
 
     # ---- using the policy ----
 

@@ -126,6 +126,7 @@ def make_cases(dtype=np.float32, seed=0):
         ("gae_advantages", "20000 x 16, dones", lambda: (normal(20_000, 16), normal(20_000, 16), 0.99, 0.95,
                                                          rng.random((20_000, 16)) < 0.01)),
         ("standardize", "100000", lambda: (normal(100_000),)),
+        ("squared_error", "100000", lambda: (normal(100_000), normal(100_000))),
         ("gaussian_policy_grad", "10000 x 32 -> 4", lambda: (normal(32, 4), normal(10000, 32), normal(10000, 4),
                                                              normal(10000), 0.5)),
         ("rmsprop_step", "1.28M params", rmsprop_args),

@@ -28,6 +28,7 @@ without it learns early, while it still steps at random, that the cliff's edge i
 dangerous, leaves it, and never comes back to learn that the edge is the short way
 (-17 instead of -13); with the bonus falling from 0.5 to 5e-4 it finds the edge.
 """
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -105,6 +106,7 @@ class ControlConfig:
 
 FORMAT = "pgcore-control-1"
 COUNTER_TYPES = runs.COUNTER_TYPES
+COUNTERS_ADDED_LATER = {}
 RUNNING_REWARD_BOUNDS = (-math.inf, math.inf)
 
 
@@ -348,6 +350,11 @@ def make_policy_for(config, kernels):
         return make_policy(config, kernels, env)
     finally:
         env.close()
+
+
+def session(config):
+    """What a run needs around it: nothing for these tasks."""
+    return contextlib.nullcontext()
 
 
 def initial_params(config, policy=None):

@@ -37,7 +37,7 @@ except ModuleNotFoundError as error:
 
 __all__ = [
     "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu", "relu_backward",
-    "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "gae_advantages", "standardize",
+    "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "gae_advantages", "standardize", "squared_error",
     "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_preprocess", "pong_difference",
     "pong_sparse_difference", "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "OPENMP_ENABLED",
 ]
@@ -193,6 +193,20 @@ def standardize(x, eps=1e-8):
     """
     x, eps = v.standardize_args(x, eps)
     return _returns.standardize(x.reshape(-1), eps, get_num_threads()).reshape(x.shape)
+
+
+def squared_error(predictions, targets, scale=1.0):
+    """The squared error of predictions against targets and its gradient:
+    (0.5 * scale * sum (predictions - targets)**2, scale * (predictions - targets)), the loss a
+    float accumulated in float64, the gradient with respect to predictions. The value regression
+    of GAE (predictions: V(s_t), targets: the returns).
+
+    predictions any shape, float32/float64; targets that shape and dtype; scale >= 0 ->
+    (float, predictions' shape and dtype).
+    """
+    predictions, targets, scale = v.squared_error_args(predictions, targets, scale)
+    loss, grad = _returns.squared_error(predictions.reshape(-1), targets.reshape(-1), scale, get_num_threads())
+    return loss, grad.reshape(predictions.shape)
 
 
 def gaussian_policy_grad(theta, states, actions, weights, sigma):

@@ -16,6 +16,7 @@ which recomputes h from the sparse inputs) and added in place to the batch gradi
 RMSProp applies it every `batch_episodes` episodes. The kernels come in as a module
 (`pgcore.kernels` or `pgcore.reference`), so both backends run exactly this code.
 """
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -46,6 +47,11 @@ class PongConfig:
     beta1: float = 0.9             # Adam
     beta2: float = 0.999           # Adam
     gamma: float = 0.99
+    advantage: str = "returns"     # "returns": standardized returns; "gae": GAE over a learned value net
+    gae_lambda: float = 0.95       # GAE's lambda (1 with V = 0 is "returns")
+    standardize: bool = True       # advantages standardized per episode (else used as they are)
+    value_hidden: int = 64         # the value net's hidden units (advantage "gae")
+    value_lr: float = 1e-3         # the value net's learning rate (advantage "gae")
     batch_episodes: int = 10       # episodes per parameter update
     dtype: str = "float32"
     backend: str = "cython"
@@ -53,9 +59,13 @@ class PongConfig:
     max_episodes: int = 0          # 0: no limit
     checkpoint_every: int = 50     # episodes (0: only by time and at the end)
     checkpoint_minutes: float = 5.0  # wall time between checkpoints (0: only by episodes and at the end)
+    ray: str = ""                  # "": this process's emulators; local, auto or HOST:PORT: Ray workers
+    workers: int = 1               # Ray workers, each with `envs` emulators on `threads` threads
     run_dir: str = ""
     quiet: bool = False
 
+
+ADVANTAGES = ("returns", "gae")
 
 # What each preset sets over PongConfig's defaults (settings given explicitly win).
 PRESETS = {
@@ -64,7 +74,8 @@ PRESETS = {
 }
 FORMAT = "pgcore-pong-1"
 RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
-COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int}
+COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int, "worker_restarts": int}
+COUNTERS_ADDED_LATER = {"worker_restarts": 0}  # older checkpoints lack them
 
 
 def make_config(preset=None, **settings):
@@ -75,31 +86,39 @@ def make_config(preset=None, **settings):
 
 
 def config_from_saved(saved):
-    """The PongConfig a checkpoint recorded (older ones had no optimizer choice, task or time cadence)."""
-    return PongConfig(**{"optimizer": "rmsprop", "threads": 2} | saved)
+    """The PongConfig a checkpoint recorded (older ones had no optimizer choice, task, time cadence
+    or value net: they ran with RMSProp and standardized returns)."""
+    return PongConfig(**{"optimizer": "rmsprop", "threads": 2, "advantage": "returns"} | saved)
 
 
 def check_config(config):
     """Raises SettingError (a ValueError) naming the first setting out of range."""
     runs.check_choice(config, "task", ("pong",))
     runs.check_common(config)
-    runs.check_whole_numbers(config, ("envs", "frameskip", "hidden"), 1)
+    runs.check_whole_numbers(config, ("envs", "frameskip", "hidden", "value_hidden"), 1)
     runs.check_numbers(config, {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False),
-                                "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False)})
+                                "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False),
+                                "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True)})
     runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
-    if not isinstance(config.sync, bool):
-        raise runs.SettingError("sync", f"sync must be True or False, not {config.sync!r}")
-    needed = memory_bytes(config)
-    # name the setting that made the run too big: hidden, unless the default width needs about as much
-    culprit = "envs" if 2 * memory_bytes(dataclasses.replace(config, hidden=200)) > needed else "hidden"
-    runs.check_memory(culprit, getattr(config, culprit), needed)
+    runs.check_choice(config, "advantage", ADVANTAGES)
+    from pgcore import distributed
+    distributed.check_config(config)
+    for name in ("sync", "standardize"):
+        if not isinstance(getattr(config, name), bool):
+            raise runs.SettingError(name, f"{name} must be True or False, not {getattr(config, name)!r}")
+    # name the setting that made the run too big: the one whose default would shrink it most
+    defaults = PongConfig()
+    culprit = min(("hidden", "value_hidden", "envs"),
+                  key=lambda name: memory_bytes(dataclasses.replace(config, **{name: getattr(defaults, name)})))
+    runs.check_memory(culprit, getattr(config, culprit), memory_bytes(config))
 
 
 def memory_bytes(config):
     """Bytes a run holds: parameters with their gradient and optimizer state, and the episode
     store (SparseEpisodes: per step an offset, logit, action and reward, ~64 pixel entries)."""
     itemsize = np.dtype(config.dtype).itemsize
-    params = (INPUT_SIZE + 1) * config.hidden * itemsize * (2 + len(OPTIMIZER_STATE[config.optimizer]))
+    params = sum(int(np.prod(shape)) for shape in param_shapes(config).values()) * itemsize \
+        * (2 + len(OPTIMIZER_STATE[config.optimizer]))
     per_env = FIRST_BUFFER_STEPS * (8 + 2 * itemsize + 1) + FIRST_INDEX_CAPACITY * 3
     return params + config.envs * per_env
 
@@ -119,11 +138,18 @@ def make_envs(config):
 
 
 def init_params(config, rng):
-    """Classic init: N(0, 1) / sqrt(fan_in), no biases."""
+    """Classic init: N(0, 1) / sqrt(fan_in), no biases. The value net (advantage "gae") starts
+    at V = 0: its first layer like the policy's, its output weights and bias zero, so its
+    first advantages are the returns'."""
     dtype = np.dtype(config.dtype)
     w1 = (rng.standard_normal((INPUT_SIZE, config.hidden)) / np.sqrt(INPUT_SIZE)).astype(dtype)
     w2 = (rng.standard_normal(config.hidden) / np.sqrt(config.hidden)).astype(dtype)
-    return {"w1": w1, "w2": w2}
+    params = {"w1": w1, "w2": w2}
+    if config.advantage == "gae":
+        params["value_w1"] = (rng.standard_normal((INPUT_SIZE, config.value_hidden)) / np.sqrt(INPUT_SIZE)).astype(dtype)
+        params["value_w2"] = np.zeros(config.value_hidden, dtype=dtype)
+        params["value_b"] = np.zeros(1, dtype=dtype)
+    return params
 
 
 def initial_params(config):
@@ -132,7 +158,12 @@ def initial_params(config):
 
 
 def param_shapes(config):
-    return {"w1": (INPUT_SIZE, config.hidden), "w2": (config.hidden,)}
+    """name -> shape of every parameter: the policy's w1, w2, and the value net's with advantage "gae"."""
+    shapes = {"w1": (INPUT_SIZE, config.hidden), "w2": (config.hidden,)}
+    if config.advantage == "gae":
+        shapes |= {"value_w1": (INPUT_SIZE, config.value_hidden), "value_w2": (config.value_hidden,),
+                   "value_b": (1,)}
+    return shapes
 
 
 # The optimizer's per-parameter arrays, saved in checkpoints as PREFIX + param name.
@@ -158,23 +189,46 @@ def new_state(config):
 def optimizer_step(kernels, config, state, name, update_number):
     """One descent step on state[name] in place along the batch gradient state["grad_" + name]."""
     param, grad = state[name], state["grad_" + name]
+    lr = config.value_lr if name.startswith("value_") else config.lr
     if config.optimizer == "adam":
-        kernels.adam_step(param, grad, state["m_" + name], state["v_" + name], update_number, config.lr,
+        kernels.adam_step(param, grad, state["m_" + name], state["v_" + name], update_number, lr,
                           beta1=config.beta1, beta2=config.beta2)
     else:
-        kernels.rmsprop_step(param, grad, state["cache_" + name], config.lr, config.decay, 1e-5)
+        kernels.rmsprop_step(param, grad, state["cache_" + name], lr, config.decay, 1e-5)
 
 
-def add_episode_gradient(kernels, episode, w1, w2, gamma, grad_w1, grad_w2):
-    """Adds one episode's gradient of -sum_t A_t log pi(a_t | s_t) (the descent direction) to
-    grad_w1, grad_w2 in place. `episode` is SparseEpisodes.episode's (starts, indices, signs,
-    logits, actions, rewards). Returns are cut at every point (a nonzero reward ends a Pong
-    "game"), then standardized over the episode."""
+def add_episode_gradient(kernels, episode, state, config):
+    """Adds one episode's gradients (descent directions) to the batch gradients state["grad_*"]
+    in place, and returns the value net's loss on it (0.0 without one).
+
+    `episode` is SparseEpisodes.episode's (starts, indices, signs, logits, actions, rewards).
+    Returns are cut at every point (a nonzero reward ends a Pong "game"). The policy's
+    gradient is that of -sum_t A_t log pi(a_t | s_t): A is the returns (advantage "returns"), or
+    GAE(gamma, lambda) over the value net's V(s_t), cut at the same points (advantage "gae"),
+    standardized over the episode unless config.standardize is False. The value net, V(s) = relu(x @ value_w1) @ value_w2 +
+    value_b on the same sparse frames, descends 0.5 * sum_t (V(s_t) - G_t)^2 toward the returns.
+    """
     starts, indices, signs, logits, actions, rewards = episode
-    returns = kernels.discounted_returns(rewards, gamma, dones=rewards != 0)
-    advantages = kernels.standardize(returns)
+    points = rewards != 0
+    returns = kernels.discounted_returns(rewards, config.gamma, dones=points)       # (T,)
+    value_loss = 0.0
+    if config.advantage == "gae":
+        value_w1, value_w2 = state["value_w1"], state["value_w2"]
+        _, values = kernels.sparse_mlp_forward(starts, indices, signs, value_w1, value_w2)
+        values += state["value_b"]
+        advantages = kernels.gae_advantages(rewards, values, config.gamma, config.gae_lambda, dones=points)
+        value_loss, grad_values = kernels.squared_error(values, returns)
+        kernels.sparse_mlp_backward(starts, indices, signs, grad_values, value_w1, value_w2,
+                                    state["grad_value_w1"], state["grad_value_w2"])
+        state["grad_value_b"] += grad_values.sum(dtype=np.float64)
+    else:
+        advantages = returns
+    if config.standardize:
+        advantages = kernels.standardize(advantages)
     grad_logits = kernels.sigmoid_policy_grad(logits, actions, -advantages)
-    kernels.sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
+    kernels.sparse_mlp_backward(starts, indices, signs, grad_logits, state["w1"], state["w2"],
+                                state["grad_w1"], state["grad_w2"])
+    return value_loss
 
 
 class SparseEpisodes:
@@ -221,71 +275,130 @@ def _widened(array, columns):
     return wider
 
 
+def session(config):
+    """What a run needs around it: Ray, for a run on Ray workers (see pgcore.distributed)."""
+    if config.ray:
+        from pgcore import distributed
+        return distributed.session(config)
+    return contextlib.nullcontext()
+
+
 def train(config, kernels, resume_meta=None, resume_arrays=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
-    (counters, the name of the signal that stopped it or None)."""
+    (counters, the name of the signal that stopped it or None). With config.ray the emulators
+    run in Ray workers (pgcore.distributed) and this process is the learner."""
     # The emulator threads keep every core busy; a parallel kernel region would wait for a
     # core to come free (milliseconds), so the trainer's kernels run on the calling thread.
+    columns = ["skipped_updates"] + (["value_loss"] if config.advantage == "gae" else []) \
+        + (["policy_lag", "worker_restarts"] if config.ray else [])
     with runs.Run(config, FORMAT, kernel_threads=1, resume_meta=resume_meta, resume_arrays=resume_arrays,
-                  extra_counters={"episodes_in_batch": 0}, extra_columns=["skipped_updates"]) as run:
-        _train(config, kernels, run)
+                  extra_counters={"episodes_in_batch": 0, "worker_restarts": 0}, extra_columns=columns) as run:
+        learner = Learner(config, kernels, run)
+        if config.ray:
+            from pgcore import distributed
+            distributed.collect(config, run, learner)
+        else:
+            _collect(config, kernels, run, learner)
     return run.counters, run.stopped_by
 
 
-def _train(config, kernels, run):
-    dtype = np.dtype(config.dtype)
-    counters, rng = run.counters, run.rng
-
-    state = run.restore(lambda: new_state(config))  # parameters, batch gradient, optimizer state
-    w1, w2 = state["w1"], state["w2"]
+def _collect(config, kernels, run, learner):
+    """The single-process trainer: this process's emulators feed the learner."""
+    counters = run.counters
     env_seed = int(run.seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
+    collector = Collector(config, kernels, run.rng, env_seed)
+    try:
+        while run.running():
+            finished, steps, frames = collector.step(learner.w1, learner.w2, counters["updates"])
+            counters["steps"] += steps
+            counters["frames"] += frames
+            for env in finished:
+                learner.learn(collector.episodes.episode(env), collector.start_version[env])
+                collector.release(env)
+    finally:
+        collector.close()
 
-    def finish_episode(env):
-        add_episode_gradient(kernels, episodes.episode(env), w1, w2, config.gamma, state["grad_w1"], state["grad_w2"])
+
+class Learner:
+    """The parameters and what each finished episode does to them: its gradient added to the
+    batch gradient, an update every `batch_episodes` episodes, a row in progress.csv, a
+    checkpoint when one is due. The single-process trainer and the Ray driver share it."""
+
+    def __init__(self, config, kernels, run):
+        self.config, self.kernels, self.run = config, kernels, run
+        self.state = run.restore(lambda: new_state(config))  # parameters, batch gradient, optimizer state
+        self.w1, self.w2 = self.state["w1"], self.state["w2"]
+        self.batch_episodes = config.batch_episodes * config.workers  # per worker, as --envs is
+        self.names = list(param_shapes(config))
+        self.grads = [self.state["grad_" + name] for name in self.names]
+
+    def learn(self, episode, start_version):
+        """Learns from one finished episode (SparseEpisodes.episode's tuple) that was played from
+        the weights of update `start_version` on."""
+        config, state, counters, run = self.config, self.state, self.run.counters, self.run
+        policy_lag = counters["updates"] - start_version
+        value_loss = add_episode_gradient(self.kernels, episode, state, config)
         counters["episodes_in_batch"] += 1
-        if counters["episodes_in_batch"] >= config.batch_episodes:
+        if counters["episodes_in_batch"] >= self.batch_episodes:
             def step():
-                for name in ("w1", "w2"):
-                    optimizer_step(kernels, config, state, name, counters["updates"] + 1)
-            run.apply_update((state["grad_w1"], state["grad_w2"]), step)
-            state["grad_w1"][...] = 0
-            state["grad_w2"][...] = 0
+                for name in self.names:
+                    optimizer_step(self.kernels, config, state, name, counters["updates"] + 1)
+            run.apply_update(self.grads, step)
+            for grad in self.grads:
+                grad[...] = 0
             counters["episodes_in_batch"] = 0
-        run.finish_episode(float(episodes.rewards[env, :episodes.lengths[env]].sum()),
-                           extra=[counters["skipped_updates"]])
-        episodes.lengths[env] = 0
+        extra = [counters["skipped_updates"]] + ([round(value_loss, 6)] if config.advantage == "gae" else []) \
+            + ([policy_lag, counters["worker_restarts"]] if config.ray else [])
+        run.finish_episode(float(episode[5].sum(dtype=np.float64)), extra=extra)
         run.maybe_checkpoint()
 
-    # ---- emulators and episodes ----
-    envs = make_envs(config)  # seeded by its reset below
-    episodes = SparseEpisodes(config.envs, dtype)
-    previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
-    fresh = np.ones(config.envs, dtype=bool)             # next frame starts an episode: no motion yet
-    last_frame_number = np.zeros(config.envs, dtype=np.int64)
-    try:
-        observations, info = envs.reset(seed=env_seed)
-        while run.running():
-            env_ids = info["env_id"]                                   # (B,)
-            episodes.make_room(env_ids)
-            # difference frames -> sparse rows -> logits -> sampled actions, stored in the episodes
-            actions = kernels.pong_step(observations[:, 0], previous_frame, env_ids, fresh[env_ids], w1, w2,
-                                        rng.random(len(env_ids)), episodes)
-            fresh[env_ids] = False
-            counters["steps"] += len(env_ids)
-            envs.send(actions)
 
-            observations, rewards, terminated, truncated, info = envs.recv()
-            env_ids = info["env_id"]
-            stepped = episodes.lengths[env_ids] > 0      # not an initial reset observation
-            episodes.rewards[env_ids[stepped], episodes.lengths[env_ids[stepped]] - 1] = rewards[stepped]
-            frame_number = info["frame_number"]
-            counters["frames"] += int((frame_number - last_frame_number[env_ids]).sum())
-            last_frame_number[env_ids] = frame_number
-            for env in env_ids[(terminated | truncated) & stepped]:
-                finish_episode(env)
-                fresh[env] = True
-    finally:
-        envs.close()
+class Collector:
+    """N emulators (ale-py's vector env, asynchronous halves unless config.sync) and their
+    episodes in progress: each `step` plays one agent step of the envs that came back, with
+    the caller's weights, and says which episodes ended. Used by the single-process trainer
+    and by each Ray worker."""
+
+    def __init__(self, config, kernels, rng, env_seed):
+        self.kernels, self.rng = kernels, rng
+        self.envs = make_envs(config)  # seeded by its reset below
+        self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype))
+        self.previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
+        self.fresh = np.ones(config.envs, dtype=bool)   # next frame starts an episode: no motion yet
+        self.last_frame_number = np.zeros(config.envs, dtype=np.int64)
+        self.start_version = np.zeros(config.envs, dtype=np.int64)  # the update each episode began at
+        self.observations, self.info = self.envs.reset(seed=env_seed)
+
+    def step(self, w1, w2, version):
+        """One step of the envs that came back, with the weights of update `version`; returns
+        (the env ids whose episodes ended (read them, then `release`), agent steps, emulator frames)."""
+        episodes, kernels = self.episodes, self.kernels
+        env_ids = self.info["env_id"]                                   # (B,)
+        self.start_version[env_ids[episodes.lengths[env_ids] == 0]] = version
+        episodes.make_room(env_ids)
+        # difference frames -> sparse rows -> logits -> sampled actions, stored in the episodes
+        actions = kernels.pong_step(self.observations[:, 0], self.previous_frame, env_ids, self.fresh[env_ids],
+                                    w1, w2, self.rng.random(len(env_ids)), episodes)
+        self.fresh[env_ids] = False
+        self.envs.send(actions)
+
+        self.observations, rewards, terminated, truncated, self.info = self.envs.recv()
+        returned = self.info["env_id"]
+        stepped = episodes.lengths[returned] > 0      # not an initial reset observation
+        episodes.rewards[returned[stepped], episodes.lengths[returned[stepped]] - 1] = rewards[stepped]
+        frame_number = self.info["frame_number"]
+        frames = int((frame_number - self.last_frame_number[returned]).sum())
+        self.last_frame_number[returned] = frame_number
+        finished = returned[(terminated | truncated) & stepped]
+        self.fresh[finished] = True
+        return finished, len(env_ids), frames
+
+    def release(self, env):
+        """Frees env's finished episode: its next step starts a new one."""
+        self.episodes.lengths[env] = 0
+
+    def close(self):
+        self.envs.close()
 
 
 class Player:

@@ -180,6 +180,20 @@ def standardize(x, eps=1e-8):
     return (np.zeros_like(centered) if spread == 0 else centered / spread).astype(x.dtype)
 
 
+def squared_error(predictions, targets, scale=1.0):
+    """The squared error of predictions against targets and its gradient:
+    (0.5 * scale * sum (predictions - targets)**2, scale * (predictions - targets)), the loss a
+    float accumulated in float64, the gradient with respect to predictions. The value regression
+    of GAE (predictions: V(s_t), targets: the returns).
+
+    predictions any shape, float32/float64; targets that shape and dtype; scale >= 0 ->
+    (float, predictions' shape and dtype).
+    """
+    predictions, targets, scale = v.squared_error_args(predictions, targets, scale)
+    error = predictions.astype(np.float64) - targets
+    return 0.5 * scale * float(np.sum(error**2)), (scale * error).astype(predictions.dtype)
+
+
 def gaussian_policy_grad(theta, states, actions, weights, sigma):
     """Gradient with respect to theta of sum_i weights[i] * log N(actions[i]; states[i] @ theta, sigma^2):
     states.T @ (weights * (actions - states @ theta)) / sigma**2.

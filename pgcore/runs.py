@@ -115,12 +115,15 @@ def running_mean(previous, value):
     return value if previous is None else 0.99 * previous + 0.01 * value
 
 
-def check_resume_meta(meta, counter_types, reward_bounds=(-math.inf, math.inf)):
+def check_resume_meta(meta, counter_types, reward_bounds=(-math.inf, math.inf), added_later=None):
     """The counters (name -> type, each >= 0), running reward and RNG state of a checkpoint,
-    checked; raises ValueError naming the problem."""
+    checked; raises ValueError naming the problem. Counters in `added_later` (name -> start
+    value) may be missing, from checkpoints older than them: they are filled in."""
     counters = meta.get("counters")
     if not isinstance(counters, dict):
         raise ValueError("no counters")
+    for name, start in (added_later or {}).items():
+        counters.setdefault(name, start)
     for name, kind in counter_types.items():
         value = counters.get(name)
         if not isinstance(value, kind) or isinstance(value, bool) or value < 0:

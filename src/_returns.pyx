@@ -1,12 +1,14 @@
 # Returns and advantages: the discounted-return scan with episode cuts, generalized
-# advantage estimation (GAE) over it, and standardization.
+# advantage estimation (GAE) over it, standardization, and the squared error that
+# regresses a value estimate on the returns.
 #
 # Design: the scan is a reverse recurrence over time, serial in t by nature.
 # For (T, N) streams it runs time-major over rows, the inner loop over the N
 # contiguous streams (vectorised), so no transpose and no false sharing.
 # standardize accumulates in double over x - x[0] (two passes: mean, then
 # variance), so an all-equal input is exactly zero and float32 sums stay accurate;
-# the passes are split over threads for large inputs.
+# the passes are split over threads for large inputs. squared_error writes its
+# gradient and sums its loss in one pass (in double, in lanes like standardize).
 from cython.parallel cimport prange
 from cython cimport floating
 cimport numpy as cnp
@@ -158,3 +160,47 @@ def standardize(const floating[::1] x_view, double eps, int n_threads):
             for part in prange(threads, schedule='static', num_threads=threads):
                 _scaled_range(x, out, first, mean, scale, n * part // threads, n * (part + 1) // threads)
     return out_array
+
+
+cdef inline double _squared_error_range(const floating* predictions, const floating* targets, floating* grad,
+                                        double scale, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """grad[i] = scale * (predictions[i] - targets[i]) over [start, stop); returns sum of the squares."""
+    cdef double lanes[LANES]
+    cdef double error
+    cdef Py_ssize_t i, j, block
+    for j in range(LANES):
+        lanes[j] = 0
+    for block in range((stop - start) // LANES):
+        i = start + block * LANES
+        for j in range(LANES):
+            error = <double>predictions[i + j] - <double>targets[i + j]
+            grad[i + j] = <floating>(scale * error)
+            lanes[j] += error * error
+    for i in range(stop - (stop - start) % LANES, stop):
+        error = <double>predictions[i] - <double>targets[i]
+        grad[i] = <floating>(scale * error)
+        lanes[0] += error * error
+    return _lane_total(lanes)
+
+
+def squared_error(const floating[::1] predictions_view, const floating[::1] targets_view, double scale,
+                  int n_threads):
+    """(0.5 * scale * sum (p - t)^2, its gradient scale * (p - t) with respect to p)."""
+    cdef Py_ssize_t part, n = predictions_view.shape[0]
+    cdef double squares = 0
+    grad_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] grad_view = grad_array
+    if n == 0:
+        return 0.0, grad_array
+    cdef const floating* predictions = &predictions_view[0]
+    cdef const floating* targets = &targets_view[0]
+    cdef floating* grad = &grad_view[0]
+    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    with nogil:
+        if threads == 1:
+            squares = _squared_error_range(predictions, targets, grad, scale, 0, n)
+        else:
+            for part in prange(threads, schedule='static', num_threads=threads):
+                squares += _squared_error_range(predictions, targets, grad, scale,
+                                                n * part // threads, n * (part + 1) // threads)
+    return 0.5 * scale * squares, grad_array

@@ -68,7 +68,8 @@ def case(rng):
     name = str(rng.choice(["softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu",
                        "relu_backward", "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns",
                        "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_sparse_difference",
-                       "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "gae_advantages"]))
+                       "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "gae_advantages",
+                       "squared_error"]))
     specials = FINITE_SPECIALS.get(name, SPECIALS)
     f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
     tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
@@ -105,6 +106,9 @@ def case(rng):
                       float(rng.choice([0.0, 0.95, 1.0, -0.1])), dones)
     if name == "standardize":
         return name, (f((n, a)), float(rng.choice([1e-8, 0.0, 1.0])))
+    if name == "squared_error":
+        shape = (n, a) if rng.random() < 0.5 else (n,)
+        return name, (f(shape), f(shape, other), float(rng.choice([1.0, 0.5, 0.0, -1.0, np.inf])))
     if name == "gaussian_policy_grad":
         k = (a,) if rng.random() < 0.5 else ()
         return name, (f((d,) + k), f((n, d)), f((n,) + k, other), f((n,)), float(rng.choice([1.0, 0.3, 0.0])))

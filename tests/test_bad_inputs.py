@@ -35,6 +35,7 @@ def _valid():
         "mlp_backward": dict(x=ones(4, 6), h=h, grad_logits=ones(4, 2), w2=ones(5, 2)),
         "discounted_returns": dict(rewards=ones(6), gamma=0.9, dones=np.array([0, 1, 0, 0, 1, 0])),
         "standardize": dict(x=ones(4, 3), eps=1e-8),
+        "squared_error": dict(predictions=ones(4, 3), targets=ones(4, 3), scale=0.5),
         "gaussian_policy_grad": dict(theta=ones(3), states=ones(4, 3), actions=ones(4), weights=ones(4), sigma=0.5),
         "rmsprop_step": dict(param=ones(5), grad=ones(5), cache=ones(5), lr=0.1, decay=0.99, eps=1e-5),
         "adam_step": dict(param=ones(5), grad=ones(5), m=ones(5), v=ones(5), step=1, lr=0.1),
@@ -140,6 +141,13 @@ BAD = [
     ("discounted_returns", "dones", np.array(["a"] * 6), TypeError),
     ("discounted_returns", "rewards", ones(2, 3, 1), ValueError),
     ("discounted_returns", "rewards", np.ones(6, np.int64), TypeError),
+    # squared_error
+    ("squared_error", "predictions", np.ones(5, np.int64), TypeError),
+    ("squared_error", "targets", ones(4, 2), ValueError),
+    ("squared_error", "targets", np.ones((4, 3), np.float32), TypeError),
+    ("squared_error", "scale", -1.0, ValueError),
+    ("squared_error", "scale", float("nan"), ValueError),
+    ("squared_error", "scale", "1", TypeError),
     # standardize
     ("standardize", "x", np.ones(5, np.int64), TypeError),
     ("standardize", "eps", -1e-3, ValueError),

@@ -1,15 +1,17 @@
-"""gae_advantages: generalized advantage estimation, the building block of a learned baseline.
+"""gae_advantages and squared_error: generalized advantage estimation and the value regression
+of a learned baseline (the trainer's use of them: test_value.py).
 
-Checked against its definition written out as a sum (float64), its two limits (lambda = 1
-with V = 0 is discounted_returns exactly; lambda = 0 is the one-step TD error), the twin
-(float32/float64, 1 and 2 threads, hypothesis shapes), and bad inputs."""
+gae_advantages is checked against its definition written out as a sum (float64), its two limits
+(lambda = 1 with V = 0 is discounted_returns exactly; lambda = 0 is the one-step TD error), the
+twin (float32/float64, 1 and 2 threads, hypothesis shapes), and bad inputs. squared_error's
+gradient against central finite differences of its loss (float64), and against the twin."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import pgcore.kernels as K
 import pgcore.reference as R
-from helpers import assert_close, rtol_of
+from helpers import assert_close, central_differences, rtol_of
 
 BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
 
@@ -87,3 +89,36 @@ def test_gae_bad_inputs(module):
         module.gae_advantages(rewards, values, -0.1, 0.9)
     with pytest.raises(ValueError, match="dones"):
         module.gae_advantages(rewards, values, 0.9, 0.9, np.zeros(3, bool))
+
+
+@BACKENDS
+@pytest.mark.parametrize("shape", [(37,), (5, 3)])
+def test_squared_error_gradient_matches_finite_differences(module, shape):
+    rng = np.random.default_rng(4)
+    predictions, targets = rng.standard_normal(shape), rng.standard_normal(shape)
+    loss, grad = module.squared_error(predictions, targets, 0.7)
+    assert loss == pytest.approx(0.35 * np.sum((predictions - targets) ** 2), rel=1e-13)
+    assert grad.shape == shape and grad.dtype == np.float64
+    numeric = central_differences(lambda: module.squared_error(predictions, targets, 0.7)[0], predictions, eps=1e-6)
+    assert_close(grad, numeric, rtol=1e-7, atol=1e-8, what="d loss / d predictions")
+
+
+@given(seed=st.integers(0, 2**32 - 1), size=st.sampled_from([0, 1, 7, 100, 40_000]),
+       scale=st.sampled_from([0.0, 0.5, 1.0, 3.0]), matrix=st.booleans())
+def test_squared_error_kernel_matches_twin(dtype, threads, seed, size, scale, matrix):
+    rng = np.random.default_rng(seed)
+    shape = (size // 4, 4) if matrix else (size,)
+    predictions = rng.standard_normal(shape).astype(dtype)
+    targets = rng.standard_normal(shape).astype(dtype)
+    got_loss, got = K.squared_error(predictions, targets, scale)
+    want_loss, want = R.squared_error(predictions, targets, scale)
+    assert isinstance(got_loss, float) and got.dtype == dtype and got.shape == shape
+    assert got_loss == pytest.approx(want_loss, rel=1e-12, abs=1e-300)
+    assert_close(got, want, rtol=rtol_of(dtype), what="squared_error gradient")
+
+
+@BACKENDS
+def test_squared_error_of_equal_arrays_is_zero(module, dtype):
+    x = np.linspace(-3, 3, 50).astype(dtype)
+    loss, grad = module.squared_error(x, x.copy())
+    assert loss == 0.0 and not grad.any()

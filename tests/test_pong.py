@@ -63,10 +63,11 @@ def dense_episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma):
 
 
 def added_gradient(kernels, x, logits, actions, rewards, w1, w2, gamma, start=0.0):
-    grad_w1, grad_w2 = np.full_like(w1, start), np.full_like(w2, start)
-    pong.add_episode_gradient(kernels, (*sparse_episode(x), logits, actions, rewards), w1, w2, gamma,
-                              grad_w1, grad_w2)
-    return grad_w1, grad_w2
+    state = {"w1": w1, "w2": w2, "grad_w1": np.full_like(w1, start), "grad_w2": np.full_like(w2, start)}
+    value_loss = pong.add_episode_gradient(kernels, (*sparse_episode(x), logits, actions, rewards), state,
+                                           pong.PongConfig(gamma=gamma))
+    assert value_loss == 0.0, "no value net, no value loss"
+    return state["grad_w1"], state["grad_w2"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])

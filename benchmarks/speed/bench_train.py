@@ -57,12 +57,12 @@ def run_emulator(args):
     return frames / (time.perf_counter() - start), main_cpu_per_step
 
 
-def run_trainer(args, backend):
-    """Steady-state frames/s of the trainer: from its first to its last finished episode, so
-    emulator start-up is left out as it is for the emulator alone; and the CPU time of its main
-    thread (all but the emulator threads) per agent step over the same span."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as pgcore.agent.load_backend sets it
-    from pgcore import kernels, pong, reference, runs
+def steady_state(max_frames, **settings):
+    """Runs pong.train for max_frames with `settings`; returns its steady-state frames/s, from
+    its first to its last finished episode (so start-up is left out, as it is for the emulator
+    alone), and the CPU time of its main thread (all but the emulator threads) per agent step
+    over the same span."""
+    from pgcore import agent, pong, runs
 
     marks = []  # (main-thread CPU s, wall s, frames, steps) at each finished episode
     finish_episode = runs.Run.finish_episode
@@ -73,12 +73,16 @@ def run_trainer(args, backend):
 
     runs.Run.finish_episode = marked
     with tempfile.TemporaryDirectory() as run_dir:
-        config = pong.PongConfig(envs=args.envs, threads=args.threads, backend=backend, run_dir=run_dir,
-                                 max_frames=int(args.frames_hint * args.seconds), checkpoint_every=0,
-                                 checkpoint_minutes=0, quiet=True)
-        pong.train(config, kernels if backend == "cython" else reference)
+        config = pong.PongConfig(run_dir=run_dir, max_frames=int(max_frames), checkpoint_every=0,
+                                 checkpoint_minutes=0, quiet=True, **settings)
+        with pong.session(config):
+            pong.train(config, agent.load_backend(config.backend))
     (cpu0, wall0, frames0, steps0), (cpu1, wall1, frames1, steps1) = marks[0], marks[-1]
     return (frames1 - frames0) / (wall1 - wall0), (cpu1 - cpu0) / (steps1 - steps0)
+
+
+def run_trainer(args, backend):
+    return steady_state(args.frames_hint * args.seconds, envs=args.envs, threads=args.threads, backend=backend)
 
 
 def run_classic(args):
