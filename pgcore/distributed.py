@@ -6,8 +6,8 @@ brings the newest weights (one `ray.put` object per update, shared by every work
 until at least one episode ends (or a second passes), and returns the finished episodes in
 their compact sparse form: the nonzero pixels of each difference frame, the behaviour
 logits, actions, rewards, and the update their weights came from. This process, the driver,
-is the learner (`pong.Learner`), inside `session` (Ray started or joined): gradients, updates, progress.csv and checkpoints as in a
-single-process run.
+is the learner (`pong.Learner`), inside `session` (Ray started or joined): gradients,
+updates, progress.csv and checkpoints as in a single-process run.
 
 Policy lag. An episode's steps are played with the weights its worker had when each
 `collect` call began, so an episode that ran across updates mixes weights. The learner
@@ -70,12 +70,11 @@ def compact(episode):
 
 
 class RolloutWorker:
-    """The Ray actor's class (made remote by `collect`): emulators and episodes in progress."""
+    """The Ray actor's class (made remote by `start_workers`): emulators and episodes in progress."""
 
     def __init__(self, settings, index, segment):
-        from pgcore.agent import load_backend
-
         import pgcore
+        from pgcore.agent import load_backend
 
         config = pong.PongConfig(**settings)
         kernels = load_backend(config.backend)
@@ -107,8 +106,9 @@ class RolloutWorker:
 
 
 def connect(config):
-    """Starts or joins Ray as config.ray says; returns True when this call started it (and must
-    shut it down). A local Ray binds to and advertises 127.0.0.1 only."""
+    """Starts or joins Ray as config.ray says; returns True when this call connected this process
+    (which must then disconnect: ray.shutdown), False when it already was. A local Ray binds to
+    and advertises 127.0.0.1 only."""
     if config.ray == "local":
         # Ray on Linux otherwise listens on every interface and advertises the network address;
         # read when Ray is first imported, this keeps it on loopback (a process that imported

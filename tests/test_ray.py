@@ -19,7 +19,7 @@ import pytest
 import pgcore
 from pgcore import distributed, pong, runs
 
-from helpers import load_run_checkpoint, read_progress_csv, run_cli, start_cli
+from helpers import load_run_checkpoint, read_progress_csv, run_cli, script, start_cli
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # read when Ray is imported: loopback only
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'pgcore[ray]')")
@@ -174,3 +174,27 @@ def test_without_ray_the_flags_say_how_to_install_it(monkeypatch):
     with pytest.raises(runs.SettingError, match=r"pip install 'pgcore\[ray\]'"):
         pgcore.Agent("pong", ray="local", workers=2)
     pgcore.Agent("pong")  # plain pgcore does not need it
+
+
+def test_ctrl_c_in_the_terminal_stops_a_local_ray_run_with_a_checkpoint(tmp_path):
+    """Ctrl-C reaches the whole foreground process group (the driver and the local Ray it
+    started): the run saves a checkpoint at its last episode, shuts Ray down and exits 0."""
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([script("pgcore-train"), "pong", "--ray", "local",
+                                "--workers", "2", *SMALL_FLAGS, "--run-dir", str(run_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (os.path.exists(run_dir / "progress.csv")
+                                                   and len(read_progress_csv(run_dir)[1]) >= 2):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            time.sleep(0.5)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr[-3000:]
+    _, rows = read_progress_csv(run_dir)
+    _, meta = load_run_checkpoint(run_dir)
+    assert meta["counters"]["episode"] == len(rows) >= 2
