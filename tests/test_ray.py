@@ -104,17 +104,22 @@ def _worker_pids():
     return [int(pid) for pid in found]
 
 
+def wait_for_episodes(process, run_dir, episodes, seconds=240):
+    """Waits until the running `process` has logged `episodes` rows in run_dir/progress.csv."""
+    deadline = time.monotonic() + seconds
+    while not (os.path.exists(run_dir / "progress.csv") and len(read_progress_csv(run_dir)[1]) >= episodes):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"no {episodes} episodes in {seconds} s"
+        time.sleep(0.5)
+
+
 def test_a_killed_worker_is_restarted_and_the_run_completes(cluster, tmp_path):
     run_dir = tmp_path / "run"
     before = set(_worker_pids())
     process = start_cli("pgcore-train", "pong", "--ray", cluster.address, "--workers", "2", *SMALL_FLAGS,
                         "--max-episodes", "8", "--run-dir", run_dir)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not (os.path.exists(run_dir / "progress.csv")
-                                                   and len(read_progress_csv(run_dir)[1]) >= 1):
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            time.sleep(0.5)
+        wait_for_episodes(process, run_dir, 1)
         workers = [pid for pid in _worker_pids() if pid not in before]
         assert len(workers) == 2, f"expected the run's 2 workers, found {workers}"
         os.kill(workers[0], signal.SIGKILL)
@@ -184,11 +189,7 @@ def test_ctrl_c_in_the_terminal_stops_a_local_ray_run_with_a_checkpoint(tmp_path
                                 "--workers", "2", *SMALL_FLAGS, "--run-dir", str(run_dir)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not (os.path.exists(run_dir / "progress.csv")
-                                                   and len(read_progress_csv(run_dir)[1]) >= 2):
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            time.sleep(0.5)
+        wait_for_episodes(process, run_dir, 2)
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:
