@@ -123,7 +123,8 @@ def connect(config):
         return False
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if config.ray == "local":
-        ray.init(num_cpus=max(os.cpu_count() or 1, config.workers * config.threads), **options)
+        # address "local": a new Ray of its own, even where another runs (RAY_ADDRESS, ray start)
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, config.workers * config.threads), **options)
     else:
         if config.ray != "auto":  # Ray itself retries an address where nothing listens for minutes
             host, port = config.ray.rsplit(":", 1)

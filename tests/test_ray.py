@@ -152,7 +152,7 @@ def test_a_resumed_ray_run_continues_its_progress(cluster, tmp_path):
 
 def test_a_cluster_without_the_cpus_is_a_one_line_error(cluster, tmp_path):
     result = run_cli("pgcore-train", "pong", "--ray", cluster.address, "--workers", "3", *SMALL_FLAGS,
-                     "--max-episodes", "1", "--run-dir", tmp_path / "run", timeout=120)
+                     "--max-episodes", "1", "--run-dir", tmp_path / "run", timeout=300)
     assert result.returncode == 2
     assert "the Ray cluster has 2 CPUs; 3 workers of 1 threads need 3" in result.stderr
     assert not os.path.exists(tmp_path / "run"), "nothing is left behind"
