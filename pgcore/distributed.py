@@ -124,7 +124,7 @@ def connect(config):
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
     if config.ray == "local":
         # address "local": a new Ray of its own, even where another runs (RAY_ADDRESS, ray start)
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, config.workers * config.threads), **options)
+        init_ray(address="local", num_cpus=max(os.cpu_count() or 1, config.workers * config.threads), **options)
     else:
         if config.ray != "auto":  # Ray itself retries an address where nothing listens for minutes
             host, port = config.ray.rsplit(":", 1)
@@ -133,14 +133,39 @@ def connect(config):
             except OSError as error:
                 raise runs.RunError(f"no Ray cluster at {config.ray}: {error.strerror or error}") from None
         try:
-            ray.init(address=config.ray, **options)
+            init_ray(address=config.ray, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise runs.RunError(f"cannot join the Ray cluster at {config.ray}: {_first_line(error)}") from None
     return True
 
 
+def init_ray(**options):
+    """ray.init(**options), so that Ray workers import the pgcore this process runs.
+
+    Ray puts the driver's working directory first on its workers' sys.path: started inside a
+    pgcore source checkout, the workers would import its uncompiled `pgcore/` instead of the
+    installed package. So Ray is started from the directory that holds this pgcore (site-packages,
+    or the checkout of an in-place build), and the working directory is restored after.
+    """
+    import ray
+
+    import pgcore
+
+    here = os.getcwd()
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(pgcore.__file__))))
+    try:
+        return ray.init(**options)
+    finally:
+        os.chdir(here)
+
+
 def _first_line(error):
     return (str(error).strip().splitlines() or [error.__class__.__name__])[0]
+
+
+def _last_line(error):
+    """The last line of a Ray error: the worker's own exception, after Ray's preamble and traceback."""
+    return (str(error).strip().splitlines() or [error.__class__.__name__])[-1].strip()
 
 
 @contextlib.contextmanager
@@ -179,7 +204,7 @@ def start_workers(config, segment):
                             "(is pgcore installed on every node?)") from None
     except ray.exceptions.RayError as error:
         stop_workers(workers)
-        raise runs.RunError(f"a Ray worker failed to start: {_first_line(error)}") from None
+        raise runs.RunError(f"a Ray worker failed to start: {_last_line(error)}") from None
     return workers
 
 

@@ -36,7 +36,7 @@ def cluster():
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     nodes.add_node(num_cpus=1)
     nodes.wait_for_nodes()
-    ray.init(address=nodes.address, include_dashboard=False, log_to_driver=False)
+    distributed.init_ray(address=nodes.address, include_dashboard=False, log_to_driver=False)
     yield nodes
     ray.shutdown()
     nodes.shutdown()

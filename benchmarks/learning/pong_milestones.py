@@ -1,7 +1,9 @@
-"""When a Pong run's running reward first passed each threshold (from its progress.csv).
+"""When a Pong run's running reward first passed each threshold (from its progress.csv); or,
+with --at-frames, several runs' running rewards when each first had that many frames.
 
 usage: python benchmarks/learning/pong_milestones.py RUN_DIR [--thresholds -18,-15,-10,-5,0]
-Prints a Markdown table: threshold, episode, emulator frames, wall time.
+       python benchmarks/learning/pong_milestones.py RUN_DIR... --at-frames 1,2,3,4,5   (millions)
+Prints a Markdown table: threshold, episode, emulator frames, wall time; or a run per row.
 """
 import argparse
 
@@ -19,12 +21,36 @@ def milestones(progress, thresholds):
     return rows
 
 
+def at_frames(progress, marks):
+    """The running reward of the first row with at least each mark's frames (None: not reached)."""
+    rows = []
+    for mark in marks:
+        hit = next((i for i, frames in enumerate(progress["frames"]) if frames >= mark), None)
+        rows.append(None if hit is None else float(progress["running_reward"][hit]))
+    return rows
+
+
+def print_at_frames(run_dirs, millions):
+    print("| run | " + " | ".join(f"{m:g} M" for m in millions) + " | last row |")
+    print("| --- |" + " ---: |" * len(millions) + " --- |")
+    for run_dir in run_dirs:
+        progress = read_progress(run_dir)
+        values = at_frames(progress, [m * 1e6 for m in millions])
+        cells = " | ".join("-" if v is None else f"{v:.1f}" for v in values)
+        print(f"| {run_dir} | {cells} | {progress['running_reward'][-1]:.1f} at {progress['frames'][-1] / 1e6:.1f} M |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir")
+    parser.add_argument("run_dir", nargs="+")
     parser.add_argument("--thresholds", default="-18,-15,-10,-5,0")
+    parser.add_argument("--at-frames", default=None, help="millions of frames, comma-separated: a row per run")
     args = parser.parse_args()
-    progress = read_progress(args.run_dir)
+    if args.at_frames:
+        return print_at_frames(args.run_dir, [float(m) for m in args.at_frames.split(",")])
+    if len(args.run_dir) > 1:
+        parser.error("several runs go with --at-frames")
+    progress = read_progress(args.run_dir[0])
     print("| running reward above | episodes | emulator frames | wall time |\n| --- | ---: | ---: | ---: |")
     for threshold, episode, frames, wall in milestones(progress, [float(t) for t in args.thresholds.split(",")]):
         if episode is None:
