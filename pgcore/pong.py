@@ -1,6 +1,9 @@
 """REINFORCE on Atari Pong from pixels: the "Pong from pixels" network and update, batched.
 
-One loop, top to bottom. N emulators run on ale-py's C++ threads; while one half
+One loop in two parts: a Collector steps the emulators and keeps the episodes in
+progress, a Learner learns from each finished episode (the single-process trainer runs
+both; with --ray each Ray worker runs a Collector, see pgcore.distributed). N emulators
+run on ale-py's C++ threads; while one half
 of them emulates, Python handles the other half (asynchronous send/recv), so the
 cores stay busy emulating. Each step, one compiled call (pong_step) does, for the B
 environments that came back:
@@ -11,9 +14,10 @@ environments that came back:
   select -> logit -> up if the caller's uniform < sigmoid(logit) -> the ALE actions
 
 When an environment's episode ends, its returns (cut at every point), standardized
-advantages and gradient are computed at once (sigmoid_policy_grad + sparse_mlp_backward,
-which recomputes h from the sparse inputs) and added in place to the batch gradient;
-RMSProp applies it every `batch_episodes` episodes. The kernels come in as a module
+advantages (the returns, or GAE over a learned value net) and gradient are computed at
+once (sigmoid_policy_grad + sparse_mlp_backward, which recomputes h from the sparse
+inputs) and added in place to the batch gradient; RMSProp applies it every
+`batch_episodes` episodes. The kernels come in as a module
 (`pgcore.kernels` or `pgcore.reference`), so both backends run exactly this code.
 """
 import contextlib
