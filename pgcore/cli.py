@@ -85,16 +85,16 @@ def train_parser():
     pong.add_argument("--advantage", choices=list(ADVANTAGES), default=None,
                       help="returns (default): the discounted returns; gae: generalized advantage estimation over a "
                            "learned value net (both cut at every point; see --standardize)")
-    pong.add_argument("--ray", metavar="{local,auto,HOST:PORT}", default=None,
-                      help="play on Ray workers: local starts Ray on this machine; auto or HOST:PORT joins a "
-                           "running cluster (needs pip install 'pgcore[ray]' on every node)")
-    pong.add_argument("--workers", type=_whole_number, default=None,
-                      help="Ray workers (default 1); --envs, --threads and --batch-episodes are per worker")
     pong.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                       help="standardize the advantages per episode (default: yes)")
     pong.add_argument("--gae-lambda", type=_number, default=None, help="GAE's lambda, in [0, 1] (default 0.95)")
     pong.add_argument("--value-hidden", type=_whole_number, default=None, help="the value net's hidden units (default 64)")
     pong.add_argument("--value-lr", type=_number, default=None, help="the value net's learning rate, in (0, 1] (default 1e-3)")
+    pong.add_argument("--ray", metavar="{local,auto,HOST:PORT}", default=None,
+                      help="play on Ray workers: local starts Ray on this machine; auto or HOST:PORT joins a "
+                           "running cluster (needs pip install 'pgcore[ray]' on every node)")
+    pong.add_argument("--workers", type=_whole_number, default=None,
+                      help="Ray workers (default 1); --envs, --threads and --batch-episodes are per worker")
     other = parser.add_argument_group("the other tasks (Adam; each update plays --batch-episodes episodes in parallel)")
     other.add_argument("--tau", type=_number, default=None, help=f"tabular tasks: softmax temperature at the start (default {_task_defaults('tau')})")
     other.add_argument("--tau-final", type=_number, default=None, help=f"tabular tasks: temperature reached at --max-episodes (default {_task_defaults('tau_final')})")
