@@ -51,7 +51,7 @@ class PongConfig:
     beta1: float = 0.9             # Adam
     beta2: float = 0.999           # Adam
     gamma: float = 0.99
-    advantage: str = "returns"     # "returns": standardized returns; "gae": GAE over a learned value net
+    advantage: str = "returns"     # "returns": the returns; "gae": GAE over a learned value net
     gae_lambda: float = 0.95       # GAE's lambda (1 with V = 0 is "returns")
     standardize: bool = True       # advantages standardized per episode (else used as they are)
     value_hidden: int = 64         # the value net's hidden units (advantage "gae")
