@@ -199,3 +199,15 @@ def test_ctrl_c_in_the_terminal_stops_a_local_ray_run_with_a_checkpoint(tmp_path
     _, rows = read_progress_csv(run_dir)
     _, meta = load_run_checkpoint(run_dir)
     assert meta["counters"]["episode"] == len(rows) >= 2
+
+
+def test_ray_is_started_from_the_directory_of_the_running_pgcore(monkeypatch, tmp_path):
+    """Ray puts the driver's working directory first on its workers' sys.path: started from a
+    source checkout, workers would import its uncompiled pgcore/ instead of the installed one."""
+    seen = []
+    monkeypatch.setattr(ray, "init", lambda **options: seen.append((os.getcwd(), options)))
+    monkeypatch.chdir(tmp_path)
+    distributed.init_ray(address="local", num_cpus=1)
+    assert seen == [(os.path.dirname(os.path.dirname(os.path.abspath(pgcore.__file__))),
+                     {"address": "local", "num_cpus": 1})]
+    assert os.getcwd() == str(tmp_path), "the working directory is restored"
