@@ -135,7 +135,7 @@ def connect(config):
         try:
             init_ray(address=config.ray, **options)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise runs.RunError(f"cannot join the Ray cluster at {config.ray}: {_first_line(error)}") from None
+            raise runs.RunError(f"cannot join the Ray cluster at {config.ray}: {_line(error, 0)}") from None
     return True
 
 
@@ -159,13 +159,10 @@ def init_ray(**options):
         os.chdir(here)
 
 
-def _first_line(error):
-    return (str(error).strip().splitlines() or [error.__class__.__name__])[0]
-
-
-def _last_line(error):
-    """The last line of a Ray error: the worker's own exception, after Ray's preamble and traceback."""
-    return (str(error).strip().splitlines() or [error.__class__.__name__])[-1].strip()
+def _line(error, index):
+    """One line of an error's message: the first (Ray's summary) or, with -1, the last (a worker's
+    own exception, after Ray's preamble and traceback)."""
+    return (str(error).strip().splitlines() or [error.__class__.__name__])[index].strip()
 
 
 @contextlib.contextmanager
@@ -204,7 +201,7 @@ def start_workers(config, segment):
                             "(is pgcore installed on every node?)") from None
     except ray.exceptions.RayError as error:
         stop_workers(workers)
-        raise runs.RunError(f"a Ray worker failed to start: {_last_line(error)}") from None
+        raise runs.RunError(f"a Ray worker failed to start: {_line(error, -1)}") from None
     return workers
 
 

@@ -65,21 +65,16 @@ def learner_capacity(args):
     finally:
         collector.close()
     frames_per_episode = config.frameskip * statistics.mean(len(episode[3]) for episode in episodes)
-    seconds = []
+    seconds = []  # per episode: its backward, plus an update's share (one update per batch_episodes)
     for repeat in range(3):
         start = time.perf_counter()
-        for i, episode in enumerate(episodes):
+        for episode in episodes:
             pong.add_episode_gradient(kernels, episode, state, config)
-            if (i + 1) % config.batch_episodes == 0:
-                for name in pong.param_shapes(config):
-                    pong.optimizer_step(kernels, config, state, name, repeat * len(episodes) + i + 1)
-        seconds.append((time.perf_counter() - start) / len(episodes))
-        # an update's share where the episodes are fewer than a batch
-        if len(episodes) < config.batch_episodes:
-            update_start = time.perf_counter()
-            for name in pong.param_shapes(config):
-                pong.optimizer_step(kernels, config, state, name, 1)
-            seconds[-1] += (time.perf_counter() - update_start) / config.batch_episodes
+        backward = (time.perf_counter() - start) / len(episodes)
+        start = time.perf_counter()
+        for name in pong.param_shapes(config):
+            pong.optimizer_step(kernels, config, state, name, repeat + 1)
+        seconds.append(backward + (time.perf_counter() - start) / config.batch_episodes)
     per_episode = statistics.median(seconds)
     return frames_per_episode / per_episode, per_episode * 1e3, frames_per_episode
 
