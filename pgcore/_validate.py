@@ -80,15 +80,23 @@ def probability(name, value):
     return scalar(name, value, low=0.0, high=1.0)
 
 
-def policy_grad_args(logits, actions, weights, logits_ndim):
-    """Checks shared by softmax_policy_grad and sigmoid_policy_grad."""
+def policy_grad_args(logits, actions, weights, logits_ndim, weights_name="weights"):
+    """Checks shared by the policy-gradient kernels (`weights` is called `weights_name` in errors)."""
     logits = float_array("logits", logits, (logits_ndim,))
     if logits_ndim == 2 and logits.shape[1] == 0:
         raise ValueError(f"logits must have at least one column (action), not shape {logits.shape}")
-    weights = same_shape("weights", float_array("weights", weights, (1,), logits.dtype), logits.shape[:1])
+    weights = same_shape(weights_name, float_array(weights_name, weights, (1,), logits.dtype), logits.shape[:1])
     upper = logits.shape[1] if logits_ndim == 2 else 2
     actions = int_array("actions", actions, logits.shape[:1], upper=upper)
     return logits, actions, weights
+
+
+def clipped_policy_grad_args(logits, old_logits, actions, advantages, clip):
+    """Checks of clipped_sigmoid_policy_grad: policy_grad_args' and old_logits like logits."""
+    logits, actions, advantages = policy_grad_args(logits, actions, advantages, logits_ndim=1,
+                                                   weights_name="advantages")
+    old_logits = same_shape("old_logits", float_array("old_logits", old_logits, (1,), logits.dtype), logits.shape)
+    return logits, old_logits, actions, advantages, positive("clip", clip)
 
 
 def frames_array(frames):

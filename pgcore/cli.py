@@ -90,6 +90,13 @@ def train_parser():
     pong.add_argument("--gae-lambda", type=_number, default=None, help="GAE's lambda, in [0, 1] (default 0.95)")
     pong.add_argument("--value-hidden", type=_whole_number, default=None, help="the value net's hidden units (default 64)")
     pong.add_argument("--value-lr", type=_number, default=None, help="the value net's learning rate, in (0, 1] (default 1e-3)")
+    pong.add_argument("--epochs", type=_whole_number, default=None,
+                      help="passes over each batch (default 1: one REINFORCE update a batch; more: PPO's clipped "
+                           "surrogate, the logits recomputed each pass)")
+    pong.add_argument("--minibatches", type=_whole_number, default=None,
+                      help="updates per pass over a batch, each on a share of its episodes (default 1)")
+    pong.add_argument("--clip", type=_number, default=None,
+                      help="PPO's clip on the probability ratio, in (0, 10] (default 0.2; with --epochs or --minibatches > 1)")
     pong.add_argument("--ray", metavar="{local,auto,HOST:PORT}", default=None,
                       help="play on Ray workers: local starts Ray on this machine; auto or HOST:PORT joins a "
                            "running cluster (needs pip install 'pgcore[ray]' on every node)")

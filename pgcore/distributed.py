@@ -61,14 +61,6 @@ def worker_seeds(config, index, segment):
     return np.random.default_rng(sequence), int(sequence.generate_state(1)[0] % (2**31 - 1))
 
 
-def compact(episode):
-    """A finished episode's arrays, copied out of the episode store (only its own pixels)."""
-    starts, indices, signs, logits, actions, rewards = episode
-    pixels = int(starts[-1])
-    return (starts.copy(), indices[:pixels].copy(), signs[:pixels].copy(), logits.copy(), actions.copy(),
-            rewards.copy())
-
-
 class RolloutWorker:
     """The Ray actor's class (made remote by `start_workers`): emulators and episodes in progress."""
 
@@ -100,7 +92,7 @@ class RolloutWorker:
             steps += new_steps
             frames += new_frames
             for env in finished:
-                done.append((compact(collector.episodes.episode(env)), int(collector.start_version[env])))
+                done.append((pong.compact(collector.episodes.episode(env)), int(collector.start_version[env])))
                 collector.release(env)
         return {"episodes": done, "steps": steps, "frames": frames}
 

@@ -36,7 +36,7 @@ except ModuleNotFoundError as error:
         name=__name__) from None
 
 __all__ = [
-    "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "relu", "relu_backward",
+    "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "clipped_sigmoid_policy_grad", "relu", "relu_backward",
     "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "gae_advantages", "standardize", "squared_error",
     "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_preprocess", "pong_difference",
     "pong_sparse_difference", "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "OPENMP_ENABLED",
@@ -95,6 +95,22 @@ def sigmoid_policy_grad(logits, actions, weights):
     """
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=1)
     return _policy.sigmoid_policy_grad(logits, actions, weights, get_num_threads())
+
+
+def clipped_sigmoid_policy_grad(logits, old_logits, actions, advantages, clip=0.2):
+    """Gradient with respect to logits of PPO's clipped surrogate for a Bernoulli (sigmoid) policy,
+    sum_i min(r_i * A_i, clip(r_i, 1 - clip, 1 + clip) * A_i), r_i = pi(a_i | logits_i) /
+    pi(a_i | old_logits_i): A_i * r_i * (a_i - sigmoid(logits_i)) where the min takes r_i * A_i,
+    0 where the clip holds it (A_i > 0 and r_i > 1 + clip, or A_i < 0 and r_i < 1 - clip).
+    Computed in float64 from log-probabilities (softplus), so it stays finite for finite logits
+    however far the policy moved; with logits == old_logits it is sigmoid_policy_grad's.
+
+    logits, old_logits (N,) float32/float64; actions (N,) integers or bools in {0, 1};
+    advantages (N,) the logits' dtype; clip > 0 -> (N,) the logits' dtype.
+    """
+    logits, old_logits, actions, advantages, clip = v.clipped_policy_grad_args(
+        logits, old_logits, actions, advantages, clip)
+    return _policy.clipped_sigmoid_policy_grad(logits, old_logits, actions, advantages, clip, get_num_threads())
 
 
 def relu(x):

@@ -56,7 +56,10 @@ class PongConfig:
     standardize: bool = True       # advantages standardized per episode (else used as they are)
     value_hidden: int = 64         # the value net's hidden units (advantage "gae")
     value_lr: float = 1e-3         # the value net's learning rate (advantage "gae")
-    batch_episodes: int = 10       # episodes per parameter update
+    batch_episodes: int = 10       # episodes per batch (one update each, unless epochs or minibatches > 1)
+    epochs: int = 1                # passes over each batch (> 1: PPO's clipped surrogate, see add_episode_gradient)
+    minibatches: int = 1           # updates per pass, each on a share of the batch's episodes
+    clip: float = 0.2              # PPO's clip on the probability ratio (epochs or minibatches > 1)
     dtype: str = "float32"
     backend: str = "cython"
     max_frames: int = 0            # 0: no limit
@@ -99,10 +102,14 @@ def check_config(config):
     """Raises SettingError (a ValueError) naming the first setting out of range."""
     runs.check_choice(config, "task", ("pong",))
     runs.check_common(config)
-    runs.check_whole_numbers(config, ("envs", "frameskip", "hidden", "value_hidden"), 1)
+    runs.check_whole_numbers(config, ("envs", "frameskip", "hidden", "value_hidden", "epochs", "minibatches"), 1)
     runs.check_numbers(config, {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False),
                                 "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False),
-                                "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True)})
+                                "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
+                                "clip": (0.0, 10.0, True)})
+    if config.minibatches > config.batch_episodes:
+        raise runs.SettingError("minibatches", f"minibatches ({config.minibatches}) must be at most batch_episodes "
+                                f"({config.batch_episodes}): each update takes at least one episode")
     runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
     runs.check_choice(config, "advantage", ADVANTAGES)
     from pgcore import distributed
@@ -201,38 +208,79 @@ def optimizer_step(kernels, config, state, name, update_number):
         kernels.rmsprop_step(param, grad, state["cache_" + name], lr, config.decay, 1e-5)
 
 
-def add_episode_gradient(kernels, episode, state, config):
+def episode_targets(kernels, episode, state, config):
+    """(advantages (T,), returns (T,), the value net's loss) of one finished episode (the loss
+    0.0 without a value net). Returns are cut at every point (a nonzero reward ends a Pong
+    "game"); the advantages are the returns (advantage "returns") or GAE(gamma, lambda) over the
+    value net's V(s_t), cut at the same points (advantage "gae"), standardized over the episode
+    unless config.standardize is False."""
+    return _targets(kernels, episode, _values(kernels, episode, state, config), config)
+
+
+def _values(kernels, episode, state, config):
+    """V(s_t) (T,) = relu(x_t @ value_w1) @ value_w2 + value_b on the episode's sparse frames, or
+    None without a value net."""
+    if config.advantage != "gae":
+        return None
+    starts, indices, signs = episode[:3]
+    _, values = kernels.sparse_mlp_forward(starts, indices, signs, state["value_w1"], state["value_w2"])
+    values += state["value_b"]
+    return values
+
+
+def _targets(kernels, episode, values, config):
+    rewards = episode[5]
+    points = rewards != 0
+    returns = kernels.discounted_returns(rewards, config.gamma, dones=points)       # (T,)
+    value_loss = 0.0
+    if values is None:
+        advantages = returns
+    else:
+        advantages = kernels.gae_advantages(rewards, values, config.gamma, config.gae_lambda, dones=points)
+        value_loss = kernels.squared_error(values, returns)[0]
+    if config.standardize:
+        advantages = kernels.standardize(advantages)
+    return advantages, returns, value_loss
+
+
+def add_episode_gradient(kernels, episode, state, config, targets=None):
     """Adds one episode's gradients (descent directions) to the batch gradients state["grad_*"]
     in place, and returns the value net's loss on it (0.0 without one).
 
     `episode` is SparseEpisodes.episode's (starts, indices, signs, logits, actions, rewards).
-    Returns are cut at every point (a nonzero reward ends a Pong "game"). The policy's
-    gradient is that of -sum_t A_t log pi(a_t | s_t): A is the returns (advantage "returns"), or
-    GAE(gamma, lambda) over the value net's V(s_t), cut at the same points (advantage "gae"),
-    standardized over the episode unless config.standardize is False. The value net, V(s) = relu(x @ value_w1) @ value_w2 +
-    value_b on the same sparse frames, descends 0.5 * sum_t (V(s_t) - G_t)^2 toward the returns.
+    Without `targets` (one update per batch): the policy's gradient is that of
+    -sum_t A_t log pi(a_t | s_t), A from episode_targets, with the logits the episode was
+    played with. With `targets` (episode_targets' result, computed when the episode arrived:
+    PPO-style epochs over a batch), the logits are recomputed from the current weights and the
+    gradient is that of PPO's clipped surrogate, -sum_t min(r_t A_t, clip(r_t, 1 +- clip) A_t),
+    r_t = pi(a_t | s_t) / pi_played(a_t | s_t). The value net descends
+    0.5 * sum_t (V(s_t) - G_t)^2 toward the returns G at its current weights.
     """
     starts, indices, signs, logits, actions, rewards = episode
-    points = rewards != 0
-    returns = kernels.discounted_returns(rewards, config.gamma, dones=points)       # (T,)
-    value_loss = 0.0
-    if config.advantage == "gae":
-        value_w1, value_w2 = state["value_w1"], state["value_w2"]
-        _, values = kernels.sparse_mlp_forward(starts, indices, signs, value_w1, value_w2)
-        values += state["value_b"]
-        advantages = kernels.gae_advantages(rewards, values, config.gamma, config.gae_lambda, dones=points)
+    values = _values(kernels, episode, state, config)
+    advantages, returns, value_loss = _targets(kernels, episode, values, config) if targets is None else targets
+    if values is not None:
         value_loss, grad_values = kernels.squared_error(values, returns)
-        kernels.sparse_mlp_backward(starts, indices, signs, grad_values, value_w1, value_w2,
+        kernels.sparse_mlp_backward(starts, indices, signs, grad_values, state["value_w1"], state["value_w2"],
                                     state["grad_value_w1"], state["grad_value_w2"])
         state["grad_value_b"] += grad_values.sum(dtype=np.float64)
+    if targets is None:
+        grad_logits = kernels.sigmoid_policy_grad(logits, actions, -advantages)
     else:
-        advantages = returns
-    if config.standardize:
-        advantages = kernels.standardize(advantages)
-    grad_logits = kernels.sigmoid_policy_grad(logits, actions, -advantages)
+        _, current_logits = kernels.sparse_mlp_forward(starts, indices, signs, state["w1"], state["w2"])
+        grad_logits = kernels.clipped_sigmoid_policy_grad(current_logits, logits, actions, advantages, config.clip)
+        np.negative(grad_logits, out=grad_logits)
     kernels.sparse_mlp_backward(starts, indices, signs, grad_logits, state["w1"], state["w2"],
                                 state["grad_w1"], state["grad_w2"])
     return value_loss
+
+
+def compact(episode):
+    """A finished episode's arrays, copied out of the episode store (only its own pixels)."""
+    starts, indices, signs, logits, actions, rewards = episode
+    pixels = int(starts[-1])
+    return (starts.copy(), indices[:pixels].copy(), signs[:pixels].copy(), logits.copy(), actions.copy(),
+            rewards.copy())
 
 
 class SparseEpisodes:
@@ -326,7 +374,12 @@ def _collect(config, kernels, run, learner):
 class Learner:
     """The parameters and what each finished episode does to them: its gradient added to the
     batch gradient, an update every `batch_episodes` episodes, a row in progress.csv, a
-    checkpoint when one is due. The single-process trainer and the Ray driver share it."""
+    checkpoint when one is due. The single-process trainer and the Ray driver share it.
+
+    With epochs or minibatches > 1 (PPO-style) it keeps the batch's episodes instead and, when
+    the batch is full, makes `epochs` passes over them in a shuffled order, `minibatches`
+    updates a pass. A checkpoint does not hold the batch in progress: a resumed run starts a
+    new batch (at most a batch of episodes is played but not learned from)."""
 
     def __init__(self, config, kernels, run):
         self.config, self.kernels, self.run = config, kernels, run
@@ -335,26 +388,56 @@ class Learner:
         self.batch_episodes = config.batch_episodes * config.workers  # per worker, as --envs is
         self.names = list(param_shapes(config))
         self.grads = [self.state["grad_" + name] for name in self.names]
+        self.replay = config.epochs > 1 or config.minibatches > 1
+        self.batch = []  # (episode, its targets) of the batch in progress, when replaying
+        if self.replay:
+            run.counters["episodes_in_batch"] = 0
 
     def learn(self, episode, start_version):
         """Learns from one finished episode (SparseEpisodes.episode's tuple) that was played from
         the weights of update `start_version` on."""
         config, state, counters, run = self.config, self.state, self.run.counters, self.run
         policy_lag = counters["updates"] - start_version
-        value_loss = add_episode_gradient(self.kernels, episode, state, config)
+        if self.replay:
+            episode = compact(episode)  # the episode store reuses its arrays
+            targets = episode_targets(self.kernels, episode, state, config)
+            self.batch.append((episode, targets))
+            value_loss = targets[2]
+        else:
+            value_loss = add_episode_gradient(self.kernels, episode, state, config)
         counters["episodes_in_batch"] += 1
         if counters["episodes_in_batch"] >= self.batch_episodes:
-            def step():
-                for name in self.names:
-                    optimizer_step(self.kernels, config, state, name, counters["updates"] + 1)
-            run.apply_update(self.grads, step)
-            for grad in self.grads:
-                grad[...] = 0
+            if self.replay:
+                self._replay_batch()
+            else:
+                self._update()
             counters["episodes_in_batch"] = 0
         extra = [counters["skipped_updates"]] + ([round(value_loss, 6)] if config.advantage == "gae" else []) \
             + ([policy_lag, counters["worker_restarts"]] if config.ray else [])
         run.finish_episode(float(episode[5].sum(dtype=np.float64)), extra=extra)
         run.maybe_checkpoint()
+
+    def _update(self):
+        """Applies the batch gradient (if finite) and zeroes it."""
+        config, state, counters = self.config, self.state, self.run.counters
+
+        def step():
+            for name in self.names:
+                optimizer_step(self.kernels, config, state, name, counters["updates"] + 1)
+        self.run.apply_update(self.grads, step)
+        for grad in self.grads:
+            grad[...] = 0
+
+    def _replay_batch(self):
+        """`epochs` shuffled passes over the kept batch, `minibatches` updates a pass."""
+        for _ in range(self.config.epochs):
+            order = self.run.rng.permutation(len(self.batch))
+            for share in np.array_split(order, self.config.minibatches):
+                for index in share:
+                    episode, targets = self.batch[index]
+                    add_episode_gradient(self.kernels, episode, self.state, self.config, targets)
+                self._update()
+        self.batch.clear()
 
 
 class Collector:

@@ -68,6 +68,29 @@ def sigmoid_policy_grad(logits, actions, weights):
     return weights * (actions.astype(logits.dtype) - expit(logits))
 
 
+def clipped_sigmoid_policy_grad(logits, old_logits, actions, advantages, clip=0.2):
+    """Gradient with respect to logits of PPO's clipped surrogate for a Bernoulli (sigmoid) policy,
+    sum_i min(r_i * A_i, clip(r_i, 1 - clip, 1 + clip) * A_i), r_i = pi(a_i | logits_i) /
+    pi(a_i | old_logits_i): A_i * r_i * (a_i - sigmoid(logits_i)) where the min takes r_i * A_i,
+    0 where the clip holds it (A_i > 0 and r_i > 1 + clip, or A_i < 0 and r_i < 1 - clip).
+    Computed in float64 from log-probabilities (softplus), so it stays finite for finite logits
+    however far the policy moved; with logits == old_logits it is sigmoid_policy_grad's.
+
+    logits, old_logits (N,) float32/float64; actions (N,) integers or bools in {0, 1};
+    advantages (N,) the logits' dtype; clip > 0 -> (N,) the logits' dtype.
+    """
+    logits, old_logits, actions, advantages, clip = v.clipped_policy_grad_args(
+        logits, old_logits, actions, advantages, clip)
+    sign = 2.0 * actions - 1.0                      # +1 up, -1 down: log pi(a | z) = -softplus(-sign * z)
+    z, z_old, a = logits.astype(np.float64), old_logits.astype(np.float64), advantages.astype(np.float64)
+    log_ratio = np.logaddexp(0, -sign * z_old) - np.logaddexp(0, -sign * z)
+    ratio = np.exp(log_ratio)
+    held = ((a > 0) & (ratio > 1 + clip)) | ((a < 0) & (ratio < 1 - clip))
+    # r * (a - sigmoid(z)) = sign * r * pi(other action | z), as one exp of a sum of logs
+    grad = a * sign * np.exp(log_ratio - np.logaddexp(0, sign * z))
+    return np.where(held, 0.0, grad).astype(logits.dtype)
+
+
 def relu(x):
     """max(x, 0) elementwise (NaN passes through).
 

@@ -1,6 +1,6 @@
 # Policy-output kernels: softmax with temperature, its log, and the score-function
 # gradients of softmax (with an optional entropy bonus fused in), Bernoulli (sigmoid)
-# and linear-Gaussian policies.
+# and linear-Gaussian policies, and PPO's clipped surrogate for the Bernoulli policy.
 #
 # Design: rows are handled in cache-resident chunks, each as a few flat passes (row
 # max, z = (logits - max(logits)) / tau, exp, row sums) so the exponentials vectorise
@@ -13,7 +13,7 @@ from cython cimport floating
 cimport numpy as cnp
 import numpy as np
 
-from libc.math cimport log
+from libc.math cimport exp, fabs, log, log1p
 from libc.stdlib cimport free, malloc
 
 from _common cimport PARALLEL_MIN_ELEMENTS, exp_, sigmoid_, gemm
@@ -203,6 +203,60 @@ def sigmoid_policy_grad(const floating[::1] logits_view, const cnp.intp_t[::1] a
         else:
             for part in prange(threads, schedule='static', num_threads=threads):
                 _sigmoid_grad_range(logits, actions, weights, out, n * part // threads, n * (part + 1) // threads)
+    return out_array
+
+
+cdef inline double _softplus(double x) noexcept nogil:
+    """log(1 + e^x) without overflow."""
+    return (x if x > 0 else 0) + log1p(exp(-fabs(x)))
+
+
+cdef inline floating _clipped_sigmoid_grad(floating logit, floating old_logit, cnp.intp_t action,
+                                           floating advantage, double clip) noexcept nogil:
+    """One step's gradient of min(r A, clip(r, 1 - clip, 1 + clip) A) with respect to the logit, in
+    double from log-probabilities: log pi(a | z) = -softplus(-s z), s = +1 up / -1 down, and
+    r (a - sigmoid(z)) = s exp(log r - softplus(s z)), finite however far z moved from old_logit."""
+    cdef double s = 1.0 if action else -1.0
+    cdef double a = advantage
+    cdef double log_ratio = _softplus(-s * old_logit) - _softplus(-s * logit)
+    cdef double ratio = exp(log_ratio)
+    if (a > 0 and ratio > 1 + clip) or (a < 0 and ratio < 1 - clip):
+        return 0
+    return <floating>(a * s * exp(log_ratio - _softplus(s * logit)))
+
+
+cdef inline void _clipped_sigmoid_grad_range(const floating* logits, const floating* old_logits,
+                                             const cnp.intp_t* actions, const floating* advantages, double clip,
+                                             floating* out, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        out[i] = _clipped_sigmoid_grad(logits[i], old_logits[i], actions[i], advantages[i], clip)
+
+
+def clipped_sigmoid_policy_grad(const floating[::1] logits_view, const floating[::1] old_logits_view,
+                                const cnp.intp_t[::1] actions_view, const floating[::1] advantages_view,
+                                double clip, int n_threads):
+    """A scalar loop (libm exp and log1p in double): it runs over a batch's steps a few times an
+    update, far from the per-frame hot path, and double keeps float32 results within rounding
+    of the twin's."""
+    cdef Py_ssize_t part, n = logits_view.shape[0]
+    out_array = np.empty(n, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] out_view = out_array
+    if n == 0:
+        return out_array
+    cdef const floating* logits = &logits_view[0]
+    cdef const floating* old_logits = &old_logits_view[0]
+    cdef const cnp.intp_t* actions = &actions_view[0]
+    cdef const floating* advantages = &advantages_view[0]
+    cdef floating* out = &out_view[0]
+    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    with nogil:
+        if threads == 1:
+            _clipped_sigmoid_grad_range(logits, old_logits, actions, advantages, clip, out, 0, n)
+        else:
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _clipped_sigmoid_grad_range(logits, old_logits, actions, advantages, clip, out,
+                                            n * part // threads, n * (part + 1) // threads)
     return out_array
 
 

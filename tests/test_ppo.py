@@ -1,0 +1,244 @@
+"""PPO-style epochs over each batch (`--epochs`, `--minibatches`, `--clip`): the kernel
+clipped_sigmoid_policy_grad (against central finite differences of the clipped surrogate in
+float64, its limit at ratio 1, the twin in float32/float64 on 1 and 2 threads with hypothesis
+shapes, far-moved logits, bad inputs), the trainer's replayed episode gradient (finite
+differences through the network), and what such a run does (its update count, resume, the
+settings' checks)."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import pgcore
+import pgcore.kernels as K
+import pgcore.reference as R
+from pgcore import pong
+
+from helpers import (assert_close, central_differences, load_run_checkpoint, read_progress_csv, rtol_of, run_cli,
+                     train_run)
+from test_pong import cut_returns, sparse_episode, synthetic_episode
+
+BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
+
+
+def surrogate(logits, old_logits, actions, advantages, clip):
+    """sum_i min(r_i A_i, clip(r_i, 1 - clip, 1 + clip) A_i), r = pi(a | logits) / pi(a | old_logits),
+    pi(up) = sigmoid: PPO's clipped objective, float64, from scratch."""
+    p_new = np.where(actions == 1, 1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(logits)))
+    p_old = np.where(actions == 1, 1 / (1 + np.exp(-old_logits)), 1 / (1 + np.exp(old_logits)))
+    ratio = p_new / p_old
+    return float(np.sum(np.minimum(ratio * advantages, np.clip(ratio, 1 - clip, 1 + clip) * advantages)))
+
+
+def moved_logits(rng, n, clip):
+    """(logits, old_logits) whose ratios are all at least 1e-3 away from the clip's edges (no
+    kink within a finite difference's reach), both sides of the clip represented."""
+    old = rng.standard_normal(n) * 2
+    logits = old + rng.standard_normal(n) * 0.6
+    actions = rng.integers(0, 2, n)
+    for _ in range(100):
+        p_new = np.where(actions == 1, 1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(logits)))
+        p_old = np.where(actions == 1, 1 / (1 + np.exp(-old)), 1 / (1 + np.exp(old)))
+        near = (np.abs(p_new / p_old - (1 + clip)) < 1e-3) | (np.abs(p_new / p_old - (1 - clip)) < 1e-3)
+        if not near.any():
+            break
+        logits[near] += 0.01
+    return logits, old, actions
+
+
+@BACKENDS
+@pytest.mark.parametrize("clip", [0.1, 0.2, 1.5])
+def test_clipped_gradient_matches_finite_differences(module, clip):
+    rng = np.random.default_rng(5)
+    logits, old, actions = moved_logits(rng, 64, clip)
+    advantages = rng.standard_normal(64)
+    grad = module.clipped_sigmoid_policy_grad(logits, old, actions, advantages, clip)
+    numeric = central_differences(lambda: surrogate(logits, old, actions, advantages, clip), logits, eps=1e-6)
+    assert_close(grad, numeric, rtol=1e-7, atol=1e-9, what="d surrogate / d logits")
+    held = grad == 0
+    if clip < 1:
+        assert 0 < held.sum() < len(held), "the test needs clipped and unclipped steps"
+
+
+@BACKENDS
+def test_at_ratio_1_it_is_the_policy_gradient(module, dtype):
+    rng = np.random.default_rng(6)
+    logits = (rng.standard_normal(300) * 4).astype(dtype)
+    actions, advantages = rng.integers(0, 2, 300), rng.standard_normal(300).astype(dtype)
+    got = module.clipped_sigmoid_policy_grad(logits, logits.copy(), actions, advantages, 0.2)
+    assert got.dtype == dtype
+    assert_close(got, module.sigmoid_policy_grad(logits, actions, advantages), rtol=rtol_of(dtype),
+                 atol=1e-6 if dtype == np.float32 else 1e-14, what="ratio 1")
+
+
+@BACKENDS
+def test_far_moved_logits_give_finite_gradients(module, dtype):
+    """The ratio of a step whose probability moved from ~e^-60 to ~1 is e^60; the gradient is
+    finite (A r (1 - p) computed as one exp), or held at 0 by the clip."""
+    logits = np.array([60.0, -60.0, 60.0, -60.0, 0.0, 30.0], dtype)
+    old = np.array([-60.0, 60.0, -60.0, 60.0, 80.0, -30.0], dtype)
+    actions = np.array([1, 0, 1, 0, 0, 1])
+    advantages = np.array([1.0, 1.0, -1.0, -1.0, -1.0, -2.0], dtype)
+    got = module.clipped_sigmoid_policy_grad(logits, old, actions, advantages, 0.2)
+    assert np.all(np.isfinite(got))
+    assert got[0] == got[1] == 0, "a positive advantage's ratio above 1 + clip is held"
+    assert got[2] < 0 and got[3] > 0, "a negative advantage's ratio above 1 is not held: the step moves back"
+
+
+@given(seed=st.integers(0, 2**32 - 1), size=st.sampled_from([0, 1, 7, 300, 40_000]),
+       clip=st.sampled_from([0.05, 0.2, 1.0, 3.0]), spread=st.sampled_from([0.0, 0.3, 5.0]))
+def test_kernel_matches_twin(dtype, threads, seed, size, clip, spread):
+    rng = np.random.default_rng(seed)
+    old = (rng.standard_normal(size) * 3).astype(dtype)
+    logits = (old + rng.standard_normal(size) * spread).astype(dtype)
+    actions = rng.integers(0, 2, size).astype(bool)
+    advantages = rng.standard_normal(size).astype(dtype)
+    got = K.clipped_sigmoid_policy_grad(logits, old, actions, advantages, clip)
+    want = R.clipped_sigmoid_policy_grad(logits, old, actions, advantages, clip)
+    assert got.dtype == dtype and got.shape == (size,)
+    assert_close(got, want, rtol=rtol_of(dtype), atol=1e-30, what="clipped_sigmoid_policy_grad")
+    assert np.array_equal(got == 0, want == 0), "the same steps are clipped"
+
+
+@BACKENDS
+@pytest.mark.parametrize("name, value, error", [
+    ("logits", np.ones((4, 1)), ValueError), ("logits", np.ones(4, np.int64), TypeError),
+    ("old_logits", np.ones(3), ValueError), ("old_logits", np.ones(4, np.float32), TypeError),
+    ("actions", np.array([0, 1, 2, 0]), ValueError), ("advantages", np.ones(5), ValueError),
+    ("clip", 0.0, ValueError), ("clip", -0.2, ValueError), ("clip", float("nan"), ValueError),
+    ("clip", float("inf"), ValueError), ("clip", "0.2", TypeError)])
+def test_bad_inputs_name_the_argument(module, name, value, error):
+    args = dict(logits=np.ones(4), old_logits=np.ones(4), actions=np.array([0, 1, 1, 0]), advantages=np.ones(4),
+                clip=0.2)
+    with pytest.raises(error, match=f"^{name}"):
+        module.clipped_sigmoid_policy_grad(**(args | {name: value}))
+
+
+# ---------------------------------------------------------------------------
+# The trainer's replayed episode gradient
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernels", [K, R], ids=["cython", "numpy"])
+def test_replayed_episode_gradient_matches_finite_differences(kernels):
+    """With targets from episode_targets (the episode as it arrived) and weights that moved since,
+    the policy's gradient is minus that of the clipped surrogate at the current weights, the
+    ratios against the logits the episode was played with."""
+    rng = np.random.default_rng(12)
+    steps, hidden, gamma, clip = 40, 4, 0.9, 0.2
+    pixels = np.sort(rng.choice(pong.INPUT_SIZE, 12, replace=False))
+    x = np.zeros((steps, pong.INPUT_SIZE), np.int8)
+    x[:, pixels] = rng.integers(-1, 2, size=(steps, len(pixels)))
+    w1, w2 = np.zeros((pong.INPUT_SIZE, hidden)), rng.standard_normal(hidden)
+    while True:   # pre-activations away from the ReLU kink
+        w1[pixels] = rng.standard_normal((len(pixels), hidden)) * 0.5
+        pre = x @ w1
+        if np.abs(pre).min() > 1e-3 and 0 < (pre > 0).mean() < 1:
+            break
+    played = np.maximum(pre, 0) @ w2 + rng.standard_normal(steps) * 0.4   # the weights moved since
+    actions = (rng.random(steps) < 0.5).astype(np.uint8)
+    rewards = np.zeros(steps)
+    rewards[[7, 15, 16, 30, steps - 1]] = [1.0, -1.0, 1.0, -1.0, 1.0]
+    episode = (*sparse_episode(x), played, actions, rewards)
+    config = pong.PongConfig(gamma=gamma, epochs=2, clip=clip)
+    state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
+    targets = pong.episode_targets(kernels, episode, state, config)
+    returns = cut_returns(rewards, gamma)
+    np.testing.assert_allclose(targets[0], (returns - returns.mean()) / (returns.std() + 1e-8), rtol=1e-10)
+    pong.add_episode_gradient(kernels, episode, state, config, targets)
+
+    xf = x.astype(np.float64)
+    rows = w1[pixels].copy()
+
+    def objective():
+        w1[pixels] = rows
+        return surrogate(np.maximum(xf @ w1, 0) @ w2, played, actions, targets[0], clip)
+
+    ratios_clipped = kernels.clipped_sigmoid_policy_grad(np.maximum(pre, 0) @ w2, played, actions, targets[0], clip) == 0
+    assert ratios_clipped.any() and not ratios_clipped.all(), "the test needs clipped and unclipped steps"
+    for name, got, numeric in [("grad_w1", state["grad_w1"][pixels], -central_differences(objective, rows, eps=1e-6)),
+                               ("grad_w2", state["grad_w2"], -central_differences(objective, w2, eps=1e-6))]:
+        scale = np.abs(numeric).max()
+        assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
+        assert_close(got, numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs finite differences")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_replayed_gradient_at_the_played_weights_is_the_one_update_gradient(dtype):
+    """Replayed with the weights it was played with (ratio 1), an episode's gradient is the
+    one-update path's, up to rounding (the logits are recomputed)."""
+    rng = np.random.default_rng(13)
+    x, w1, w2, _, logits, actions, rewards = synthetic_episode(rng, dtype=dtype)
+    episode = (*sparse_episode(x), logits, actions, rewards)
+    grads = []
+    for replay in (False, True):
+        config = pong.PongConfig(gamma=0.99, epochs=2 if replay else 1)
+        state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
+        pong.add_episode_gradient(K, episode, state, config,
+                                  pong.episode_targets(K, episode, state, config) if replay else None)
+        grads.append(state)
+    for name in ("grad_w1", "grad_w2"):
+        scale = np.abs(grads[0][name]).max()
+        assert scale > 0
+        assert_close(grads[1][name], grads[0][name], rtol=rtol_of(dtype) * 10, atol=scale * rtol_of(dtype) * 10,
+                     what=name)
+
+
+# ---------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory):
+    """A finished 4-episode run: batches of 2 episodes, 3 passes of 2 updates each."""
+    return train_run(tmp_path_factory.mktemp("ppo_run") / "run", "--batch-episodes", "2", "--epochs", "3",
+                     "--minibatches", "2", "--clip", "0.1", episodes=4)
+
+
+def test_a_run_makes_epochs_times_minibatches_updates_a_batch(ppo_run):
+    header, rows = read_progress_csv(ppo_run)
+    updates = [int(row[header.index("updates")]) for row in rows]
+    assert updates == [0, 6, 6, 12]
+    arrays, meta = load_run_checkpoint(ppo_run)
+    config = meta["config"]
+    assert (config["epochs"], config["minibatches"], config["clip"]) == (3, 2, 0.1)
+    assert meta["counters"]["updates"] == 12 and meta["counters"]["episodes_in_batch"] == 0
+    fresh = pong.initial_params(pong.config_from_saved(config))
+    assert np.abs(arrays["w2"] - fresh["w2"]).max() > 0
+
+
+def test_a_resumed_run_starts_a_new_batch(ppo_run, tmp_path):
+    import shutil
+    run_dir = tmp_path / "run"
+    shutil.copytree(ppo_run, run_dir)
+    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 7, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    header, rows = read_progress_csv(run_dir)
+    assert [int(row[0]) for row in rows] == list(range(1, 8))
+    assert [int(row[header.index("updates")]) for row in rows][4:] == [12, 18, 18]
+    _, meta = load_run_checkpoint(run_dir)
+    assert meta["config"]["epochs"] == 3 and meta["counters"]["episodes_in_batch"] == 1
+    # episode 7's batch is not in the checkpoint: the next batch is episodes 8 and 9
+    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 9, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    header, rows = read_progress_csv(run_dir)
+    assert [int(row[header.index("updates")]) for row in rows][7:] == [18, 24]
+
+
+@pytest.mark.parametrize("flags, named", [(["--epochs", "0"], "--epochs"),
+                                          (["--minibatches", "0"], "--minibatches"),
+                                          (["--minibatches", "11"], "--minibatches"),
+                                          (["--clip", "0"], "--clip"),
+                                          (["--clip", "nan"], "--clip")])
+def test_bad_ppo_settings_are_one_line_errors(flags, named, tmp_path):
+    result = run_cli("pgcore-train", "pong", *flags, "--run-dir", tmp_path / "run", "--max-episodes", 1)
+    assert result.returncode == 2
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_ppo_settings_in_python_name_the_setting():
+    with pytest.raises(ValueError, match="minibatches"):
+        pgcore.Agent("pong", batch_episodes=4, minibatches=5)
+    with pytest.raises(ValueError, match="clip"):
+        pgcore.Agent("pong", epochs=4, clip=-1.0)
+    with pytest.raises(ValueError, match="does not apply"):
+        pgcore.Agent("cartpole", epochs=4)
