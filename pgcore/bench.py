@@ -113,6 +113,8 @@ def make_cases(dtype=np.float32, seed=0):
         ("softmax_policy_grad", "10000 x 6, entropy bonus", lambda: (normal(10000, 6), rng.integers(0, 6, 10000),
                                                                      normal(10000), 0.5, 0.3)),
         ("sigmoid_policy_grad", "100000", lambda: (normal(100_000), rng.integers(0, 2, 100_000), normal(100_000))),
+        ("clipped_sigmoid_policy_grad", "100000", lambda: (normal(100_000), normal(100_000),
+                                                           rng.integers(0, 2, 100_000), normal(100_000), 0.2)),
         ("relu", "4096 x 200", lambda: (normal(4096, 200),)),
         ("relu_backward", "4096 x 200", lambda: (normal(4096, 200), normal(4096, 200))),
         ("linear_backward", "4096 x 200 -> 64", lambda: (normal(4096, 200), normal(4096, 64), normal(200, 64))),

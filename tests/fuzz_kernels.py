@@ -69,7 +69,7 @@ def case(rng):
                        "relu_backward", "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns",
                        "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_sparse_difference",
                        "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "gae_advantages",
-                       "squared_error"]))
+                       "squared_error", "clipped_sigmoid_policy_grad"]))
     specials = FINITE_SPECIALS.get(name, SPECIALS)
     f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
     tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
@@ -82,6 +82,9 @@ def case(rng):
         return name, (f((n, a)), actions, f((n,), other), tau, float(rng.choice([0.3, -2.0, 0.0, np.inf, np.nan])))
     if name == "sigmoid_policy_grad":
         return name, (f((n,)), rng.integers(0, 2 + (rng.random() < 0.05), n), f((n,), other))
+    if name == "clipped_sigmoid_policy_grad":
+        return name, (f((n,)), f((n,), other), rng.integers(0, 2 + (rng.random() < 0.05), n), f((n,), other),
+                      float(rng.choice([0.2, 0.05, 3.0, 0.0, -1.0, np.inf, np.nan])))
     if name == "relu":
         return name, (f((n, a)),)
     if name == "relu_backward":

@@ -1,7 +1,7 @@
 """PPO-style epochs over each batch (`--epochs`, `--minibatches`, `--clip`): the kernel
 clipped_sigmoid_policy_grad (against central finite differences of the clipped surrogate in
 float64, its limit at ratio 1, the twin in float32/float64 on 1 and 2 threads with hypothesis
-shapes, far-moved logits, bad inputs), the trainer's replayed episode gradient (finite
+shapes, far-moved logits; bad inputs are in test_bad_inputs.py), the trainer's replayed episode gradient (finite
 differences through the network), and what such a run does (its update count, resume, the
 settings' checks)."""
 import numpy as np
@@ -97,20 +97,6 @@ def test_kernel_matches_twin(dtype, threads, seed, size, clip, spread):
     assert got.dtype == dtype and got.shape == (size,)
     assert_close(got, want, rtol=rtol_of(dtype), atol=1e-30, what="clipped_sigmoid_policy_grad")
     assert np.array_equal(got == 0, want == 0), "the same steps are clipped"
-
-
-@BACKENDS
-@pytest.mark.parametrize("name, value, error", [
-    ("logits", np.ones((4, 1)), ValueError), ("logits", np.ones(4, np.int64), TypeError),
-    ("old_logits", np.ones(3), ValueError), ("old_logits", np.ones(4, np.float32), TypeError),
-    ("actions", np.array([0, 1, 2, 0]), ValueError), ("advantages", np.ones(5), ValueError),
-    ("clip", 0.0, ValueError), ("clip", -0.2, ValueError), ("clip", float("nan"), ValueError),
-    ("clip", float("inf"), ValueError), ("clip", "0.2", TypeError)])
-def test_bad_inputs_name_the_argument(module, name, value, error):
-    args = dict(logits=np.ones(4), old_logits=np.ones(4), actions=np.array([0, 1, 1, 0]), advantages=np.ones(4),
-                clip=0.2)
-    with pytest.raises(error, match=f"^{name}"):
-        module.clipped_sigmoid_policy_grad(**(args | {name: value}))
 
 
 # ---------------------------------------------------------------------------

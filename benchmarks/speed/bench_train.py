@@ -8,6 +8,8 @@ table gives medians and the ratios of medians, all from this one run:
              async halves), random up/down actions: the ceiling
   cython     pgcore.pong.train with the compiled kernels (what `pgcore-train pong` runs),
              steady state: frames/s between its first and last finished episode
+  one-update the same with one update a batch (--epochs 1 --minibatches 1): what the
+             learner's passes over each batch cost
   numpy      the same trainer with --backend numpy (the NumPy twins)
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
@@ -16,7 +18,6 @@ usage: python benchmarks/speed/bench_train.py [--seconds 30] [--repeats 3] [--en
 """
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -26,7 +27,9 @@ import time
 
 import numpy as np
 
-KINDS = ("emulator", "cython", "numpy", "classic")
+# The trainer kinds: pgcore-train pong's defaults with these settings over them.
+TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "numpy": {"backend": "numpy"}}
+KINDS = ("emulator", *TRAINERS, "classic")
 
 
 def run_emulator(args):
@@ -81,8 +84,8 @@ def steady_state(max_frames, **settings):
     return (frames1 - frames0) / (wall1 - wall0), (cpu1 - cpu0) / (steps1 - steps0)
 
 
-def run_trainer(args, backend):
-    return steady_state(args.frames_hint * args.seconds, envs=args.envs, threads=args.threads, backend=backend)
+def run_trainer(args, kind):
+    return steady_state(args.frames_hint * args.seconds, envs=args.envs, threads=args.threads, **TRAINERS[kind])
 
 
 def run_classic(args):
