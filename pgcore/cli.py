@@ -76,7 +76,8 @@ def train_parser():
     common.add_argument("--hidden", type=_whole_number, default=None, help="hidden units: pong (default 200), cartpole and acrobot (default 32)")
     pong = parser.add_argument_group("pong")
     pong.add_argument("--preset", choices=list(PRESETS), default=None,
-                      help="fast (default): RMSProp lr 1e-3; classic: the original lr 1e-4")
+                      help="fast (default): RMSProp lr 1e-3, 4 clipped passes over each batch; reinforce: one update "
+                           "a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4")
     pong.add_argument("--envs", type=_whole_number, default=None, help="parallel emulators (default 16)")
     pong.add_argument("--optimizer", choices=["rmsprop", "adam"], default=None, help="(default rmsprop)")
     pong.add_argument("--frameskip", type=_whole_number, default=None, help="emulator frames per agent step (default 4)")
@@ -91,12 +92,13 @@ def train_parser():
     pong.add_argument("--value-hidden", type=_whole_number, default=None, help="the value net's hidden units (default 64)")
     pong.add_argument("--value-lr", type=_number, default=None, help="the value net's learning rate, in (0, 1] (default 1e-3)")
     pong.add_argument("--epochs", type=_whole_number, default=None,
-                      help="passes over each batch (default 1: one REINFORCE update a batch; more: PPO's clipped "
-                           "surrogate, the logits recomputed each pass)")
+                      help="passes over each batch: PPO's clipped surrogate, the logits recomputed each pass "
+                           "(default 4; --epochs 1 --minibatches 1: one REINFORCE update a batch)")
     pong.add_argument("--minibatches", type=_whole_number, default=None,
-                      help="updates per pass over a batch, each on a share of its episodes (default 1)")
+                      help="updates per pass over a batch, each on a share of its episodes, at most one per "
+                           "episode (default 4)")
     pong.add_argument("--clip", type=_number, default=None,
-                      help="PPO's clip on the probability ratio, in (0, 10] (default 0.2; with --epochs or --minibatches > 1)")
+                      help="PPO's clip on the probability ratio, in (0, 10] (default 0.2)")
     pong.add_argument("--ray", metavar="{local,auto,HOST:PORT}", default=None,
                       help="play on Ray workers: local starts Ray on this machine; auto or HOST:PORT joins a "
                            "running cluster (needs pip install 'pgcore[ray]' on every node)")

@@ -56,10 +56,10 @@ class PongConfig:
     standardize: bool = True       # advantages standardized per episode (else used as they are)
     value_hidden: int = 64         # the value net's hidden units (advantage "gae")
     value_lr: float = 1e-3         # the value net's learning rate (advantage "gae")
-    batch_episodes: int = 10       # episodes per batch (one update each, unless epochs or minibatches > 1)
-    epochs: int = 1                # passes over each batch (> 1: PPO's clipped surrogate, see add_episode_gradient)
-    minibatches: int = 1           # updates per pass, each on a share of the batch's episodes
-    clip: float = 0.2              # PPO's clip on the probability ratio (epochs or minibatches > 1)
+    batch_episodes: int = 10       # episodes per batch
+    epochs: int = 4                # passes over each batch (1 with minibatches 1: one REINFORCE update a batch)
+    minibatches: int = 4           # updates per pass, each on a share of the batch's episodes (at most one each)
+    clip: float = 0.2              # PPO's clip on the probability ratio, when a batch is replayed
     dtype: str = "float32"
     backend: str = "cython"
     max_frames: int = 0            # 0: no limit
@@ -76,8 +76,9 @@ ADVANTAGES = ("returns", "gae")
 
 # What each preset sets over PongConfig's defaults (settings given explicitly win).
 PRESETS = {
-    "fast": {},                # PongConfig's defaults, lr 1e-3: measured best here, see docs/results/pong
-    "classic": {"lr": 1e-4},   # the original "Pong from pixels" settings
+    "fast": {},                # PongConfig's defaults: 4 clipped passes over each batch, see docs/results/pong-ppo-pilots
+    "reinforce": {"epochs": 1, "minibatches": 1},  # one REINFORCE update a batch at lr 1e-3 (see docs/results/pong)
+    "classic": {"lr": 1e-4, "epochs": 1, "minibatches": 1},   # the original "Pong from pixels" settings
 }
 FORMAT = "pgcore-pong-1"
 RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
@@ -93,9 +94,10 @@ def make_config(preset=None, **settings):
 
 
 def config_from_saved(saved):
-    """The PongConfig a checkpoint recorded (older ones had no optimizer choice, task, time cadence
-    or value net: they ran with RMSProp and standardized returns)."""
-    return PongConfig(**{"optimizer": "rmsprop", "threads": 2, "advantage": "returns"} | saved)
+    """The PongConfig a checkpoint recorded (older ones had no optimizer choice, task, time cadence,
+    value net or epochs: they ran with RMSProp and standardized returns, one update a batch)."""
+    return PongConfig(**{"optimizer": "rmsprop", "threads": 2, "advantage": "returns", "epochs": 1,
+                         "minibatches": 1} | saved)
 
 
 def check_config(config):
@@ -107,9 +109,6 @@ def check_config(config):
                                 "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False),
                                 "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
                                 "clip": (0.0, 10.0, True)})
-    if config.minibatches > config.batch_episodes:
-        raise runs.SettingError("minibatches", f"minibatches ({config.minibatches}) must be at most batch_episodes "
-                                f"({config.batch_episodes}): each update takes at least one episode")
     runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
     runs.check_choice(config, "advantage", ADVANTAGES)
     from pgcore import distributed
@@ -351,6 +350,7 @@ def train(config, kernels, resume_meta=None, resume_arrays=None):
             distributed.collect(config, run, learner)
         else:
             _collect(config, kernels, run, learner)
+        learner.finish()
     return run.counters, run.stopped_by
 
 
@@ -378,8 +378,9 @@ class Learner:
 
     With epochs or minibatches > 1 (PPO-style) it keeps the batch's episodes instead and, when
     the batch is full, makes `epochs` passes over them in a shuffled order, `minibatches`
-    updates a pass. A checkpoint does not hold the batch in progress: a resumed run starts a
-    new batch (at most a batch of episodes is played but not learned from)."""
+    updates a pass (at most one per episode). When the run stops, it learns from the batch in
+    progress (`finish`); a checkpoint taken during a batch does not hold it, so a run resumed
+    after a crash starts a new batch."""
 
     def __init__(self, config, kernels, run):
         self.config, self.kernels, self.run = config, kernels, run
@@ -428,11 +429,17 @@ class Learner:
         for grad in self.grads:
             grad[...] = 0
 
+    def finish(self):
+        """Learns from the batch in progress, if episodes of it are kept (before the last checkpoint)."""
+        if self.batch:
+            self._replay_batch()
+            self.run.counters["episodes_in_batch"] = 0
+
     def _replay_batch(self):
         """`epochs` shuffled passes over the kept batch, `minibatches` updates a pass."""
         for _ in range(self.config.epochs):
             order = self.run.rng.permutation(len(self.batch))
-            for share in np.array_split(order, self.config.minibatches):
+            for share in np.array_split(order, min(self.config.minibatches, len(self.batch))):
                 for index in share:
                     episode, targets = self.batch[index]
                     add_episode_gradient(self.kernels, episode, self.state, self.config, targets)

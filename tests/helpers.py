@@ -124,7 +124,9 @@ def central_differences(objective, array, eps=1e-6):
 BIN_DIR = os.path.dirname(sys.executable)
 PROGRESS_HEADER = ["episode", "frames", "steps", "reward", "running_reward", "wall_s", "steps_per_s"]
 # A small, fast, bitwise-reproducible run: one update per episode so the weights move.
-SMALL_RUN = ["--envs", "2", "--hidden", "8", "--batch-episodes", "1", "--sync", "--quiet"]
+# One update a batch (as --preset reinforce): tests of a batch's replay (the default) are in test_ppo.py
+SMALL_RUN = ["--envs", "2", "--hidden", "8", "--batch-episodes", "1", "--sync", "--quiet", "--epochs", "1",
+             "--minibatches", "1"]
 
 
 def script(name):

@@ -148,7 +148,7 @@ def test_gaussian_task_predicts_actions_in_the_action_space(tmp_path, keep_threa
 def test_pong_learn_evaluate_and_predict_from_raw_frames(tmp_path, keep_threads):
     agent = pgcore.Agent("pong", seed=3, **SMALL_PONG)
     agent.learn(max_episodes=2, run_dir=str(tmp_path / "pong"), quiet=True)
-    assert agent.counters["episode"] == 2 and agent.counters["updates"] == 2
+    assert agent.counters["episode"] == 2 and agent.counters["updates"] == 8   # 4 passes over each 1-episode batch
     assert agent.params["w1"].shape == (6400, 8)
     scores = agent.evaluate(episodes=1, seed=10_000)
     assert scores.shape == (1,) and -21 <= scores[0] <= 21

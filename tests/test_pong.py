@@ -244,7 +244,8 @@ def test_train_main_writes_config_progress_and_checkpoint(tmp_path, monkeypatch,
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # train_main sets it; keep the environment clean
     run_dir = str(tmp_path / "run")
     code = cli.train_main(["pong", "--envs", "2", "--hidden", "16", "--seed", "7", "--max-episodes", "3",
-                           "--batch-episodes", "2", "--backend", "numpy", "--quiet", "--run-dir", run_dir])
+                           "--batch-episodes", "2", "--backend", "numpy", "--quiet", "--run-dir", run_dir,
+                           "--preset", "reinforce"])   # one update a batch: a partial batch's gradient is saved
     assert code == 0
     assert {"checkpoint.npz", "config.json", "progress.csv"} <= set(os.listdir(run_dir))
 
@@ -423,8 +424,8 @@ class InterruptedOnce:
 def test_ctrl_c_inside_an_update_leaves_a_resumable_run(tmp_path, keep_threads):
     run_dir = str(tmp_path / "run")
     runs.prepare_run_dir(run_dir, resume=False)
-    config = pong.PongConfig(seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
-                             max_episodes=5, run_dir=run_dir, quiet=True)
+    config = pong.make_config("reinforce", seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
+                              max_episodes=5, run_dir=run_dir, quiet=True)
     kernels = InterruptedOnce()
     counters, stopped_by = pong.train(config, kernels)
     assert kernels.fired and stopped_by == "Ctrl-C"
@@ -476,8 +477,8 @@ class PoisonedFirstEpisode:
 def test_non_finite_batch_is_skipped_counted_and_training_goes_on(tmp_path, keep_threads):
     run_dir = str(tmp_path / "run")
     runs.prepare_run_dir(run_dir, resume=False)
-    config = pong.PongConfig(seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
-                             max_episodes=3, run_dir=run_dir, quiet=True)
+    config = pong.make_config("reinforce", seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
+                              max_episodes=3, run_dir=run_dir, quiet=True)
     with pytest.warns(RuntimeWarning, match="not finite"):
         counters, _ = pong.train(config, PoisonedFirstEpisode())
     assert counters["skipped_updates"] == 1 and counters["updates"] == counters["episode"] - 1

@@ -14,7 +14,7 @@ import pgcore.reference as R
 from pgcore import pong
 
 from helpers import (assert_close, central_differences, load_run_checkpoint, read_progress_csv, rtol_of, run_cli,
-                     train_run)
+                     train_run, write_run_checkpoint)
 from test_pong import cut_returns, sparse_episode, synthetic_episode
 
 BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
@@ -191,7 +191,7 @@ def test_a_run_makes_epochs_times_minibatches_updates_a_batch(ppo_run):
     assert np.abs(arrays["w2"] - fresh["w2"]).max() > 0
 
 
-def test_a_resumed_run_starts_a_new_batch(ppo_run, tmp_path):
+def test_a_stopped_run_learns_from_its_last_batch_and_resumes(ppo_run, tmp_path):
     import shutil
     run_dir = tmp_path / "run"
     shutil.copytree(ppo_run, run_dir)
@@ -201,17 +201,27 @@ def test_a_resumed_run_starts_a_new_batch(ppo_run, tmp_path):
     assert [int(row[0]) for row in rows] == list(range(1, 8))
     assert [int(row[header.index("updates")]) for row in rows][4:] == [12, 18, 18]
     _, meta = load_run_checkpoint(run_dir)
-    assert meta["config"]["epochs"] == 3 and meta["counters"]["episodes_in_batch"] == 1
-    # episode 7's batch is not in the checkpoint: the next batch is episodes 8 and 9
+    # the run stopped in a batch (episode 7 alone): it learned from it before its last checkpoint,
+    # 3 passes of one update (a minibatch takes at least an episode)
+    assert meta["config"]["epochs"] == 3 and meta["counters"]["episodes_in_batch"] == 0
+    assert meta["counters"]["updates"] == 21
     result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 9, "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     header, rows = read_progress_csv(run_dir)
-    assert [int(row[header.index("updates")]) for row in rows][7:] == [18, 24]
+    assert [int(row[header.index("updates")]) for row in rows][7:] == [21, 27]
+    # a checkpoint taken within a batch (as a crash leaves it) does not hold the batch's episodes:
+    # the resumed run starts a new batch
+    arrays, meta = load_run_checkpoint(run_dir)
+    meta["counters"]["episodes_in_batch"] = 1
+    write_run_checkpoint(f"{run_dir}/checkpoint.npz", arrays, meta)
+    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 11, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    header, rows = read_progress_csv(run_dir)
+    assert [int(row[header.index("updates")]) for row in rows][9:] == [27, 33]
 
 
 @pytest.mark.parametrize("flags, named", [(["--epochs", "0"], "--epochs"),
                                           (["--minibatches", "0"], "--minibatches"),
-                                          (["--minibatches", "11"], "--minibatches"),
                                           (["--clip", "0"], "--clip"),
                                           (["--clip", "nan"], "--clip")])
 def test_bad_ppo_settings_are_one_line_errors(flags, named, tmp_path):
@@ -223,7 +233,7 @@ def test_bad_ppo_settings_are_one_line_errors(flags, named, tmp_path):
 
 def test_bad_ppo_settings_in_python_name_the_setting():
     with pytest.raises(ValueError, match="minibatches"):
-        pgcore.Agent("pong", batch_episodes=4, minibatches=5)
+        pgcore.Agent("pong", minibatches=0)
     with pytest.raises(ValueError, match="clip"):
         pgcore.Agent("pong", epochs=4, clip=-1.0)
     with pytest.raises(ValueError, match="does not apply"):

@@ -80,7 +80,7 @@ def test_a_workers_episodes_give_the_single_process_gradient(cluster):
     try:
         while not local:
             finished, _, _ = collector.step(params["w1"], params["w2"], 3)
-            local = [(distributed.compact(collector.episodes.episode(env)), 3) for env in finished]
+            local = [(pong.compact(collector.episodes.episode(env)), 3) for env in finished]
     finally:
         collector.close()
 

@@ -14,12 +14,13 @@ Rates are steady state, from the first to the last finished episode (Ray's start
 workers' emulator start are left out, as the emulators' start is for the single process).
 
 Learner capacity. Real episodes are played by a Collector with the initial weights (a
-beginner's episodes, ~3,000 agent steps); then the learner's work on each (returns,
-advantages, the sparse backward, and the update amortized over --batch-episodes) is timed on
-this process's one thread. Capacity = emulator frames per episode / seconds per episode.
+beginner's episodes, ~900 agent steps); then pong.Learner, with the default settings, learns
+from whole batches of them (returns, advantages, the passes over each batch with their sparse
+forward and backward, the updates) on this process's one thread. Capacity = emulator frames per
+episode / seconds per episode.
 
 usage: python benchmarks/speed/bench_ray.py [--seconds 40] [--repeats 3] [--envs 16] [--threads 2]
-                                             [--workers 1,2] [--capacity-episodes 8]
+                                             [--workers 1,2] [--capacity-batches 2]
 """
 import argparse
 import json
@@ -44,37 +45,53 @@ def kind_settings(kind, args):
             "threads": max(1, args.threads // workers)}
 
 
+class _Counters:
+    """What pong.Learner asks of runs.Run, without files: counters, an RNG, updates applied."""
+
+    def __init__(self):
+        self.counters = {"updates": 0, "episodes_in_batch": 0, "skipped_updates": 0, "worker_restarts": 0}
+        self.rng = np.random.default_rng(0)
+
+    def restore(self, new_state):
+        return new_state()
+
+    def apply_update(self, grads, step):
+        step()
+        self.counters["updates"] += 1
+
+    def finish_episode(self, reward, extra=()):
+        pass
+
+    def maybe_checkpoint(self):
+        pass
+
+
 def learner_capacity(args):
     """(frames/s one learner thread absorbs, ms per episode, frames per episode)."""
     import pgcore
     from pgcore import agent, pong
-    from pgcore.distributed import compact
 
     kernels = agent.load_backend("cython")
     pgcore.set_num_threads(1)  # the learner's kernels run on its one thread, as in training
     config = pong.PongConfig(envs=args.envs, threads=args.threads)
-    state = pong.new_state(config)
+    learner = pong.Learner(config, kernels, _Counters())
     collector = pong.Collector(config, kernels, np.random.default_rng(0), 0)
     episodes = []
     try:
-        while len(episodes) < args.capacity_episodes:
-            finished, _, _ = collector.step(state["w1"], state["w2"], 0)
+        while len(episodes) < args.capacity_batches * config.batch_episodes:
+            finished, _, _ = collector.step(learner.w1, learner.w2, 0)
             for env in finished:
-                episodes.append(compact(collector.episodes.episode(env)))
+                episodes.append(pong.compact(collector.episodes.episode(env)))
                 collector.release(env)
     finally:
         collector.close()
     frames_per_episode = config.frameskip * statistics.mean(len(episode[3]) for episode in episodes)
-    seconds = []  # per episode: its backward, plus an update's share (one update per batch_episodes)
-    for repeat in range(3):
+    seconds = []  # per episode: all the learner does with whole batches of them
+    for _ in range(3):
         start = time.perf_counter()
         for episode in episodes:
-            pong.add_episode_gradient(kernels, episode, state, config)
-        backward = (time.perf_counter() - start) / len(episodes)
-        start = time.perf_counter()
-        for name in pong.param_shapes(config):
-            pong.optimizer_step(kernels, config, state, name, repeat + 1)
-        seconds.append(backward + (time.perf_counter() - start) / config.batch_episodes)
+            learner.learn(episode, 0)
+        seconds.append((time.perf_counter() - start) / len(episodes))
     per_episode = statistics.median(seconds)
     return frames_per_episode / per_episode, per_episode * 1e3, frames_per_episode
 
@@ -86,7 +103,7 @@ def main():
     parser.add_argument("--envs", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", default="1,2", help="worker counts to measure (comma-separated)")
-    parser.add_argument("--capacity-episodes", type=int, default=8)
+    parser.add_argument("--capacity-batches", type=int, default=2, help="batches of episodes the learner is timed on")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=float, default=300_000, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -118,7 +135,7 @@ def main():
 
     capacity, ms, frames_per_episode = learner_capacity(args)
     print(f"\nlearner: {ms:.1f} ms per episode ({frames_per_episode:,.0f} emulator frames; returns, advantages, "
-          f"sparse backward, update amortized) -> one learner thread absorbs {capacity:,.0f} frames/s, "
+          f"the passes over each batch, the updates) -> one learner thread absorbs {capacity:,.0f} frames/s, "
           f"{capacity / median['single']:.1f}x what this machine's emulators make")
 
 
