@@ -213,8 +213,8 @@ def test_cli_and_api_give_the_same_cartpole_run(tmp_path, keep_threads):
 
 def test_cli_and_api_give_the_same_pong_run(small_run, tmp_path, keep_threads):
     """small_run is `pgcore-train pong SMALL_RUN --seed 3 --max-episodes 2` (a --sync run)."""
-    assert "--sync" in SMALL_RUN
-    agent = pgcore.Agent("pong", seed=3, **SMALL_PONG)
+    assert "--sync" in SMALL_RUN and "--epochs" in SMALL_RUN
+    agent = pgcore.Agent("pong", seed=3, **SMALL_PONG, epochs=1, minibatches=1)   # SMALL_RUN's one update a batch
     agent.learn(max_episodes=2, run_dir=str(tmp_path / "api"), quiet=True)
     assert rewards(small_run) == rewards(agent.run_dir)
     cli, _ = load_run_checkpoint(small_run)
