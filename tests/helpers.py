@@ -149,6 +149,14 @@ def run_cli(name, *args, timeout=120, cwd=None):
                           timeout=timeout, cwd=cwd, preexec_fn=_default_sigint)
 
 
+def assert_bad_pong_flags_fail_in_one_line(flags, named, run_dir):
+    """`pgcore-train pong FLAGS` exits 2 with a message naming `named`, no traceback, no run directory."""
+    result = run_cli("pgcore-train", "pong", *flags, "--run-dir", run_dir, "--max-episodes", 1)
+    assert result.returncode == 2
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(run_dir)
+
+
 def start_cli(name, *args, cwd=None):
     """Starts a console script (for signal tests); stdout/stderr are pipes."""
     return subprocess.Popen([script(name), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
