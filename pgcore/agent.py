@@ -27,8 +27,8 @@ TASKS = {"pong": "REINFORCE on Atari Pong from pixels"} | {name: spec.descriptio
 PACKAGED_POLICIES = {"pong": os.path.join(os.path.dirname(__file__), "data", "pong.npz")}
 POLICY_FORMAT = "pgcore-policy-1"
 # Settings a resumed run may change; the others are the run's own, saved in its checkpoint.
-RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "checkpoint_every", "checkpoint_minutes",
-                   "backend", "ray", "workers")
+RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "max_minutes", "checkpoint_every",
+                   "checkpoint_minutes", "backend", "ray", "workers")
 _NOT_SETTINGS = {"task", "run_dir"}  # fixed by the Agent's task and by learn()
 
 
@@ -172,16 +172,17 @@ class Agent:
 
     # ---- training ----
 
-    def learn(self, max_frames=None, max_episodes=None, run_dir=None, quiet=None):
-        """Trains until the run has `max_frames` frames (environment steps for the other tasks) or
-        `max_episodes` episodes in all (totals for the run, not for this call; None keeps the
-        current limit, 0 means none), or until Ctrl-C / SIGTERM, which saves a checkpoint and
-        returns. The first call starts a run in `run_dir` (default runs/TASK-TIMESTAMP); later
-        calls, and an agent from `Agent.resume`, continue it. Returns the agent."""
+    def learn(self, max_frames=None, max_episodes=None, run_dir=None, quiet=None, max_minutes=None):
+        """Trains until the run has `max_frames` frames (environment steps for the other tasks),
+        `max_episodes` episodes or `max_minutes` minutes of training in all (totals for the run,
+        not for this call; None keeps the current limit, 0 means none), or until Ctrl-C / SIGTERM,
+        which saves a checkpoint and returns. The first call starts a run in `run_dir` (default
+        runs/TASK-TIMESTAMP); later calls, and an agent from `Agent.resume`, continue it. Returns the agent."""
         if not self._trainable:
             raise ValueError("this agent was loaded to play; Agent.resume(RUN_DIR) continues a run's training")
         limits = {name: value for name, value in
-                  (("max_frames", max_frames), ("max_episodes", max_episodes), ("quiet", quiet)) if value is not None}
+                  (("max_frames", max_frames), ("max_episodes", max_episodes), ("max_minutes", max_minutes),
+                   ("quiet", quiet)) if value is not None}
         trainer = TRAINERS[self.task]
         config, opened = self._learning_config(trainer, run_dir, limits)
         with trainer.session(config):
@@ -300,7 +301,7 @@ class Agent:
     def resume(cls, run_dir, **settings):
         """An agent that continues the run in `run_dir` when `learn` is called. `settings` may
         change only what does not change the run: threads, quiet, backend, max_frames,
-        max_episodes, checkpoint_every, checkpoint_minutes (others may be given with the run's
+        max_episodes, max_minutes, checkpoint_every, checkpoint_minutes (others may be given with the run's
         own values, as when a command line is repeated with --resume)."""
         opened = open_checkpoint(run_dir, for_training=True)
         for name, value in settings.items():

@@ -45,7 +45,7 @@ def _task_defaults(field):
 
 
 # Flags that are not settings of the run's config: where and how long to train, and the display.
-_RUN_FLAGS = ("task", "run_dir", "resume", "max_frames", "max_episodes", "quiet", "no_slip")
+_RUN_FLAGS = ("task", "run_dir", "resume", "max_frames", "max_episodes", "max_minutes", "quiet", "no_slip")
 
 
 def train_parser():
@@ -59,6 +59,9 @@ def train_parser():
                         help="stop after this many emulator frames (environment steps for the other tasks; 0: no limit)")
     common.add_argument("--max-episodes", type=_whole_number, default=None,
                         help="stop after this many episodes (0: no limit; default: none for pong, a budget per task otherwise)")
+    common.add_argument("--max-minutes", type=_number, default=None,
+                        help="stop after this many minutes of training, counted over every resumed segment "
+                             "(0: no limit)")
     common.add_argument("--run-dir", default=None, help="where to write config.json, progress.csv, checkpoint.npz (default runs/TASK-TIMESTAMP)")
     common.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its last checkpoint (with new limits, threads, "
@@ -152,8 +155,8 @@ def train_main(argv=None):
                 raise runs.RunError(f"{args.resume} holds a {agent.task} run, not {args.task}")
         else:
             agent = Agent(args.task, **settings)
-        agent.learn(max_frames=args.max_frames, max_episodes=args.max_episodes, run_dir=args.run_dir,
-                    quiet=args.quiet)
+        agent.learn(max_frames=args.max_frames, max_episodes=args.max_episodes, max_minutes=args.max_minutes,
+                    run_dir=args.run_dir, quiet=args.quiet)
     except KeyboardInterrupt:
         print("error: interrupted (before training began, or a second time): the last checkpoint is kept", file=sys.stderr)
         return 130

@@ -98,6 +98,7 @@ class ControlConfig:
     threads: int = 1               # kernel threads (small arrays: the kernels' serial paths)
     max_frames: int = 0            # environment steps; 0: no limit
     max_episodes: int = 2000       # 0: no limit (then tau and sigma cannot anneal)
+    max_minutes: float = 0.0       # minutes of training wall time over every segment; 0: no limit
     checkpoint_every: int = 500    # episodes (0: only by time and at the end)
     checkpoint_minutes: float = 5.0  # wall time between checkpoints (0: only by episodes and at the end)
     run_dir: str = ""

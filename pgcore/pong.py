@@ -64,6 +64,7 @@ class PongConfig:
     backend: str = "cython"
     max_frames: int = 0            # 0: no limit
     max_episodes: int = 0          # 0: no limit
+    max_minutes: float = 0.0       # minutes of training wall time over every segment; 0: no limit
     checkpoint_every: int = 50     # episodes (0: only by time and at the end)
     checkpoint_minutes: float = 5.0  # wall time between checkpoints (0: only by episodes and at the end)
     ray: str = ""                  # "": this process's emulators; local, auto or HOST:PORT: Ray workers

@@ -78,7 +78,7 @@ def check_common(config):
     check_whole_numbers(config, ("batch_episodes", "threads"), 1)
     check_whole_numbers(config, ("seed", "max_frames", "max_episodes", "checkpoint_every"), 0)
     check_numbers(config, {"lr": (0.0, 1.0, True), "gamma": (0.0, 1.0, False),
-                           "checkpoint_minutes": (0.0, math.inf, False)})
+                           "checkpoint_minutes": (0.0, math.inf, False), "max_minutes": (0.0, math.inf, False)})
     check_choice(config, "dtype", ("float32", "float64"))
     check_choice(config, "backend", ("cython", "numpy"))
     if not isinstance(config.quiet, bool):
@@ -434,7 +434,8 @@ class Run:
         """False once a limit is reached or a stop was requested."""
         config, counters = self.config, self.counters
         limit_reached = ((config.max_frames and counters["frames"] >= config.max_frames)
-                         or (config.max_episodes and counters["episode"] >= config.max_episodes))
+                         or (config.max_episodes and counters["episode"] >= config.max_episodes)
+                         or (config.max_minutes and self.wall() >= 60 * config.max_minutes))
         return not limit_reached and self.stopped_by is None
 
     def wall(self):

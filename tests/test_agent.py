@@ -229,6 +229,7 @@ def test_cli_and_api_give_the_same_pong_run(small_run, tmp_path, keep_threads):
     ("pong", {"hidden": 2.5}, "hidden"), ("cartpole", {"hidden": 0}, "hidden"), ("taxi", {"tau": 0}, "tau"),
     ("pong", {"threads": 0}, "threads"), ("cartpole", {"backend": "fortran"}, "backend"),
     ("pong", {"max_episodes": -1}, "max_episodes"), ("pong", {"checkpoint_minutes": -1}, "checkpoint_minutes"),
+    ("cartpole", {"max_minutes": -1}, "max_minutes"), ("pong", {"max_minutes": float("nan")}, "max_minutes"),
     ("pong", {"tau": 1.0}, "tau"), ("cartpole", {"envs": 4}, "envs"), ("cartpole", {"bogus": 1}, "bogus"),
     ("pong", {"preset": "slow"}, "preset"), ("tetris", {}, "tetris"), ("pong", {"batch_episodes": True}, "batch"),
 ])
@@ -243,6 +244,22 @@ def test_too_big_a_network_is_a_setting_error_not_a_memory_error():
     result = run_cli("pgcore-train", "pong", "--hidden", 100_000_000, "--quiet")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--hidden" in result.stderr and "GiB" in result.stderr
+
+
+def test_max_minutes_limits_the_training_time_over_every_segment(tmp_path, keep_threads):
+    limit = 0.02                                  # minutes: 1.2 s of cartpole, many episodes
+    agent = pgcore.Agent("cartpole", seed=1).learn(max_episodes=0, max_minutes=limit, run_dir=str(tmp_path / "run"),
+                                                    quiet=True)
+    first = dict(agent.counters)
+    assert first["episode"] > 0 and 60 * limit <= first["wall_s"] < 60 * limit + 30
+    # a resumed run counts the wall time of its earlier segments: a new limit is a total
+    total = first["wall_s"] / 60 + limit          # the first segment overran its limit by its last batch
+    again = pgcore.Agent.resume(agent.run_dir, max_minutes=total).learn()
+    assert again.counters["episode"] > first["episode"]
+    assert 60 * total <= again.counters["wall_s"] < 60 * total + 30
+    # the limit is saved with the run: resuming without a new one trains no further
+    done = pgcore.Agent.resume(agent.run_dir).learn()
+    assert done.counters["episode"] == again.counters["episode"]
 
 
 def test_resume_refuses_to_change_the_runs_own_settings(small_run_copy):

@@ -109,6 +109,7 @@ def test_unknown_task_lists_known_tasks():
     ("--envs", "0"), ("--envs", "-3"), ("--lr", "-1"), ("--lr", "0"), ("--lr", "nan"), ("--gamma", "2"),
     ("--gamma", "-0.1"), ("--hidden", "abc"), ("--hidden", "0"), ("--max-episodes", "-1"),
     ("--batch-episodes", "0"), ("--sticky", "1.5"), ("--threads", "0"), ("--backend", "fortran"),
+    ("--max-minutes", "-1"), ("--max-minutes", "inf"), ("--max-minutes", "soon"),
 ])
 def test_bad_flag_values(flag, value, tmp_path):
     run_dir = tmp_path / "run"

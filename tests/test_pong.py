@@ -298,6 +298,16 @@ def test_max_frames_stops_the_run(tmp_path):
     assert header[:7] == PROGRESS_HEADER and rows == []      # no episode finishes in 800 frames
 
 
+def test_max_minutes_stops_the_run(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("pgcore-train", "pong", "--envs", "2", "--hidden", "8", "--quiet", "--max-minutes", "0.05",
+                     "--run-dir", run_dir)
+    assert result.returncode == 0, result.stderr
+    _, meta = load_run_checkpoint(run_dir)
+    assert meta["config"]["max_minutes"] == 0.05
+    assert 3.0 <= meta["counters"]["wall_s"] < 3.0 + 60, meta["counters"]   # the loop checks the limit every step
+
+
 # ---------------------------------------------------------------------------
 # Resuming
 # ---------------------------------------------------------------------------
