@@ -2,10 +2,13 @@
 with --at-frames, several runs' running rewards when each first had that many frames.
 
 usage: python benchmarks/learning/pong_milestones.py RUN_DIR [--thresholds -18,-15,-10,-5,0]
+       python benchmarks/learning/pong_milestones.py RUN_DIR... [--thresholds ...]   (seeds of one recipe)
        python benchmarks/learning/pong_milestones.py RUN_DIR... --at-frames 1,2,3,4,5   (millions)
-Prints a Markdown table: threshold, episode, emulator frames, wall time; or a run per row.
+Prints a Markdown table: threshold, episode, emulator frames, wall time; with several runs, a run
+per row (frames and wall time to each threshold, the best running reward, the median over runs).
 """
 import argparse
+import statistics
 
 from pgcore.plot import read_progress
 
@@ -40,6 +43,37 @@ def print_at_frames(run_dirs, millions):
         print(f"| {run_dir} | {cells} | {progress['running_reward'][-1]:.1f} at {progress['frames'][-1] / 1e6:.1f} M |")
 
 
+def _median_cell(values, unit):
+    """The median of the runs' values, a run that never got there counting as later than all."""
+    ordered = sorted(values, key=lambda value: (value is None, value or 0))
+    middle = ordered[(len(ordered) - 1) // 2: len(ordered) // 2 + 1]
+    if any(value is None for value in middle):
+        return "not reached"
+    return f"{statistics.fmean(middle) / unit:.1f}"
+
+
+def print_runs_to_thresholds(run_dirs, thresholds):
+    """A row per run: frames (millions) / minutes to each threshold, and the best running reward."""
+    print("| run | " + " | ".join(f"{t:+g}" if t else "0" for t in thresholds) + " | best running reward | last row |")
+    print("| --- |" + " ---: |" * len(thresholds) + " --- | --- |")
+    reached = []
+    for run_dir in run_dirs:
+        progress = read_progress(run_dir)
+        rows = milestones(progress, thresholds)
+        reached.append(rows)
+        cells = " | ".join("not reached" if episode is None else f"{frames / 1e6:.1f} M / {wall / 60:.0f} min"
+                           for _, episode, frames, wall in rows)
+        best = max(range(len(progress["episode"])), key=lambda i: progress["running_reward"][i])
+        last = len(progress["episode"]) - 1
+        print(f"| {run_dir} | {cells} | {progress['running_reward'][best]:+.1f} at {progress['frames'][best] / 1e6:.1f} M"
+              f" / {progress['wall_s'][best] / 60:.0f} min | {progress['running_reward'][last]:+.1f} at "
+              f"{progress['frames'][last] / 1e6:.1f} M / {progress['wall_s'][last] / 60:.0f} min |")
+    medians = [f"{_median_cell([runs[i][2] for runs in reached], 1e6)} M / "
+               f"{_median_cell([runs[i][3] for runs in reached], 60)} min" for i in range(len(thresholds))]
+    print(f"| median of {len(run_dirs)} | " + " | ".join(cell.replace("not reached M / not reached min", "not reached")
+                                                       for cell in medians) + " | | |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", nargs="+")
@@ -48,11 +82,12 @@ def main():
     args = parser.parse_args()
     if args.at_frames:
         return print_at_frames(args.run_dir, [float(m) for m in args.at_frames.split(",")])
+    thresholds = [float(t) for t in args.thresholds.split(",")]
     if len(args.run_dir) > 1:
-        parser.error("several runs go with --at-frames")
+        return print_runs_to_thresholds(args.run_dir, thresholds)
     progress = read_progress(args.run_dir[0])
     print("| running reward above | episodes | emulator frames | wall time |\n| --- | ---: | ---: | ---: |")
-    for threshold, episode, frames, wall in milestones(progress, [float(t) for t in args.thresholds.split(",")]):
+    for threshold, episode, frames, wall in milestones(progress, thresholds):
         if episode is None:
             print(f"| {threshold:g} | not yet | | |")
         else:
