@@ -43,13 +43,16 @@ def print_at_frames(run_dirs, millions):
         print(f"| {run_dir} | {cells} | {progress['running_reward'][-1]:.1f} at {progress['frames'][-1] / 1e6:.1f} M |")
 
 
-def _median_cell(values, unit):
-    """The median of the runs' values, a run that never got there counting as later than all."""
+def _median(values):
+    """The median of the runs' values; None (never got there) counts as later than all, and is
+    the median when a middle value is None."""
     ordered = sorted(values, key=lambda value: (value is None, value or 0))
     middle = ordered[(len(ordered) - 1) // 2: len(ordered) // 2 + 1]
-    if any(value is None for value in middle):
-        return "not reached"
-    return f"{statistics.fmean(middle) / unit:.1f}"
+    return None if None in middle else statistics.fmean(middle)
+
+
+def _when(frames, wall):
+    return "not reached" if frames is None else f"{frames / 1e6:.1f} M / {wall / 60:.0f} min"
 
 
 def print_runs_to_thresholds(run_dirs, thresholds):
@@ -61,17 +64,14 @@ def print_runs_to_thresholds(run_dirs, thresholds):
         progress = read_progress(run_dir)
         rows = milestones(progress, thresholds)
         reached.append(rows)
-        cells = " | ".join("not reached" if episode is None else f"{frames / 1e6:.1f} M / {wall / 60:.0f} min"
-                           for _, episode, frames, wall in rows)
+        cells = " | ".join(_when(frames, wall) for _, _, frames, wall in rows)
         best = max(range(len(progress["episode"])), key=lambda i: progress["running_reward"][i])
-        last = len(progress["episode"]) - 1
-        print(f"| {run_dir} | {cells} | {progress['running_reward'][best]:+.1f} at {progress['frames'][best] / 1e6:.1f} M"
-              f" / {progress['wall_s'][best] / 60:.0f} min | {progress['running_reward'][last]:+.1f} at "
-              f"{progress['frames'][last] / 1e6:.1f} M / {progress['wall_s'][last] / 60:.0f} min |")
-    medians = [f"{_median_cell([runs[i][2] for runs in reached], 1e6)} M / "
-               f"{_median_cell([runs[i][3] for runs in reached], 60)} min" for i in range(len(thresholds))]
-    print(f"| median of {len(run_dirs)} | " + " | ".join(cell.replace("not reached M / not reached min", "not reached")
-                                                       for cell in medians) + " | | |")
+        rewards_at = [f"{progress['running_reward'][i]:+.1f} at {_when(progress['frames'][i], progress['wall_s'][i])}"
+                      for i in (best, len(progress["episode"]) - 1)]
+        print(f"| {run_dir} | {cells} | {' | '.join(rewards_at)} |")
+    medians = [_when(_median([runs[i][2] for runs in reached]), _median([runs[i][3] for runs in reached]))
+               for i in range(len(thresholds))]
+    print(f"| median of {len(run_dirs)} | " + " | ".join(medians) + " | | |")
 
 
 def main():

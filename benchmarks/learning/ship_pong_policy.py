@@ -32,8 +32,8 @@ def main(argv=None):
     for name, array in weights.items():
         if not np.isfinite(array).all():
             parser.error(f"{name} does not fit in float16 (a weight beyond +-65504)")
-    meta = {"format": FORMAT, "config": opened.meta["config"], "trained": {name: counters[name] for name in SHIPPED_COUNTERS},
-            "note": args.note}
+    meta = {"format": FORMAT, "config": opened.meta["config"], "note": args.note,
+            "trained": {name: counters[name] for name in SHIPPED_COUNTERS}}
     runs.save_checkpoint(args.out, weights, meta)
     print(f"{args.out}: {os.path.getsize(args.out):,} bytes; episode {counters['episode']:,}, "
           f"{counters['frames'] / 1e6:.1f} M frames, running reward {counters['running_reward']:.2f}")
