@@ -28,7 +28,7 @@ PACKAGED_POLICIES = {"pong": os.path.join(os.path.dirname(__file__), "data", "po
 POLICY_FORMAT = "pgcore-policy-1"
 # Settings a resumed run may change; the others are the run's own, saved in its checkpoint.
 RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "max_minutes", "checkpoint_every",
-                   "checkpoint_minutes", "backend", "ray", "workers")
+                   "checkpoint_minutes", "backend", "ray", "workers", "lr")  # lr: lowered once learning flattens
 _NOT_SETTINGS = {"task", "run_dir"}  # fixed by the Agent's task and by learn()
 
 
@@ -300,9 +300,10 @@ class Agent:
     @classmethod
     def resume(cls, run_dir, **settings):
         """An agent that continues the run in `run_dir` when `learn` is called. `settings` may
-        change only what does not change the run: threads, quiet, backend, max_frames,
-        max_episodes, max_minutes, checkpoint_every, checkpoint_minutes (others may be given with the run's
-        own values, as when a command line is repeated with --resume)."""
+        change only what does not change the run's model: threads, quiet, backend, max_frames,
+        max_episodes, max_minutes, checkpoint_every, checkpoint_minutes, and lr (to lower it once
+        learning flattens; the optimizer's state carries over). Others may be given with the run's
+        own values, as when a command line is repeated with --resume."""
         opened = open_checkpoint(run_dir, for_training=True)
         for name, value in settings.items():
             if name not in RESUME_SETTINGS and getattr(opened.config, name, None) != value:

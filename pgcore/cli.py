@@ -74,7 +74,7 @@ def train_parser():
     common.add_argument("--checkpoint-minutes", type=_number, default=None, help="minutes of training between checkpoints, whichever comes first (default 5; 0: by episodes only)")
     common.add_argument("--quiet", action="store_true", help="no progress bar")
     common.add_argument("--batch-episodes", type=_whole_number, default=None, help="episodes per update (default 10 for pong; per task otherwise)")
-    common.add_argument("--lr", type=_number, default=None, help="learning rate, in (0, 1] (default: the preset's for pong, per task otherwise)")
+    common.add_argument("--lr", type=_number, default=None, help="learning rate, in (0, 1] (default: the preset's for pong, per task otherwise; may change on --resume)")
     common.add_argument("--gamma", type=_number, default=None, help="discount, in [0, 1] (default 0.99)")
     common.add_argument("--hidden", type=_whole_number, default=None, help="hidden units: pong (default 200), cartpole and acrobot (default 32)")
     pong = parser.add_argument_group("pong")

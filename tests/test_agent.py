@@ -263,10 +263,12 @@ def test_max_minutes_limits_the_training_time_over_every_segment(tmp_path, keep_
 
 
 def test_resume_refuses_to_change_the_runs_own_settings(small_run_copy):
-    with pytest.raises(ValueError, match="lr cannot change"):
-        pgcore.Agent.resume(small_run_copy, lr=0.5)
-    result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--lr", "0.5", "--quiet")
-    assert result.returncode == 2 and "--lr" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(ValueError, match="hidden cannot change"):
+        pgcore.Agent.resume(small_run_copy, hidden=16)
+    result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--hidden", "16", "--quiet")
+    assert result.returncode == 2 and "--hidden" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(ValueError, match="lr must be a number"):
+        pgcore.Agent.resume(small_run_copy, lr=-1.0)
     with pytest.raises(ValueError, match="threads"):
         pgcore.Agent.resume(small_run_copy, threads=0)
 

@@ -312,13 +312,16 @@ def test_max_minutes_stops_the_run(tmp_path):
 # Resuming
 # ---------------------------------------------------------------------------
 
-def test_resume_continues_counters_and_optimizer(small_run_copy):
+@pytest.mark.parametrize("new_lr", [None, 3e-4])
+def test_resume_continues_counters_and_optimizer(small_run_copy, new_lr):
+    """Resuming continues the counters and the RMSProp state; a new --lr takes effect at once."""
     run_dir = small_run_copy
     before_header, before_rows = read_progress_csv(run_dir)
     old, old_meta = load_run_checkpoint(run_dir)
-    lr = old_meta["config"]["lr"]
+    lr = new_lr or old_meta["config"]["lr"]
 
-    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 3, "--quiet")
+    lr_flag = [] if new_lr is None else ["--lr", new_lr]
+    result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--max-episodes", 3, "--quiet", *lr_flag)
     assert result.returncode == 0, result.stderr[-3000:]
 
     header, rows = read_progress_csv(run_dir)
@@ -332,8 +335,10 @@ def test_resume_continues_counters_and_optimizer(small_run_copy):
     counters = meta["counters"]
     assert counters["episode"] == 3 and counters["updates"] == old_meta["counters"]["updates"] + 1
     assert counters["frames"] > old_meta["counters"]["frames"] and counters["steps"] > old_meta["counters"]["steps"]
-    for key in ("seed", "envs", "hidden", "lr", "gamma", "batch_episodes", "dtype", "backend", "sync"):
+    for key in ("seed", "envs", "hidden", "gamma", "batch_episodes", "dtype", "backend", "sync"):
         assert meta["config"][key] == old_meta["config"][key], key
+    assert meta["config"]["lr"] == lr
+    assert json.loads(open(os.path.join(run_dir, "config.json")).read())["config"]["lr"] == lr
 
     # Exactly one RMSProp step separates the checkpoints (batch of 1 episode):
     #   cache' = 0.99 cache + 0.01 g^2,  w' = w - lr g / (sqrt(cache') + eps).
