@@ -72,6 +72,13 @@ def scalar(name, value, low=-math.inf, high=math.inf, low_open=False):
     return value
 
 
+def flag(name, value):
+    """A True/False argument (a bool or NumPy bool), as a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, not {value!r}")
+    return bool(value)
+
+
 def positive(name, value):
     return scalar(name, value, low=0.0, low_open=True)
 
@@ -312,11 +319,12 @@ def _decay_rate(name, value):
 # ---- sparse Pong inputs ----
 
 INPUT_SIZE = 6400
+INPUT_SIZES = (INPUT_SIZE, 2 * INPUT_SIZE)  # the difference frame; the difference, then the frame
 
 
-def sparse_rows_args(starts, indices, signs):
+def sparse_rows_args(starts, indices, signs, n_inputs=INPUT_SIZE):
     """CSR rows of ternary inputs: starts (N + 1,) rising from 0, indices (nnz,) pixel numbers
-    in [0, 6400), signs (nnz,) each -1 or +1."""
+    in [0, n_inputs), signs (nnz,) each -1 or +1."""
     starts = np.asarray(starts)
     if not np.issubdtype(starts.dtype, np.integer) or starts.ndim != 1 or len(starts) == 0:
         raise ValueError(f"starts must be a 1-d integer array of N + 1 offsets, not {starts.dtype} {starts.shape}")
@@ -332,8 +340,8 @@ def sparse_rows_args(starts, indices, signs):
     if len(indices) < nnz or len(signs) < nnz:
         raise ValueError(f"starts reaches {nnz}, past the {min(len(indices), len(signs))} indices and signs")
     indices, signs = indices[:nnz], signs[:nnz]
-    if nnz and (indices.min() < 0 or indices.max() >= INPUT_SIZE):
-        raise ValueError(f"indices must be pixel numbers in [0, {INPUT_SIZE})")
+    if nnz and (indices.min() < 0 or indices.max() >= n_inputs):
+        raise ValueError(f"indices must be pixel numbers in [0, {n_inputs})")
     if nnz and not np.all((signs == 1) | (signs == -1)):
         raise ValueError("signs must each be -1 or +1")
     return starts, np.ascontiguousarray(indices, dtype=np.int16), np.ascontiguousarray(signs)
@@ -341,15 +349,16 @@ def sparse_rows_args(starts, indices, signs):
 
 def pong_net_args(w1, w2, dtype=None):
     w1 = float_array("w1", w1, (2,), dtype)
-    if w1.shape[0] != INPUT_SIZE:
-        raise ValueError(f"w1 must have shape ({INPUT_SIZE}, H), not {w1.shape}")
+    if w1.shape[0] not in INPUT_SIZES:
+        raise ValueError(f"w1 must have shape ({INPUT_SIZE}, H) (the difference frame) or ({2 * INPUT_SIZE}, H) "
+                         f"(the difference, then the frame), not {w1.shape}")
     w2 = same_shape("w2", float_array("w2", w2, (1,), w1.dtype), (w1.shape[1],))
     return w1, w2
 
 
 def sparse_forward_args(starts, indices, signs, w1, w2):
     w1, w2 = pong_net_args(w1, w2)
-    return (*sparse_rows_args(starts, indices, signs), w1, w2)
+    return (*sparse_rows_args(starts, indices, signs, w1.shape[0]), w1, w2)
 
 
 def sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
@@ -391,7 +400,7 @@ def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     t = episodes.lengths[rows]
     lengths = t.tolist()
     if lengths and (max(lengths) >= steps or min(lengths) < 0
-                    or max(episodes.starts[rows, t].tolist()) > capacity - INPUT_SIZE):
+                    or max(episodes.starts[rows, t].tolist()) > capacity - w1.shape[0]):
         raise ValueError(f"episodes has no room for another step of some of these envs (each needs a free step and "
-                         f"{INPUT_SIZE} free indices): call its make_room first")
+                         f"{w1.shape[0]} free indices): call its make_room first")
     return frames, previous, rows, fresh, w1, w2, uniforms, episodes

@@ -60,7 +60,7 @@ class TrainerSteps:
         self.rows = np.arange(0, 16, 2)
         self.fresh = np.zeros(8, bool)
         self.uniforms = np.random.default_rng(seed).random((33, 8))
-        self.episodes = SparseEpisodes(16, dtype)
+        self.episodes = SparseEpisodes(16, dtype, inputs=2 * 6400)  # room for a net with the frame input too
         self.calls = 0
 
     def __call__(self, w1, w2):
@@ -105,6 +105,13 @@ def make_cases(dtype=np.float32, seed=0):
     def sparse_backward_args():
         return (*sparse_rows(4096), normal(4096), w1, w2, np.zeros_like(w1), np.zeros_like(w2))
 
+    wide_w1 = normal(2 * 6400, 200) / 110  # a net that sees the frame as well (--frame-input)
+
+    def sparse_backward_args_with_frame():
+        processed = reference.pong_preprocess(pong_frames(4097))
+        x = np.hstack((processed[1:] - processed[:-1], processed[1:])).astype(np.int8)
+        return (*reference._sparse_rows(x), normal(4096), wide_w1, w2, np.zeros_like(wide_w1), np.zeros_like(w2))
+
     return [
         ("softmax", "10000 x 6, tau 0.5", lambda: (normal(10000, 6), 0.5)),
         ("log_softmax", "10000 x 6, tau 0.5", lambda: (normal(10000, 6), 0.5)),
@@ -139,9 +146,13 @@ def make_cases(dtype=np.float32, seed=0):
                                                                       np.arange(0, 16, 2))),
         ("pong_sparse_difference", "8 of 16 envs (a trainer step)",
          lambda: (pong_frames(8), np.zeros((16, 6400), np.uint8), np.arange(0, 16, 2))),
+        ("pong_sparse_difference", "8 of 16 envs, with the frame",
+         lambda: (pong_frames(8), np.zeros((16, 6400), np.uint8), np.arange(0, 16, 2), None, True)),
         ("sparse_mlp_forward", "4096 Pong frames x 200", lambda: (*sparse_rows(4096), w1, w2)),
         ("sparse_mlp_backward", "4096 Pong frames x 200, into the batch gradient", sparse_backward_args),
+        ("sparse_mlp_backward", "4096 Pong frames x 200, with the frame", sparse_backward_args_with_frame),
         ("pong_step", "8 of 16 envs, H 200 (a trainer step)", lambda: (w1, w2)),
+        ("pong_step", "8 of 16 envs, H 200, with the frame", lambda: (wide_w1, w2)),
     ]
 
 

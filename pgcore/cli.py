@@ -86,6 +86,9 @@ def train_parser():
     pong.add_argument("--frameskip", type=_whole_number, default=None, help="emulator frames per agent step (default 4)")
     pong.add_argument("--sticky", type=_number, default=None, help="probability of repeating the last action (default 0.25)")
     pong.add_argument("--sync", action="store_true", default=None, help="step all emulators together: slower, bitwise reproducible")
+    pong.add_argument("--frame-input", action="store_true", default=None,
+                      help="the policy sees each frame as well as its difference from the previous one (12800 "
+                           "inputs, not 6400): a difference hides a paddle that did not move")
     pong.add_argument("--advantage", choices=list(ADVANTAGES), default=None,
                       help="returns (default): the discounted returns; gae: generalized advantage estimation over a "
                            "learned value net (both cut at every point; see --standardize)")

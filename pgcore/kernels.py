@@ -298,21 +298,24 @@ def pong_difference(frames, previous, rows=None, fresh=None):
 
 # ---- sparse inputs end to end (the Pong trainer) ----
 
-def pong_sparse_difference(frames, previous, rows=None, fresh=None):
+def pong_sparse_difference(frames, previous, rows=None, fresh=None, with_frame=False):
     """pong_difference's result as sparse rows: (starts (B + 1,) int64, indices (nnz,) int16,
     signs (nnz,) int8), row i's nonzero pixels being indices[starts[i]:starts[i + 1]] (rising)
     with values signs[...] in {-1, +1}. Arguments and the update of previous as pong_difference.
+    with_frame: each row continues with the new preprocessed frame's object pixels p as
+    indices 6400 + p, each +1 (the rows of a 12800-input net).
     """
     frames, previous, rows, fresh = v.difference_args(frames, previous, rows, fresh)
-    return _atari.pong_sparse_difference(frames, previous, rows, fresh)
+    return _atari.pong_sparse_difference(frames, previous, rows, fresh, v.flag("with_frame", with_frame))
 
 
 def sparse_mlp_forward(starts, indices, signs, w1, w2):
     """mlp_forward of ternary sparse rows (pong_sparse_difference's form) with one logit:
     h = relu(x @ w1), logits = h @ w2, x row i being signs at indices[starts[i]:starts[i + 1]].
 
-    starts (N + 1,) integers rising from 0; indices (nnz,) integers in [0, 6400); signs (nnz,)
-    int8, each -1 or +1; w1 (6400, H); w2 (H,) in w1's dtype -> h (N, H), logits (N,).
+    starts (N + 1,) integers rising from 0; indices (nnz,) integers in [0, D); signs (nnz,)
+    int8, each -1 or +1; w1 (D, H), D 6400 or 12800 (with the frame); w2 (H,) in w1's dtype
+    -> h (N, H), logits (N,).
     """
     starts, indices, signs, w1, w2 = v.sparse_forward_args(starts, indices, signs, w1, w2)
     return _atari.sparse_mlp_forward(starts, indices, signs, w1, w2, get_num_threads())
@@ -322,7 +325,7 @@ def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, gr
     """mlp_backward of sparse_mlp_forward, added in place: grad_w1 += x.T @ grad_h and
     grad_w2 += h.T @ grad_logits, grad_h = grad_logits * w2 * (h > 0), h recomputed from x.
 
-    Rows as sparse_mlp_forward; grad_logits (N,); grad_w1 (6400, H) and grad_w2 (H,), w1's
+    Rows as sparse_mlp_forward; grad_logits (N,); grad_w1 (D, H) and grad_w2 (H,), w1's
     dtype, C-contiguous and writeable (a batch gradient, accumulated with no allocation).
     """
     args = v.sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
@@ -335,7 +338,8 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     indices[e], signs[e]), sparse_mlp_forward, the action up = uniforms[i] < sigmoid(logit)
     stored in logits[e, t] and actions[e, t] (1 = up), lengths[e] += 1.
 
-    frames, previous, rows, fresh as pong_difference (rows required); w1 (6400, H), w2 (H,);
+    frames, previous, rows, fresh as pong_difference (rows required); w1 (6400, H), or
+    (12800, H) to see each frame too (pong_sparse_difference's with_frame), w2 (H,);
     uniforms (B,) float64 in [0, 1) from the caller's Generator; episodes a pong.SparseEpisodes
     with room for one more step of each env (its make_room) -> (B,) int32 ALE actions (2 up, 3 down).
     """

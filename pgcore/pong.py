@@ -45,6 +45,7 @@ class PongConfig:
     frameskip: int = 4
     sticky: float = 0.25           # repeat_action_probability
     hidden: int = 200
+    frame_input: bool = False      # the policy sees each frame as well as its difference from the previous one
     optimizer: str = "rmsprop"     # or "adam"
     lr: float = 1e-3               # the classic recipe's 1e-4 is preset "classic"
     decay: float = 0.99            # RMSProp
@@ -114,7 +115,7 @@ def check_config(config):
     runs.check_choice(config, "advantage", ADVANTAGES)
     from pgcore import distributed
     distributed.check_config(config)
-    for name in ("sync", "standardize"):
+    for name in ("sync", "standardize", "frame_input"):
         if not isinstance(getattr(config, name), bool):
             raise runs.SettingError(name, f"{name} must be True or False, not {getattr(config, name)!r}")
     # name the setting that made the run too big: the one whose default would shrink it most
@@ -152,12 +153,12 @@ def init_params(config, rng):
     """Classic init: N(0, 1) / sqrt(fan_in), no biases. The value net (advantage "gae") starts
     at V = 0: its first layer like the policy's, its output weights and bias zero, so its
     first advantages are the returns'."""
-    dtype = np.dtype(config.dtype)
-    w1 = (rng.standard_normal((INPUT_SIZE, config.hidden)) / np.sqrt(INPUT_SIZE)).astype(dtype)
+    dtype, inputs = np.dtype(config.dtype), input_size(config)
+    w1 = (rng.standard_normal((inputs, config.hidden)) / np.sqrt(inputs)).astype(dtype)
     w2 = (rng.standard_normal(config.hidden) / np.sqrt(config.hidden)).astype(dtype)
     params = {"w1": w1, "w2": w2}
     if config.advantage == "gae":
-        params["value_w1"] = (rng.standard_normal((INPUT_SIZE, config.value_hidden)) / np.sqrt(INPUT_SIZE)).astype(dtype)
+        params["value_w1"] = (rng.standard_normal((inputs, config.value_hidden)) / np.sqrt(inputs)).astype(dtype)
         params["value_w2"] = np.zeros(config.value_hidden, dtype=dtype)
         params["value_b"] = np.zeros(1, dtype=dtype)
     return params
@@ -168,11 +169,16 @@ def initial_params(config):
     return init_params(config, np.random.default_rng(runs.seed_streams(config.seed)[0]))
 
 
+def input_size(config):
+    """Inputs of a step: the difference frame's pixels, then (frame_input) the frame's."""
+    return 2 * INPUT_SIZE if config.frame_input else INPUT_SIZE
+
+
 def param_shapes(config):
     """name -> shape of every parameter: the policy's w1, w2, and the value net's with advantage "gae"."""
-    shapes = {"w1": (INPUT_SIZE, config.hidden), "w2": (config.hidden,)}
+    shapes = {"w1": (input_size(config), config.hidden), "w2": (config.hidden,)}
     if config.advantage == "gae":
-        shapes |= {"value_w1": (INPUT_SIZE, config.value_hidden), "value_w2": (config.value_hidden,),
+        shapes |= {"value_w1": (input_size(config), config.value_hidden), "value_w2": (config.value_hidden,),
                    "value_b": (1,)}
     return shapes
 
@@ -287,21 +293,24 @@ class SparseEpisodes:
     """Per-env storage of the episodes in progress, inputs kept sparse (what pong_step writes).
 
     Step t of env e: its difference frame's nonzero pixels indices[e, starts[e, t]:starts[e, t + 1]]
-    (int16) with signs (int8, +1/-1), logits[e, t], actions[e, t] (1 = up), rewards[e, t];
-    lengths[e] steps so far. A step takes ~26 pixels, ~80 bytes. Grows by doubling.
+    (int16) with signs (int8, +1/-1), then with a frame input the frame's (6400 + p, +1);
+    logits[e, t], actions[e, t] (1 = up), rewards[e, t]; lengths[e] steps so far. A step takes
+    ~26 pixels (~60 with the frame), ~80 bytes. Grows by doubling. `inputs`: the net's input
+    size, the most indices one step can take.
     """
 
-    def __init__(self, n_envs, dtype, steps=FIRST_BUFFER_STEPS, capacity=FIRST_INDEX_CAPACITY):
+    def __init__(self, n_envs, dtype, steps=FIRST_BUFFER_STEPS, capacity=FIRST_INDEX_CAPACITY, inputs=INPUT_SIZE):
+        self.inputs = inputs
         self.lengths = np.zeros(n_envs, dtype=np.int64)
         self.starts = np.zeros((n_envs, steps + 1), dtype=np.int64)
-        self.indices = np.empty((n_envs, max(capacity, INPUT_SIZE)), dtype=np.int16)
+        self.indices = np.empty((n_envs, max(capacity, inputs)), dtype=np.int16)
         self.signs = np.empty_like(self.indices, dtype=np.int8)
         self.logits = np.empty((n_envs, steps), dtype=dtype)
         self.actions = np.empty((n_envs, steps), dtype=np.uint8)
         self.rewards = np.zeros((n_envs, steps), dtype=dtype)
 
     def make_room(self, env_ids):
-        """Room for one more step of each of env_ids: a free step and INPUT_SIZE free indices
+        """Room for one more step of each of env_ids: a free step and `inputs` free indices
         (a frame whose every pixel changed)."""
         t = self.lengths[env_ids]
         steps, capacity = self.logits.shape[1], self.indices.shape[1]
@@ -309,7 +318,7 @@ class SparseEpisodes:
             self.starts = _widened(self.starts, 2 * steps + 1)
             self.logits, self.actions, self.rewards = (_widened(a, 2 * steps)
                                                        for a in (self.logits, self.actions, self.rewards))
-        if max(self.starts[env_ids, t].tolist()) > capacity - INPUT_SIZE:
+        if max(self.starts[env_ids, t].tolist()) > capacity - self.inputs:
             self.indices, self.signs = _widened(self.indices, 2 * capacity), _widened(self.signs, 2 * capacity)
 
     def episode(self, env):
@@ -457,7 +466,7 @@ class Collector:
     def __init__(self, config, kernels, rng, env_seed):
         self.kernels, self.rng = kernels, rng
         self.envs = make_envs(config)  # seeded by its reset below
-        self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype))
+        self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype), inputs=input_size(config))
         self.previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
         self.fresh = np.ones(config.envs, dtype=bool)   # next frame starts an episode: no motion yet
         self.last_frame_number = np.zeros(config.envs, dtype=np.int64)
@@ -514,6 +523,8 @@ class Player:
         elif new_game is None:
             new_game = np.zeros(n, dtype=bool)
         x = self.kernels.pong_difference(frames, self.previous, np.arange(n), np.asarray(new_game, dtype=bool))
+        if len(self.w1) == 2 * INPUT_SIZE:  # a frame input: the difference, then the frame (previous is now it)
+            x = np.hstack((x, self.previous.view(np.int8)))
         _, logits = self.kernels.mlp_forward(x, self.w1, self.w2)
         p_up = 1 / (1 + np.exp(-logits.astype(np.float64)))
         up = p_up > 0.5 if greedy else self.rng.random(n) < p_up

@@ -303,29 +303,37 @@ def _sparse_rows(x):
     return starts, col.astype(np.int16), x[row, col].astype(np.int8)
 
 
-def pong_sparse_difference(frames, previous, rows=None, fresh=None):
+def pong_sparse_difference(frames, previous, rows=None, fresh=None, with_frame=False):
     """pong_difference's result as sparse rows: (starts (B + 1,) int64, indices (nnz,) int16,
     signs (nnz,) int8), row i's nonzero pixels being indices[starts[i]:starts[i + 1]] (rising)
     with values signs[...] in {-1, +1}. Arguments and the update of previous as pong_difference.
+    with_frame: each row continues with the new preprocessed frame's object pixels p as
+    indices 6400 + p, each +1 (the rows of a 12800-input net).
     """
-    return _sparse_rows(pong_difference(frames, previous, rows, fresh))
+    with_frame = v.flag("with_frame", with_frame)
+    difference = pong_difference(frames, previous, rows, fresh)
+    if with_frame:  # previous[rows] is now the frame
+        taken = np.arange(len(difference)) if rows is None else np.asarray(rows, dtype=np.intp)
+        difference = np.hstack((difference, previous[taken].astype(np.int8)))
+    return _sparse_rows(difference)
 
 
-def _sparse_matrix(starts, indices, signs, dtype):
-    """The (N, 6400) matrix of the sparse rows, in SciPy's CSR form."""
+def _sparse_matrix(starts, indices, signs, dtype, n_inputs):
+    """The (N, n_inputs) matrix of the sparse rows, in SciPy's CSR form."""
     from scipy.sparse import csr_matrix
-    return csr_matrix((signs.astype(dtype), indices, starts), shape=(len(starts) - 1, 6400))
+    return csr_matrix((signs.astype(dtype), indices, starts), shape=(len(starts) - 1, n_inputs))
 
 
 def sparse_mlp_forward(starts, indices, signs, w1, w2):
     """mlp_forward of ternary sparse rows (pong_sparse_difference's form) with one logit:
     h = relu(x @ w1), logits = h @ w2, x row i being signs at indices[starts[i]:starts[i + 1]].
 
-    starts (N + 1,) integers rising from 0; indices (nnz,) integers in [0, 6400); signs (nnz,)
-    int8, each -1 or +1; w1 (6400, H); w2 (H,) in w1's dtype -> h (N, H), logits (N,).
+    starts (N + 1,) integers rising from 0; indices (nnz,) integers in [0, D); signs (nnz,)
+    int8, each -1 or +1; w1 (D, H), D 6400 or 12800 (with the frame); w2 (H,) in w1's dtype
+    -> h (N, H), logits (N,).
     """
     starts, indices, signs, w1, w2 = v.sparse_forward_args(starts, indices, signs, w1, w2)
-    h = np.maximum(_sparse_matrix(starts, indices, signs, w1.dtype) @ w1, 0)
+    h = np.maximum(_sparse_matrix(starts, indices, signs, w1.dtype, len(w1)) @ w1, 0)
     return h, h @ w2
 
 
@@ -333,12 +341,12 @@ def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, gr
     """mlp_backward of sparse_mlp_forward, added in place: grad_w1 += x.T @ grad_h and
     grad_w2 += h.T @ grad_logits, grad_h = grad_logits * w2 * (h > 0), h recomputed from x.
 
-    Rows as sparse_mlp_forward; grad_logits (N,); grad_w1 (6400, H) and grad_w2 (H,), w1's
+    Rows as sparse_mlp_forward; grad_logits (N,); grad_w1 (D, H) and grad_w2 (H,), w1's
     dtype, C-contiguous and writeable (a batch gradient, accumulated with no allocation).
     """
     starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2 = v.sparse_backward_args(
         starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
-    x = _sparse_matrix(starts, indices, signs, w1.dtype)
+    x = _sparse_matrix(starts, indices, signs, w1.dtype, len(w1))
     h = np.maximum(x @ w1, 0)
     grad_w2 += h.T @ grad_logits
     grad_w1 += x.T @ (grad_logits[:, None] * w2 * (h > 0))
@@ -350,13 +358,15 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     indices[e], signs[e]), sparse_mlp_forward, the action up = uniforms[i] < sigmoid(logit)
     stored in logits[e, t] and actions[e, t] (1 = up), lengths[e] += 1.
 
-    frames, previous, rows, fresh as pong_difference (rows required); w1 (6400, H), w2 (H,);
+    frames, previous, rows, fresh as pong_difference (rows required); w1 (6400, H), or
+    (12800, H) to see each frame too (pong_sparse_difference's with_frame), w2 (H,);
     uniforms (B,) float64 in [0, 1) from the caller's Generator; episodes a pong.SparseEpisodes
     with room for one more step of each env (its make_room) -> (B,) int32 ALE actions (2 up, 3 down).
     """
     frames, previous, rows, fresh, w1, w2, uniforms, episodes = v.pong_step_args(
         frames, previous, rows, fresh, w1, w2, uniforms, episodes)
-    starts, indices, signs = pong_sparse_difference(frames, previous, rows, fresh.astype(bool))
+    starts, indices, signs = pong_sparse_difference(frames, previous, rows, fresh.astype(bool),
+                                                    with_frame=len(w1) == 2 * v.INPUT_SIZE)
     _, logits = sparse_mlp_forward(starts, indices, signs, w1, w2)
     up = uniforms < expit(logits)
     counts = np.diff(starts)

@@ -155,17 +155,20 @@ def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, :
 #
 # A difference frame has ~26 nonzero pixels of 6400, each -1 or +1, so a step's input is
 # kept as those pixels' indices (int16) and signs (int8), CSR-like: step t of a stream owns
-# indices[starts[t]:starts[t + 1]]. The net's input product is then a signed sum of ~26 rows
+# indices[starts[t]:starts[t + 1]]. With the frame as well (w1 of 12800 rows), the ~34 object
+# pixels of the frame itself follow as indices 6400 + p, each +1: a difference alone hides a
+# paddle that did not move, the frame shows where it is. The net's input product is then a signed sum of ~26 rows
 # of w1, its gradient a signed scatter into ~26 rows of grad_w1, and h is recomputed from
 # the indices in the backward rather than stored (the same float operations in the same
 # order, so the same h).
 
 
 cdef inline Py_ssize_t _sparse_difference_frame(const unsigned char* frame, unsigned char* previous, bint fresh,
-                                                short* indices, signed char* signs) noexcept nogil:
+                                                bint with_frame, short* indices, signed char* signs) noexcept nogil:
     """Writes the nonzeros of preprocess(frame) - previous (none if fresh) as indices and signs,
-    returns their count; previous = preprocess(frame). Room for INPUT_SIZE entries is needed."""
-    cdef Py_ssize_t r, c, word, count = 0
+    then with_frame those of preprocess(frame) as indices INPUT_SIZE + p, sign +1; returns their
+    count; previous = preprocess(frame). Room for INPUT_SIZE (2 INPUT_SIZE with_frame) entries is needed."""
+    cdef Py_ssize_t r, c, p, word, count = 0
     cdef signed char change[OUT_SIDE]
     cdef unsigned long long bits
     for r in range(OUT_SIDE):
@@ -180,6 +183,16 @@ cdef inline Py_ssize_t _sparse_difference_frame(const unsigned char* frame, unsi
                 if change[c] != 0:
                     indices[count] = <short>(r * OUT_SIDE + c)
                     signs[count] = change[c]
+                    count += 1
+    if with_frame:
+        for word in range(INPUT_SIZE // 8):
+            memcpy(&bits, previous + 8 * word, 8)
+            if bits == 0:
+                continue
+            for p in range(8 * word, 8 * word + 8):
+                if previous[p]:
+                    indices[count] = <short>(INPUT_SIZE + p)
+                    signs[count] = 1
                     count += 1
     return count
 
@@ -222,28 +235,30 @@ def _check_csr(const cnp.int64_t[::1] starts, Py_ssize_t n_values):
         raise ValueError(f"starts reaches {starts[starts.shape[0] - 1]}, past the {n_values} indices")
 
 
-def _check_indices(const short[::1] indices, Py_ssize_t count):
+def _check_indices(const short[::1] indices, Py_ssize_t count, Py_ssize_t n_inputs):
     cdef Py_ssize_t k
     for k in range(count):
-        if indices[k] < 0 or indices[k] >= INPUT_SIZE:
-            raise ValueError(f"indices must be pixel numbers in [0, {INPUT_SIZE}), not {indices[k]}")
+        if indices[k] < 0 or indices[k] >= n_inputs:
+            raise ValueError(f"indices must be pixel numbers in [0, {n_inputs}), not {indices[k]}")
 
 
 def pong_sparse_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
-                           const cnp.intp_t[::1] rows, const unsigned char[::1] fresh):
-    """(starts (B + 1,) int64, indices (nnz,) int16, signs (nnz,) int8) of the difference frames."""
+                           const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, bint with_frame):
+    """(starts (B + 1,) int64, indices (nnz,) int16, signs (nnz,) int8) of the difference frames
+    (followed by the frames themselves, with_frame)."""
     cdef Py_ssize_t i, n = frames.shape[0]
     _check_frames(frames, previous, rows, fresh)
     starts_array = np.zeros(n + 1, dtype=np.int64)
-    indices_array = np.empty(n * INPUT_SIZE, dtype=np.int16)
-    signs_array = np.empty(n * INPUT_SIZE, dtype=np.int8)
+    indices_array = np.empty(n * INPUT_SIZE * (2 if with_frame else 1), dtype=np.int16)
+    signs_array = np.empty(n * INPUT_SIZE * (2 if with_frame else 1), dtype=np.int8)
     cdef cnp.int64_t[::1] starts = starts_array
     cdef short* indices = <short*>cnp.PyArray_DATA(indices_array)
     cdef signed char* signs = <signed char*>cnp.PyArray_DATA(signs_array)
     with nogil:
         for i in range(n):
             starts[i + 1] = starts[i] + _sparse_difference_frame(
-                &frames[i, 0, 0, 0], &previous[rows[i], 0], fresh[i], indices + starts[i], signs + starts[i])
+                &frames[i, 0, 0, 0], &previous[rows[i], 0], fresh[i], with_frame, indices + starts[i],
+                signs + starts[i])
     return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
 
 
@@ -263,7 +278,7 @@ def sparse_mlp_forward(const cnp.int64_t[::1] starts, const short[::1] indices, 
     """h = relu(x @ w1) (N, H), logits = h @ w2 (N,) for the N sparse ternary rows of x."""
     cdef Py_ssize_t part, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
     _check_csr(starts, indices.shape[0])
-    _check_indices(indices, starts[n])
+    _check_indices(indices, starts[n], w1.shape[0])
     dtype = np.float32 if floating is float else np.float64
     h_array = np.zeros((n, n_hidden), dtype=dtype)
     logits_array = np.zeros(n, dtype=dtype)
@@ -328,8 +343,9 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
     nonzeros sorted by pixel (a counting sort, steps in order), so each row of grad_w1 is read
     and written once, by one thread, while it gathers the grad_h rows of its steps."""
     cdef Py_ssize_t t, k, p, part, position, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
+    cdef Py_ssize_t n_inputs = w1.shape[0]
     _check_csr(starts, indices.shape[0])
-    _check_indices(indices, starts[n])
+    _check_indices(indices, starts[n], w1.shape[0])
     if grad_logits.shape[0] != n or grad_w1.shape[0] != w1.shape[0] or grad_w1.shape[1] != n_hidden \
             or grad_w2.shape[0] != n_hidden or w2.shape[0] != n_hidden:
         raise ValueError("sparse_mlp_backward: shapes do not match")
@@ -341,7 +357,7 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
     grad_h_array = np.empty((n, n_hidden), dtype=dtype)
     scratch_array = np.empty((threads, n_hidden), dtype=dtype)             # h, per thread
     partial_array = np.zeros((threads, n_hidden), dtype=dtype)             # grad_w2, per thread
-    pixel_starts_array = np.zeros(INPUT_SIZE + 1, dtype=np.int64)
+    pixel_starts_array = np.zeros(n_inputs + 1, dtype=np.int64)
     step_of_array = np.empty(max(nnz, 1), dtype=np.int32)
     sign_of_array = np.empty(max(nnz, 1), dtype=np.int8)
     cdef floating[:, ::1] grad_h = grad_h_array
@@ -368,7 +384,7 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
                 grad_w2[k] += partial[part, k]
         for k in range(nnz):  # counting sort of the nonzeros by pixel, steps in order within a pixel
             pixel_starts[index[k] + 1] += 1
-        for p in range(INPUT_SIZE):
+        for p in range(n_inputs):
             pixel_starts[p + 1] += pixel_starts[p]
         for t in range(n):
             for k in range(starts[t], starts[t + 1]):
@@ -376,16 +392,16 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
                 pixel_starts[index[k]] += 1
                 step_of[position] = <int>t
                 sign_of[position] = sign[k]
-        for p in range(INPUT_SIZE - 1, 0, -1):  # the fill moved each start to the next pixel's: move back
+        for p in range(n_inputs - 1, 0, -1):  # the fill moved each start to the next pixel's: move back
             pixel_starts[p] = pixel_starts[p - 1]
         pixel_starts[0] = 0
         if threads == 1:
             _pixel_gradients(&pixel_starts[0], &step_of[0], &sign_of[0], &grad_h[0, 0], n_hidden, &grad_w1[0, 0],
-                             0, INPUT_SIZE)
+                             0, n_inputs)
         else:
             for part in prange(threads, schedule='static', num_threads=threads):
                 _pixel_gradients(&pixel_starts[0], &step_of[0], &sign_of[0], &grad_h[0, 0], n_hidden,
-                                 &grad_w1[0, 0], INPUT_SIZE * part // threads, INPUT_SIZE * (part + 1) // threads)
+                                 &grad_w1[0, 0], n_inputs * part // threads, n_inputs * (part + 1) // threads)
 
 
 cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
@@ -396,11 +412,12 @@ cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1]
                  Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
     """pong_step for frames start..stop-1 (each names a different env)."""
     cdef Py_ssize_t i, e, t, count, n_hidden = w1.shape[1]
+    cdef bint with_frame = w1.shape[0] == 2 * INPUT_SIZE
     cdef floating logit
     for i in range(start, stop):
         e = rows[i]
         t = lengths[e]
-        count = _sparse_difference_frame(&frames[i, 0, 0, 0], &previous[e, 0], fresh[i],
+        count = _sparse_difference_frame(&frames[i, 0, 0, 0], &previous[e, 0], fresh[i], with_frame,
                                          &indices[e, starts[e, t]], &signs[e, starts[e, t]])
         starts[e, t + 1] = starts[e, t] + count
         _sparse_hidden(&indices[e, starts[e, t]], &signs[e, starts[e, t]], count, &w1[0, 0], n_hidden, &h[i, 0])
@@ -416,13 +433,14 @@ def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] pr
               const floating[:, ::1] w1, const floating[::1] w2, const double[::1] uniforms,
               cnp.int64_t[::1] lengths, cnp.int64_t[:, ::1] starts, short[:, ::1] indices,
               signed char[:, ::1] signs, floating[:, ::1] logits, unsigned char[:, ::1] actions, int n_threads):
-    """One trainer step for the B envs `rows`: difference frames -> sparse rows appended to each
-    env's episode -> logit -> up if uniform < sigmoid(logit); returns the ALE actions (B,) int32."""
-    cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1]
+    """One trainer step for the B envs `rows`: difference frames (and the frames, when w1 has
+    2 INPUT_SIZE rows) -> sparse rows appended to each env's episode -> logit -> up if
+    uniform < sigmoid(logit); returns the ALE actions (B,) int32."""
+    cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1], n_inputs = w1.shape[0]
     cdef Py_ssize_t steps = logits.shape[1], capacity = indices.shape[1]
     _check_frames(frames, previous, rows, fresh)
     n_envs = previous.shape[0]
-    if (w1.shape[0] != INPUT_SIZE or w2.shape[0] != n_hidden or uniforms.shape[0] != n
+    if ((n_inputs != INPUT_SIZE and n_inputs != 2 * INPUT_SIZE) or w2.shape[0] != n_hidden or uniforms.shape[0] != n
             or lengths.shape[0] != n_envs or starts.shape[0] != n_envs or indices.shape[0] != n_envs
             or signs.shape[0] != n_envs or logits.shape[0] != n_envs or actions.shape[0] != n_envs
             or starts.shape[1] != steps + 1 or actions.shape[1] != steps or signs.shape[1] != capacity):
@@ -430,9 +448,9 @@ def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] pr
     for i in range(n):
         e = rows[i]
         t = lengths[e]
-        if t < 0 or t >= steps or starts[e, t] < 0 or starts[e, t] > capacity - INPUT_SIZE:
+        if t < 0 or t >= steps or starts[e, t] < 0 or starts[e, t] > capacity - n_inputs:
             raise ValueError(f"pong_step: env {e} has no room for a step (step {t} of {steps}, "
-                             f"{capacity - starts[e, t]} free indices; {INPUT_SIZE} needed)")
+                             f"{capacity - starts[e, t]} free indices; {n_inputs} needed)")
     out_array = np.empty(n, dtype=np.int32)
     scratch = np.empty((max(n, 1), n_hidden), dtype=np.float32 if floating is float else np.float64)
     cdef int[::1] out = out_array

@@ -35,6 +35,11 @@ FINITE_SPECIALS = {
 PONG_D = 6400
 
 
+def pong_inputs(rng):
+    """A Pong net's input size: the difference frame, or with the frame; now and then a bad one."""
+    return int(rng.choice([PONG_D, 2 * PONG_D, PONG_D + 1], p=[0.48, 0.48, 0.04]))
+
+
 def values(rng, shape, dtype, hostile, specials=SPECIALS):
     x = rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3)
     if hostile and x.size:
@@ -118,11 +123,12 @@ def case(rng):
     if name in ("pong_sparse_difference", "pong_step"):
         return name, pong_case(rng, name, n, h, dtype, f)
     if name in ("sparse_mlp_forward", "sparse_mlp_backward"):
-        starts, indices, signs = sparse_rows(rng, n)
-        w1, w2 = f((PONG_D, h)), f((h,), other)
+        inputs = pong_inputs(rng)
+        starts, indices, signs = sparse_rows(rng, n, inputs)
+        w1, w2 = f((inputs, h)), f((h,), other)
         if name == "sparse_mlp_forward":
             return name, (starts, indices, signs, w1, w2)
-        return name, (starts, indices, signs, f((len(starts) - 1,)), w1, w2, np.array(f((PONG_D, h))),
+        return name, (starts, indices, signs, f((len(starts) - 1,)), w1, w2, np.array(f((inputs, h))),
                       np.array(f((h,))))
     shape = (n, a)
     if name == "adam_step":
@@ -131,15 +137,15 @@ def case(rng):
     return name, (np.array(f(shape)), f(shape, other), np.abs(np.array(f(shape))), float(rng.choice([1e-3, 0.1])))
 
 
-def sparse_rows(rng, n):
+def sparse_rows(rng, n, inputs):
     """CSR rows of ternary Pong inputs, now and then malformed (the kernels must refuse those)."""
     counts = rng.choice([0, 1, 26, 300], n)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    indices = rng.integers(0, PONG_D, starts[-1]).astype(np.int16)
+    indices = rng.integers(0, inputs, starts[-1]).astype(np.int16)
     signs = rng.choice(np.array([-1, 1], np.int8), starts[-1])
     bad = rng.random()
     if bad < 0.03 and len(indices):
-        indices[-1] = PONG_D if rng.random() < 0.5 else -1
+        indices[-1] = inputs if rng.random() < 0.5 else -1
     elif bad < 0.06 and len(signs):
         signs[0] = 0
     elif bad < 0.09 and n > 1:
@@ -160,12 +166,13 @@ def pong_case(rng, name, n, h, dtype, f):
     fresh = rng.random(n) < 0.3
     frames = pong_frames(rng, n) if rng.random() < 0.95 else np.zeros((n, 200, 160, 3), np.uint8)
     if name == "pong_sparse_difference":
-        return frames, previous, rows, fresh
+        return frames, previous, rows, fresh, [False, True, np.True_, 1][int(rng.integers(4))]  # 1: not a bool, refused
     from pgcore.pong import SparseEpisodes
+    inputs = pong_inputs(rng)
     episodes = SparseEpisodes(envs, dtype if rng.random() < 0.95 else np.float16, steps=2,
-                              capacity=PONG_D * int(rng.choice([1, 2])))
+                              capacity=PONG_D * int(rng.choice([1, 2, 4])), inputs=inputs)
     episodes.lengths[:] = rng.integers(0, 3, envs)  # a step count of 2 leaves no room: refused
-    return frames, previous, rows, fresh, f((PONG_D, h)), f((h,)), rng.random(n), episodes
+    return frames, previous, rows, fresh, f((inputs, h)), f((h,)), rng.random(n), episodes
 
 
 def run_one(function, args):

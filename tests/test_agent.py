@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pgcore
-from pgcore import runs
+from pgcore import pong, runs
 from helpers import SMALL_RUN, load_run_checkpoint, read_progress_csv, run_cli, start_cli
 
 SMALL_PONG = dict(envs=2, hidden=8, batch_episodes=1, sync=True)
@@ -155,37 +155,65 @@ def test_pong_learn_evaluate_and_predict_from_raw_frames(tmp_path, keep_threads)
     assert agent.progress["episode"].tolist() == [1, 2]
 
 
-def test_pong_predict_sees_the_difference_of_consecutive_frames():
-    """predict keeps each game's previous frame: its action is the sign of the logit of
-    preprocess(this frame) - preprocess(previous frame), as pgcore-play and the trainer see it."""
+def pong_frames_played(steps):
+    """Raw frames of a Pong game whose paddle goes up and down in turn."""
     import ale_py
     import gymnasium
 
-    from pgcore import kernels
-
-    agent = pgcore.Agent.pretrained("pong")
-    w1, w2 = agent.params["w1"], agent.params["w2"]
     gymnasium.register_envs(ale_py)
     env = gymnasium.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.0)
     frames = []
     frame, _ = env.reset(seed=5)
-    for step in range(120):
+    for step in range(steps):
         frames.append(frame)
         frame = env.step(2 + step % 2)[0]
     env.close()
+    return frames
+
+
+def assert_predicts_from_the_dense_input(agent, frames):
+    """Each action is the sign of the logit of the dense input: preprocess(this frame) -
+    preprocess(previous frame), followed by preprocess(this frame) with a frame input."""
+    from pgcore import kernels
+
+    w1, w2 = agent.params["w1"], agent.params["w2"]
     previous = None
     for index, frame in enumerate(frames):
         got = agent.predict(frame, episode_start=index == 0)
         current = kernels.pong_preprocess(frame)
         x = np.zeros_like(current) if previous is None else current - previous
+        if len(w1) == 2 * len(current):
+            x = np.concatenate((x, current))
         previous = current
         logit = float(np.maximum(x @ w1, 0) @ w2)
         if abs(logit) > 1e-3:  # far from the tie: the sparse and dense products agree on the sign
             assert got == (2 if logit > 0 else 3), f"frame {index}: logit {logit}"
+
+
+def test_pong_predict_sees_the_difference_of_consecutive_frames():
+    """predict keeps each game's previous frame, as pgcore-play and the trainer see it."""
+    agent = pgcore.Agent.pretrained("pong")
+    frames = pong_frames_played(120)
+    assert_predicts_from_the_dense_input(agent, frames)
     both = agent.predict(np.stack([frames[0], frames[0]]), episode_start=True)
     assert both.shape == (2,)
     with pytest.raises(ValueError, match="observation"):
         agent.predict(np.zeros((80, 80), np.uint8))
+
+
+def test_pong_with_the_frame_input_learns_saves_and_predicts(tmp_path, keep_threads):
+    agent = pgcore.Agent("pong", seed=3, frame_input=True, **SMALL_PONG)
+    agent.learn(max_episodes=1, run_dir=str(tmp_path / "pong"), quiet=True)
+    assert agent.params["w1"].shape == (12800, 8) and agent.config.frame_input is True
+    assert np.any(agent.params["w1"][6400:] != pong.initial_params(agent.config)["w1"][6400:]), \
+        "the frame's rows learned nothing"
+    frames = pong_frames_played(60)
+    for player in (agent, pgcore.Agent.load(agent.run_dir), pgcore.Agent.load(agent.save(tmp_path / "p.npz"))):
+        assert_predicts_from_the_dense_input(player, frames)
+    resumed = pgcore.Agent.resume(agent.run_dir).learn(max_episodes=2)
+    assert resumed.counters["episode"] == 2 and resumed.config.frame_input is True
+    with pytest.raises(ValueError, match="frame_input cannot change"):
+        pgcore.Agent.resume(agent.run_dir, frame_input=False)
 
 
 def test_the_shipped_pong_policy_wins_through_the_api():

@@ -367,7 +367,8 @@ def test_unknown_task_lists_the_known_ones():
 
 @pytest.mark.parametrize("args, flag", [(["pong", "--tau", "0.5"], "--tau"), (["cartpole", "--sigma", "1"], "--sigma"),
                                         (["taxi", "--map", "8x8"], "--map"), (["frozenlake", "--envs", "4"], "--envs"),
-                                        (["inverted-pendulum", "--entropy", "0.1"], "--entropy")])
+                                        (["inverted-pendulum", "--entropy", "0.1"], "--entropy"),
+                                        (["cartpole", "--frame-input"], "--frame-input")])
 def test_a_flag_of_another_task_is_refused(args, flag):
     result = run_cli("pgcore-train", *args)
     assert result.returncode == 2 and flag in result.stderr and "does not apply" in result.stderr

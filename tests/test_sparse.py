@@ -16,15 +16,15 @@ seeds = st.integers(0, 2**32 - 1)
 BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
 
 
-def ternary_rows(rng, n, density):
-    x = np.zeros((n, D), np.int8)
-    mask = rng.random((n, D)) < density
+def ternary_rows(rng, n, density, inputs=D):
+    x = np.zeros((n, inputs), np.int8)
+    mask = rng.random((n, inputs)) < density
     x[mask] = rng.choice(np.array([-1, 1], np.int8), size=int(mask.sum()))
     return x
 
 
-def net(rng, hidden, dtype):
-    w1 = (rng.standard_normal((D, hidden)) * 0.1).astype(dtype)
+def net(rng, hidden, dtype, inputs=D):
+    w1 = (rng.standard_normal((inputs, hidden)) * 0.1).astype(dtype)
     w2 = rng.standard_normal(hidden).astype(dtype)
     return w1, w2
 
@@ -42,8 +42,9 @@ def frames_like_pong(rng, n):
 # ---- pong_sparse_difference ----
 
 @BACKENDS
-@given(seed=seeds, batch=st.integers(0, 6), envs_extra=st.integers(0, 3))
-def test_sparse_difference_is_the_dense_difference(module, threads, seed, batch, envs_extra):
+@given(seed=seeds, batch=st.integers(0, 6), envs_extra=st.integers(0, 3), with_frame=st.booleans())
+def test_sparse_difference_is_the_dense_difference(module, threads, seed, batch, envs_extra, with_frame):
+    """The sparse rows are pong_difference's rows (then, with_frame, the new frames themselves)."""
     rng = np.random.default_rng(seed)
     n_envs = batch + envs_extra
     previous_dense = (rng.random((n_envs, D)) < 0.01).astype(np.uint8)
@@ -52,7 +53,9 @@ def test_sparse_difference_is_the_dense_difference(module, threads, seed, batch,
     fresh = rng.random(batch) < 0.3
     frames = frames_like_pong(rng, batch)
     dense = K.pong_difference(frames, previous_dense, rows, fresh)
-    starts, indices, signs = module.pong_sparse_difference(frames, previous_sparse, rows, fresh)
+    if with_frame:
+        dense = np.hstack((dense, previous_dense[rows].astype(np.int8)))
+    starts, indices, signs = module.pong_sparse_difference(frames, previous_sparse, rows, fresh, with_frame=with_frame)
     assert starts.dtype == np.int64 and indices.dtype == np.int16 and signs.dtype == np.int8
     assert starts.shape == (batch + 1,) and starts[0] == 0 and len(indices) == len(signs) == starts[-1]
     rebuilt = np.zeros_like(dense)
@@ -79,14 +82,32 @@ def test_sparse_difference_of_empty_and_fully_changed_frames(module):
     assert starts.tolist() == [0, 0], "an episode's first frame has no motion"
 
 
+@BACKENDS
+def test_sparse_difference_with_the_frame(module):
+    background = np.full((1, 210, 160, 3), 144, np.uint8)
+    objects = np.full((1, 210, 160, 3), 236, np.uint8)
+    previous = np.zeros((1, D), np.uint8)
+    starts, indices, signs = module.pong_sparse_difference(objects, previous, fresh=np.array([True]), with_frame=True)
+    assert starts.tolist() == [0, D] and np.array_equal(indices, D + np.arange(D)) and np.all(signs == 1), \
+        "a first frame: no motion, but the frame is seen"
+    starts, indices, signs = module.pong_sparse_difference(objects, previous, with_frame=True)
+    assert starts.tolist() == [0, D] and np.array_equal(indices, D + np.arange(D)), "nothing moved: only the frame"
+    starts, indices, signs = module.pong_sparse_difference(background, previous, with_frame=True)
+    assert starts.tolist() == [0, D] and np.array_equal(indices, np.arange(D)) and np.all(signs == -1), \
+        "everything vanished: an empty frame, all of it in the difference"
+    with pytest.raises(TypeError, match="with_frame"):
+        module.pong_sparse_difference(objects, previous, with_frame=1)
+
+
 # ---- sparse_mlp_forward / sparse_mlp_backward ----
 
 @given(seed=seeds, n=st.integers(0, 12), hidden=st.integers(1, 40),
-       density=st.sampled_from([0.0, 0.004, 0.05, 1.0]))
-def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, threads, seed, n, hidden, density):
+       density=st.sampled_from([0.0, 0.004, 0.05, 1.0]), inputs=st.sampled_from([D, 2 * D]))
+def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, threads, seed, n, hidden, density,
+                                                                        inputs):
     rng = np.random.default_rng(seed)
-    x = ternary_rows(rng, n, density)
-    w1, w2 = net(rng, hidden, dtype)
+    x = ternary_rows(rng, n, density, inputs)
+    w1, w2 = net(rng, hidden, dtype, inputs)
     starts, indices, signs = R._sparse_rows(x)
     rtol = rtol_of(dtype)
     h_k, logits_k = K.sparse_mlp_forward(starts, indices, signs, w1, w2)
@@ -115,15 +136,16 @@ def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, thr
         assert_close(grad_w2, start_w2 + dense_w2, rtol=rtol, atol=bound_w2, what=f"grad_w2 ({module.__name__})")
 
 
-def test_sparse_backward_matches_finite_differences():
+@pytest.mark.parametrize("inputs", [D, 2 * D], ids=["difference", "with-frame"])
+def test_sparse_backward_matches_finite_differences(inputs):
     """d/dw of sum_i g_i * logit_i(w1, w2) in float64, over the rows of w1 the inputs select."""
     from helpers import central_differences
 
     rng = np.random.default_rng(3)
-    pixels = np.sort(rng.choice(D, 10, replace=False))
-    x = np.zeros((30, D), np.int8)
+    pixels = np.sort(rng.choice(inputs, 10, replace=False))
+    x = np.zeros((30, inputs), np.int8)
     x[:, pixels] = rng.integers(-1, 2, size=(30, 10))
-    w1, w2 = net(rng, 6, np.float64)
+    w1, w2 = net(rng, 6, np.float64, inputs)
     while np.abs(x @ w1).min() < 1e-3 or not 0 < (x @ w1 > 0).mean() < 1:
         w1[pixels] = rng.standard_normal((10, 6))
     g = rng.standard_normal(30)
@@ -144,12 +166,12 @@ def test_sparse_backward_matches_finite_differences():
 
 # ---- pong_step ----
 
-def run_steps(module, seed, hidden, dtype, n_envs, steps):
+def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D):
     """A rollout of pong_step calls on random subsets of envs; returns what it wrote."""
     rng = np.random.default_rng(seed)
-    w1, w2 = net(np.random.default_rng(seed + 1), hidden, dtype)
+    w1, w2 = net(np.random.default_rng(seed + 1), hidden, dtype, inputs)
     previous = np.zeros((n_envs, D), np.uint8)
-    episodes = pong.SparseEpisodes(n_envs, dtype, steps=2, capacity=D)
+    episodes = pong.SparseEpisodes(n_envs, dtype, steps=2, capacity=inputs, inputs=inputs)
     actions = []
     for _ in range(steps):
         rows = rng.permutation(n_envs)[:int(rng.integers(1, n_envs + 1))]
@@ -159,10 +181,10 @@ def run_steps(module, seed, hidden, dtype, n_envs, steps):
     return actions, episodes, previous, w1, w2
 
 
-@given(seed=seeds, hidden=st.integers(1, 24), n_envs=st.integers(1, 6))
-def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs):
-    got = run_steps(K, seed, hidden, dtype, n_envs, 8)
-    want = run_steps(R, seed, hidden, dtype, n_envs, 8)
+@given(seed=seeds, hidden=st.integers(1, 24), n_envs=st.integers(1, 6), inputs=st.sampled_from([D, 2 * D]))
+def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs, inputs):
+    got = run_steps(K, seed, hidden, dtype, n_envs, 8, inputs)
+    want = run_steps(R, seed, hidden, dtype, n_envs, 8, inputs)
     for a, b in zip(got[0], want[0]):
         assert a.dtype == np.int32 and np.array_equal(a, b) and set(a) <= {2, 3}
     ek, er = got[1], want[1]
@@ -177,20 +199,24 @@ def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs):
         assert_close(ek.logits[e, :t], er.logits[e, :t], rtol=rtol_of(dtype), atol=1e-5 * np.abs(got[4]).sum())
 
 
-def test_pong_step_is_difference_forward_and_sampling(threads):
-    """Each env's episode holds its difference frames, logits and actions as the separate kernels give them."""
+@pytest.mark.parametrize("with_frame", [False, True])
+def test_pong_step_is_difference_forward_and_sampling(threads, with_frame):
+    """Each env's episode holds its difference frames (then, with a 12800-row w1, the frames),
+    logits and actions as the separate kernels give them."""
     rng = np.random.default_rng(7)
-    w1, w2 = net(rng, 16, np.float32)
+    w1, w2 = net(rng, 16, np.float32, 2 * D if with_frame else D)
     frames = frames_like_pong(rng, 3)
     previous, previous_dense = np.zeros((5, D), np.uint8), np.zeros((5, D), np.uint8)
     previous[:] = previous_dense[:] = (rng.random((5, D)) < 0.01)
     rows, fresh, uniforms = np.array([4, 0, 2]), np.array([False, True, False]), rng.random(3)
-    episodes = pong.SparseEpisodes(5, np.float32)
+    episodes = pong.SparseEpisodes(5, np.float32, inputs=len(w1))
     episodes.lengths[:] = [3, 0, 0, 0, 7]
     episodes.starts[4, :8] = np.arange(8) * 5
     episodes.starts[0, :4] = [0, 1, 2, 3]
     actions = K.pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes)
     x = K.pong_difference(frames, previous_dense, rows, fresh)
+    if with_frame:
+        x = np.hstack((x, previous_dense[rows].astype(np.int8)))
     _, logits = K.mlp_forward(x, w1, w2)
     assert np.array_equal(previous, previous_dense)
     assert episodes.lengths.tolist() == [4, 0, 1, 0, 8]
@@ -201,7 +227,8 @@ def test_pong_step_is_difference_forward_and_sampling(threads):
         assert stored_logits[t] == pytest.approx(float(logits[i]), rel=1e-5, abs=1e-6)
         up = uniforms[i] < 1 / (1 + np.exp(-float(stored_logits[t])))
         assert stored_actions[t] == up and actions[i] == (2 if up else 3)
-    assert episodes.starts[0, 4] == 3, "a fresh frame adds no pixels"
+    fresh_pixels = int(previous_dense[0].sum()) if with_frame else 0
+    assert episodes.starts[0, 4] == 3 + fresh_pixels, "a fresh frame adds no motion"
 
 
 def test_pong_step_with_every_pixel_changed():
@@ -246,6 +273,12 @@ def test_pong_step_bad_inputs(module):
         call(uniforms=np.array([0.1]))
     with pytest.raises(ValueError, match="w1"):
         call(w1=w1[:100])
+    with pytest.raises(ValueError, match="w1"):
+        call(w1=np.vstack((w1, w1[:1])))
+    wide = np.vstack((w1, w1))
+    call(pong.SparseEpisodes(3, np.float32, inputs=2 * D), w1=wide)
+    with pytest.raises(ValueError, match="room"):   # 12800 inputs need 12800 free indices
+        call(pong.SparseEpisodes(3, np.float32, steps=2, capacity=D + 5), w1=wide)
     with pytest.raises(ValueError, match="w2"):
         call(w2=w2[:2])
     with pytest.raises(ValueError, match="rows"):
@@ -269,6 +302,10 @@ def test_sparse_rows_bad_inputs(module):
         module.sparse_mlp_forward(np.array([0, 2, 1]), indices, signs, w1, w2)
     with pytest.raises(ValueError, match="indices"):
         module.sparse_mlp_forward(starts, np.array([3, 6400], np.int16), signs, w1, w2)
+    wide = np.vstack((w1, w1))
+    module.sparse_mlp_forward(starts, np.array([3, 6400], np.int16), signs, wide, w2)  # a frame pixel
+    with pytest.raises(ValueError, match="indices"):
+        module.sparse_mlp_forward(starts, np.array([3, 12800], np.int16), signs, wide, w2)
     with pytest.raises(ValueError, match="indices"):
         module.sparse_mlp_forward(starts, np.array([-1, 3], np.int16), signs, w1, w2)
     with pytest.raises(ValueError, match="signs"):
