@@ -4,11 +4,16 @@ with --at-frames, several runs' running rewards when each first had that many fr
 usage: python benchmarks/learning/pong_milestones.py RUN_DIR [--thresholds -18,-15,-10,-5,0]
        python benchmarks/learning/pong_milestones.py RUN_DIR... [--thresholds ...]   (seeds of one recipe)
        python benchmarks/learning/pong_milestones.py RUN_DIR... --at-frames 1,2,3,4,5   (millions)
+       python benchmarks/learning/pong_milestones.py RUN_DIR... --scores-after 28.59   (millions)
 Prints a Markdown table: threshold, episode, emulator frames, wall time; with several runs, a run
 per row (frames and wall time to each threshold, the best running reward, the median over runs).
+--scores-after compares runs continued from one checkpoint: the mean game score of each run's
+episodes after that many frames, with its standard error, and by quarters of those episodes.
 """
 import argparse
 import statistics
+
+import numpy as np
 
 from pgcore.plot import read_progress
 
@@ -41,6 +46,21 @@ def print_at_frames(run_dirs, millions):
         values = at_frames(progress, [m * 1e6 for m in millions])
         cells = " | ".join("-" if v is None else f"{v:.1f}" for v in values)
         print(f"| {run_dir} | {cells} | {progress['running_reward'][-1]:.1f} at {progress['frames'][-1] / 1e6:.1f} M |")
+
+
+def print_scores_after(run_dirs, millions):
+    print(f"| run | episodes after {millions:g} M frames | to frames | mean score | by quarters |")
+    print("| --- | ---: | ---: | --- | --- |")
+    for run_dir in run_dirs:
+        progress = read_progress(run_dir)
+        scores = np.asarray(progress["reward"])[np.asarray(progress["frames"]) > millions * 1e6]
+        if len(scores) < 2:
+            print(f"| {run_dir} | {len(scores)} | | | |")
+            continue
+        quarters = ", ".join(f"{part.mean():+.2f}" for part in np.array_split(scores, 4))
+        error = scores.std(ddof=1) / np.sqrt(len(scores))
+        print(f"| {run_dir} | {len(scores)} | {progress['frames'][-1] / 1e6:.1f} M | {scores.mean():+.2f} "
+              f"± {error:.2f} | {quarters} |")
 
 
 def _median(values):
@@ -79,7 +99,11 @@ def main():
     parser.add_argument("run_dir", nargs="+")
     parser.add_argument("--thresholds", default="-18,-15,-10,-5,0")
     parser.add_argument("--at-frames", default=None, help="millions of frames, comma-separated: a row per run")
+    parser.add_argument("--scores-after", type=float, default=None,
+                        help="millions of frames: the mean score of each run's episodes after them")
     args = parser.parse_args()
+    if args.scores_after is not None:
+        return print_scores_after(args.run_dir, args.scores_after)
     if args.at_frames:
         return print_at_frames(args.run_dir, [float(m) for m in args.at_frames.split(",")])
     thresholds = [float(t) for t in args.thresholds.split(",")]
