@@ -10,6 +10,7 @@ table gives medians and the ratios of medians, all from this one run:
              steady state: frames/s between its first and last finished episode
   one-update the same with one update a batch (--epochs 1 --minibatches 1): what the
              learner's passes over each batch cost
+  frame-input the same with --frame-input (12800 inputs: each frame as well as its difference)
   numpy      the same trainer with --backend numpy (the NumPy twins)
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
@@ -28,7 +29,8 @@ import time
 import numpy as np
 
 # The trainer kinds: pgcore-train pong's defaults with these settings over them.
-TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "numpy": {"backend": "numpy"}}
+TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-input": {"frame_input": True},
+            "numpy": {"backend": "numpy"}}
 KINDS = ("emulator", *TRAINERS, "classic")
 
 
