@@ -322,6 +322,11 @@ INPUT_SIZE = 6400
 INPUT_SIZES = (INPUT_SIZE, 2 * INPUT_SIZE)  # the difference frame; the difference, then the frame
 
 
+def sees_frame(w1):
+    """Whether a Pong net's first layer takes the frame after its difference (--frame-input)."""
+    return len(w1) == INPUT_SIZES[1]
+
+
 def sparse_rows_args(starts, indices, signs, n_inputs=INPUT_SIZE):
     """CSR rows of ternary inputs: starts (N + 1,) rising from 0, indices (nnz,) pixel numbers
     in [0, n_inputs), signs (nnz,) each -1 or +1."""

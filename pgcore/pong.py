@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pgcore import runs
+from pgcore import _validate, runs
 from pgcore._threads import _default_threads
 
 UP, DOWN = 2, 3  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down
@@ -513,9 +513,11 @@ class Player:
         self.kernels, self.w1, self.w2, self.rng = kernels, w1, w2, rng
         self.previous = np.zeros((0, INPUT_SIZE), dtype=np.uint8)  # (N, 6400) preprocessed, 0/1
 
-    def act(self, frames, new_game=None, greedy=True):
-        """frames (N, 210, 160, 3) uint8 -> actions (N,) int (UP or DOWN). `new_game` (N,) bool
-        marks the games whose frame is their first (default: all, when N changed, else none)."""
+    def inputs(self, frames, new_game=None):
+        """frames (N, 210, 160, 3) uint8 -> the net's dense inputs (N, 6400) int8: each frame's
+        difference from the game's previous one, followed (a frame input) by the frame (N, 12800).
+        `new_game` (N,) bool marks the games whose frame is their first (default: all, when N
+        changed, else none)."""
         n = len(frames)
         if len(self.previous) != n:
             self.previous = np.zeros((n, INPUT_SIZE), dtype=np.uint8)
@@ -523,11 +525,15 @@ class Player:
         elif new_game is None:
             new_game = np.zeros(n, dtype=bool)
         x = self.kernels.pong_difference(frames, self.previous, np.arange(n), np.asarray(new_game, dtype=bool))
-        if len(self.w1) == 2 * INPUT_SIZE:  # a frame input: the difference, then the frame (previous is now it)
+        if _validate.sees_frame(self.w1):  # previous is now the frame
             x = np.hstack((x, self.previous.view(np.int8)))
-        _, logits = self.kernels.mlp_forward(x, self.w1, self.w2)
+        return x
+
+    def act(self, frames, new_game=None, greedy=True):
+        """frames (N, 210, 160, 3) uint8 -> actions (N,) int (UP or DOWN); `new_game` as `inputs`."""
+        _, logits = self.kernels.mlp_forward(self.inputs(frames, new_game), self.w1, self.w2)
         p_up = 1 / (1 + np.exp(-logits.astype(np.float64)))
-        up = p_up > 0.5 if greedy else self.rng.random(n) < p_up
+        up = p_up > 0.5 if greedy else self.rng.random(len(p_up)) < p_up
         return np.where(up, UP, DOWN)
 
 

@@ -366,7 +366,7 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     frames, previous, rows, fresh, w1, w2, uniforms, episodes = v.pong_step_args(
         frames, previous, rows, fresh, w1, w2, uniforms, episodes)
     starts, indices, signs = pong_sparse_difference(frames, previous, rows, fresh.astype(bool),
-                                                    with_frame=len(w1) == 2 * v.INPUT_SIZE)
+                                                    with_frame=v.sees_frame(w1))
     _, logits = sparse_mlp_forward(starts, indices, signs, w1, w2)
     up = uniforms < expit(logits)
     counts = np.diff(starts)

@@ -33,14 +33,12 @@ def main():
     sureness, paddle_hidden, scores = [], [], []
     for game in range(args.games):
         frame, _ = env.reset(seed=args.seed + game)
-        previous = np.zeros((1, pong.INPUT_SIZE), np.uint8)
+        player = pong.Player(kernels, w1, w2, rng)
         first, done, score = True, False, 0.0
         while not done:
-            x = kernels.pong_difference(frame[None], previous, np.arange(1), np.array([first]))
-            if not first:
-                paddle_hidden.append(not x[0].reshape(80, 80)[:, PADDLE_COLUMNS].any())
-            if len(w1) == 2 * pong.INPUT_SIZE:
-                x = np.hstack((x, previous.view(np.int8)))
+            x = player.inputs(frame[None], np.array([first]))
+            if not first:  # the difference comes first in the inputs
+                paddle_hidden.append(not x[0, :pong.INPUT_SIZE].reshape(80, 80)[:, PADDLE_COLUMNS].any())
             first = False
             _, logit = kernels.mlp_forward(x, w1, w2)
             p_up = 1 / (1 + np.exp(-float(logit[0])))

@@ -31,13 +31,14 @@ def main():
         parser.error(f"{args.out_dir} exists")
     config = dataclasses.replace(opened.config, frame_input=True, run_dir=os.path.abspath(args.out_dir))
     arrays = dict(opened.arrays)
-    for name in ("w1", "value_w1"):
-        for prefix in ("", "grad_", "cache_", "m_", "v_"):
-            if prefix + name not in arrays:
-                continue
+    second_moments = ("cache_", "v_")  # RMSProp's and Adam's: the ones a zero start would inflate
+    for name in pong.param_shapes(config):
+        if name not in ("w1", "value_w1"):
+            continue
+        for prefix in ("", "grad_") + pong.OPTIMIZER_STATE[config.optimizer]:
             rows = arrays[prefix + name]
             added = np.zeros_like(rows)
-            if prefix in ("cache_", "v_"):
+            if prefix in second_moments:
                 added[:] = rows.mean(axis=0)
             arrays[prefix + name] = np.vstack((rows, added))
     os.makedirs(args.out_dir)
