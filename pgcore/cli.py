@@ -81,6 +81,9 @@ def train_parser():
     pong.add_argument("--preset", choices=list(PRESETS), default=None,
                       help="fast (default): RMSProp lr 1e-3, 4 clipped passes over each batch; reinforce: one update "
                            "a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4")
+    pong.add_argument("--batch-steps", type=_whole_number, default=None,
+                      help="a batch ends at the episode that brings it to this many agent steps, instead of "
+                           "after --batch-episodes episodes (default 0: count episodes)")
     pong.add_argument("--envs", type=_whole_number, default=None, help="parallel emulators (default 16)")
     pong.add_argument("--optimizer", choices=["rmsprop", "adam"], default=None, help="(default rmsprop)")
     pong.add_argument("--frameskip", type=_whole_number, default=None, help="emulator frames per agent step (default 4)")

@@ -57,7 +57,8 @@ class PongConfig:
     standardize: bool = True       # advantages standardized per episode (else used as they are)
     value_hidden: int = 64         # the value net's hidden units (advantage "gae")
     value_lr: float = 1e-3         # the value net's learning rate (advantage "gae")
-    batch_episodes: int = 10       # episodes per batch
+    batch_episodes: int = 10       # episodes per batch (unless batch_steps)
+    batch_steps: int = 0           # N: a batch ends at the episode that brings its agent steps to N or more
     epochs: int = 4                # passes over each batch (1 with minibatches 1: one REINFORCE update a batch)
     minibatches: int = 4           # updates per pass, each on a share of the batch's episodes (at most one each)
     clip: float = 0.2              # PPO's clip on the probability ratio, when a batch is replayed
@@ -84,8 +85,8 @@ PRESETS = {
 }
 FORMAT = "pgcore-pong-1"
 RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
-COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int, "worker_restarts": int}
-COUNTERS_ADDED_LATER = {"worker_restarts": 0}  # older checkpoints lack them
+COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int, "steps_in_batch": int, "worker_restarts": int}
+COUNTERS_ADDED_LATER = {"worker_restarts": 0, "steps_in_batch": 0}  # older checkpoints lack them
 
 
 def make_config(preset=None, **settings):
@@ -107,6 +108,7 @@ def check_config(config):
     runs.check_choice(config, "task", ("pong",))
     runs.check_common(config)
     runs.check_whole_numbers(config, ("envs", "frameskip", "hidden", "value_hidden", "epochs", "minibatches"), 1)
+    runs.check_whole_numbers(config, ("batch_steps",), 0)
     runs.check_numbers(config, {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False),
                                 "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False),
                                 "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
@@ -353,7 +355,7 @@ def train(config, kernels, resume_meta=None, resume_arrays=None):
     columns = ["skipped_updates"] + (["value_loss"] if config.advantage == "gae" else []) \
         + (["policy_lag", "worker_restarts"] if config.ray else [])
     with runs.Run(config, FORMAT, kernel_threads=1, resume_meta=resume_meta, resume_arrays=resume_arrays,
-                  extra_counters={"episodes_in_batch": 0, "worker_restarts": 0}, extra_columns=columns) as run:
+                  extra_counters={"episodes_in_batch": 0, "steps_in_batch": 0, "worker_restarts": 0}, extra_columns=columns) as run:
         learner = Learner(config, kernels, run)
         if config.ray:
             from pgcore import distributed
@@ -383,7 +385,8 @@ def _collect(config, kernels, run, learner):
 
 class Learner:
     """The parameters and what each finished episode does to them: its gradient added to the
-    batch gradient, an update every `batch_episodes` episodes, a row in progress.csv, a
+    batch gradient, an update every `batch_episodes` episodes (or, with `batch_steps`, at the
+    episode that brings the batch to that many agent steps), a row in progress.csv, a
     checkpoint when one is due. The single-process trainer and the Ray driver share it.
 
     With epochs or minibatches > 1 (PPO-style) it keeps the batch's episodes instead and, when
@@ -396,13 +399,15 @@ class Learner:
         self.config, self.kernels, self.run = config, kernels, run
         self.state = run.restore(lambda: new_state(config))  # parameters, batch gradient, optimizer state
         self.w1, self.w2 = self.state["w1"], self.state["w2"]
-        self.batch_episodes = config.batch_episodes * config.workers  # per worker, as --envs is
+        # per worker, as --envs is; a batch counted in steps keeps its size as episodes lengthen
+        self.batch_episodes = config.batch_episodes * config.workers
+        self.batch_steps = config.batch_steps * config.workers
         self.names = list(param_shapes(config))
         self.grads = [self.state["grad_" + name] for name in self.names]
         self.replay = config.epochs > 1 or config.minibatches > 1
         self.batch = []  # (episode, its targets) of the batch in progress, when replaying
         if self.replay:
-            run.counters["episodes_in_batch"] = 0
+            self._new_batch()
 
     def learn(self, episode, start_version):
         """Learns from one finished episode (SparseEpisodes.episode's tuple) that was played from
@@ -417,12 +422,14 @@ class Learner:
         else:
             value_loss = add_episode_gradient(self.kernels, episode, state, config)
         counters["episodes_in_batch"] += 1
-        if counters["episodes_in_batch"] >= self.batch_episodes:
+        counters["steps_in_batch"] += len(episode[5])
+        if (counters["steps_in_batch"] >= self.batch_steps if self.batch_steps
+                else counters["episodes_in_batch"] >= self.batch_episodes):
             if self.replay:
                 self._replay_batch()
             else:
                 self._update()
-            counters["episodes_in_batch"] = 0
+            self._new_batch()
         extra = [counters["skipped_updates"]] + ([round(value_loss, 6)] if config.advantage == "gae" else []) \
             + ([policy_lag, counters["worker_restarts"]] if config.ray else [])
         run.finish_episode(float(episode[5].sum(dtype=np.float64)), extra=extra)
@@ -443,7 +450,10 @@ class Learner:
         """Learns from the batch in progress, if episodes of it are kept (before the last checkpoint)."""
         if self.batch:
             self._replay_batch()
-            self.run.counters["episodes_in_batch"] = 0
+            self._new_batch()
+
+    def _new_batch(self):
+        self.run.counters["episodes_in_batch"] = self.run.counters["steps_in_batch"] = 0
 
     def _replay_batch(self):
         """`epochs` shuffled passes over the kept batch, `minibatches` updates a pass."""

@@ -221,6 +221,7 @@ def test_a_stopped_run_learns_from_its_last_batch_and_resumes(ppo_run, tmp_path)
 
 
 @pytest.mark.parametrize("flags, named", [(["--epochs", "0"], "--epochs"),
+                                          (["--batch-steps", "-1"], "--batch-steps"),
                                           (["--minibatches", "0"], "--minibatches"),
                                           (["--clip", "0"], "--clip"),
                                           (["--clip", "nan"], "--clip")])
@@ -235,3 +236,32 @@ def test_bad_ppo_settings_in_python_name_the_setting():
         pgcore.Agent("pong", epochs=4, clip=-1.0)
     with pytest.raises(ValueError, match="does not apply"):
         pgcore.Agent("cartpole", epochs=4)
+
+
+@pytest.mark.parametrize("passes, minibatches", [(1, 1), (2, 2)], ids=["one-update", "replayed"])
+def test_batches_counted_in_steps_end_at_the_episode_that_fills_them(passes, minibatches, tmp_path):
+    """--batch-steps: a batch ends at the first episode that brings it to that many agent steps
+    (one emulator, so each progress row's step count is the episodes' lengths summed)."""
+    batch_steps = 1500
+    run_dir = train_run(tmp_path / "run", "--envs", "1", "--batch-steps", batch_steps, "--epochs", passes,
+                        "--minibatches", minibatches, episodes=5)
+    header, rows = read_progress_csv(run_dir)
+    lengths = np.diff([0] + [int(row[header.index("steps")]) for row in rows])
+    expected, updates, in_batch, episodes_in_batch = [], 0, 0, 0
+    for length in lengths:
+        in_batch += length
+        episodes_in_batch += 1
+        if in_batch >= batch_steps:
+            updates += passes * min(minibatches, episodes_in_batch)
+            in_batch = episodes_in_batch = 0
+        expected.append(updates)
+    assert [int(row[header.index("updates")]) for row in rows] == expected
+    assert 0 < expected[-1] and len(set(expected)) < len(expected), f"batches of one episode each: {lengths}"
+    _, meta = load_run_checkpoint(run_dir)
+    assert meta["config"]["batch_steps"] == batch_steps
+    if passes == 1:  # the batch gradient in progress is checkpointed with its counts
+        assert (meta["counters"]["steps_in_batch"], meta["counters"]["episodes_in_batch"]) == (in_batch,
+                                                                                                 episodes_in_batch)
+    else:  # a replayed batch in progress is learned from when the run stops
+        assert meta["counters"]["steps_in_batch"] == 0
+        assert meta["counters"]["updates"] == updates + (passes * min(minibatches, episodes_in_batch) if in_batch else 0)
