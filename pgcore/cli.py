@@ -112,7 +112,7 @@ def train_parser():
                       help="play on Ray workers: local starts Ray on this machine; auto or HOST:PORT joins a "
                            "running cluster (needs pip install 'pgcore[ray]' on every node)")
     pong.add_argument("--workers", type=_whole_number, default=None,
-                      help="Ray workers (default 1); --envs, --threads and --batch-episodes are per worker")
+                      help="Ray workers (default 1); --envs, --threads, --batch-episodes and --batch-steps are per worker")
     other = parser.add_argument_group("the other tasks (Adam; each update plays --batch-episodes episodes in parallel)")
     other.add_argument("--tau", type=_number, default=None, help=f"tabular tasks: softmax temperature at the start (default {_task_defaults('tau')})")
     other.add_argument("--tau-final", type=_number, default=None, help=f"tabular tasks: temperature reached at --max-episodes (default {_task_defaults('tau_final')})")

@@ -1,10 +1,16 @@
-"""How sure a Pong policy is, and how often a difference frame hides its own paddle.
+"""How sure a Pong policy is, how often a difference frame hides its own paddle, and whether
+its lost points come in runs.
 
-Plays GAMES games with sampled actions (as in training: frameskip 4, sticky 0.25) on seeds
-SEED, SEED + 1, ... and prints the quantiles of max(p, 1 - p) over the steps, and the share of
-steps whose difference frame has no nonzero pixel in the agent's paddle columns (70-71 of 80).
+Plays GAMES games (as in training: frameskip 4, sticky 0.25) on seeds SEED, SEED + 1, ...
+with actions sampled as in training (--act sample), the likelier action (greedy), or the likelier
+action unless max(p, 1 - p) is below --hold-below, then NOOP (hold: a test of whether the states
+the policy is unsure of are ones where the paddle should stay still, which its two actions
+cannot do), and prints the quantiles of max(p, 1 - p) over the steps, the share of
+steps whose difference frame has no nonzero pixel in the agent's paddle columns (70-71 of 80),
+each game's points in order (W won, L lost), and the chance of losing a point after a won
+point and after a lost one (equal if losses do not come in runs).
 
-    python benchmarks/learning/pong_policy_stats.py RUN_DIR [--games 3] [--seed 2000]
+    python benchmarks/learning/pong_policy_stats.py RUN_DIR [--games 3] [--seed 2000] [--act sample]
 """
 import argparse
 
@@ -14,6 +20,7 @@ import pgcore
 from pgcore import kernels, pong
 
 PADDLE_COLUMNS = slice(70, 72)  # the agent's (right) paddle in the 80 x 80 input
+NOOP = 0
 
 
 def main():
@@ -21,6 +28,8 @@ def main():
     parser.add_argument("run_dir")
     parser.add_argument("--games", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2000)
+    parser.add_argument("--act", choices=["sample", "greedy", "hold"], default="sample")
+    parser.add_argument("--hold-below", type=float, default=0.7, help="--act hold: NOOP when max(p, 1 - p) is below this")
     args = parser.parse_args()
     import ale_py
     import gymnasium
@@ -30,11 +39,11 @@ def main():
     w1, w2 = agent.params["w1"], agent.params["w2"]
     env = gymnasium.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.25)
     rng = np.random.default_rng(args.seed)
-    sureness, paddle_hidden, scores = [], [], []
+    sureness, paddle_hidden, scores, games_points = [], [], [], []
     for game in range(args.games):
         frame, _ = env.reset(seed=args.seed + game)
         player = pong.Player(kernels, w1, w2, rng)
-        first, done, score = True, False, 0.0
+        first, done, score, points = True, False, 0.0, ""
         while not done:
             x = player.inputs(frame[None], np.array([first]))
             if not first:  # the difference comes first in the inputs
@@ -43,16 +52,27 @@ def main():
             _, logit = kernels.mlp_forward(x, w1, w2)
             p_up = 1 / (1 + np.exp(-float(logit[0])))
             sureness.append(max(p_up, 1 - p_up))
-            frame, reward, terminated, truncated, _ = env.step(pong.UP if rng.random() < p_up else pong.DOWN)
+            up = rng.random() < p_up if args.act == "sample" else p_up > 0.5
+            hold = args.act == "hold" and max(p_up, 1 - p_up) < args.hold_below
+            frame, reward, terminated, truncated, _ = env.step(NOOP if hold else pong.UP if up else pong.DOWN)
             score += reward
+            points += {1.0: "W", -1.0: "L"}.get(float(reward), "")
             done = terminated or truncated
         scores.append(score)
+        games_points.append(points)
     sureness = np.array(sureness)
-    print(f"{args.games} games (seeds {args.seed}..{args.seed + args.games - 1}), sampled: scores {scores}, "
-          f"{len(sureness)} steps")
+    print(f"{args.games} games (seeds {args.seed}..{args.seed + args.games - 1}), --act {args.act}: mean score "
+          f"{np.mean(scores):+.2f} +- {np.std(scores, ddof=1) / np.sqrt(len(scores)):.2f}, {len(sureness)} steps")
     print("max(p, 1 - p) quantiles 10/25/50/75/90%:", np.round(np.quantile(sureness, [.1, .25, .5, .75, .9]), 3))
     print(f"steps with max(p, 1 - p) < 0.9: {np.mean(sureness < 0.9):.1%}")
     print(f"steps whose difference frame hides the agent's paddle: {np.mean(paddle_hidden):.1%}")
+    for score, points in zip(scores, games_points):
+        print(f"{score:+4.0f} {points}")
+    pairs = [points[i:i + 2] for points in games_points for i in range(len(points) - 1)]
+    for before in "WL":
+        after = [pair[1] for pair in pairs if pair[0] == before]
+        print(f"P(lose a point | the previous was {before}): {after.count('L') / max(len(after), 1):.2f} "
+              f"({len(after)} points)")
 
 
 if __name__ == "__main__":
