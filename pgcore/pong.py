@@ -355,7 +355,8 @@ def train(config, kernels, resume_meta=None, resume_arrays=None):
     columns = ["skipped_updates"] + (["value_loss"] if config.advantage == "gae" else []) \
         + (["policy_lag", "worker_restarts"] if config.ray else [])
     with runs.Run(config, FORMAT, kernel_threads=1, resume_meta=resume_meta, resume_arrays=resume_arrays,
-                  extra_counters={"episodes_in_batch": 0, "steps_in_batch": 0, "worker_restarts": 0}, extra_columns=columns) as run:
+                  extra_counters={"episodes_in_batch": 0, "steps_in_batch": 0, "worker_restarts": 0},
+                  extra_columns=columns) as run:
         learner = Learner(config, kernels, run)
         if config.ray:
             from pgcore import distributed
