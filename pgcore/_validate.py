@@ -98,11 +98,13 @@ def policy_grad_args(logits, actions, weights, logits_ndim, weights_name="weight
     return logits, actions, weights
 
 
-def clipped_policy_grad_args(logits, old_logits, actions, advantages, clip):
-    """Checks of clipped_sigmoid_policy_grad: policy_grad_args' and old_logits like logits."""
-    logits, actions, advantages = policy_grad_args(logits, actions, advantages, logits_ndim=1,
+def clipped_policy_grad_args(logits, old_logits, actions, advantages, clip, logits_ndim=1):
+    """Checks of clipped_sigmoid_policy_grad (logits_ndim 1) and clipped_softmax_policy_grad
+    (logits_ndim 2): policy_grad_args' and old_logits like logits."""
+    logits, actions, advantages = policy_grad_args(logits, actions, advantages, logits_ndim=logits_ndim,
                                                    weights_name="advantages")
-    old_logits = same_shape("old_logits", float_array("old_logits", old_logits, (1,), logits.dtype), logits.shape)
+    old_logits = same_shape("old_logits", float_array("old_logits", old_logits, (logits_ndim,), logits.dtype),
+                            logits.shape)
     return logits, old_logits, actions, advantages, positive("clip", clip)
 
 
@@ -352,12 +354,21 @@ def sparse_rows_args(starts, indices, signs, n_inputs=INPUT_SIZE):
     return starts, np.ascontiguousarray(indices, dtype=np.int16), np.ascontiguousarray(signs)
 
 
+# A Pong net's output layer: w2 (H,) gives one logit, up with probability sigmoid(logit) (else
+# down); w2 (H, 3) gives three, a softmax over down, up and stay (pgcore.pong.ACTIONS).
+SOFTMAX_ACTIONS = 3
+PONG_ACTIONS = (3, 2, 0)  # the ALE action of each action code: 0 down (LEFT), 1 up (RIGHT), 2 stay (NOOP)
+
+
 def pong_net_args(w1, w2, dtype=None):
     w1 = float_array("w1", w1, (2,), dtype)
     if w1.shape[0] not in INPUT_SIZES:
         raise ValueError(f"w1 must have shape ({INPUT_SIZE}, H) (the difference frame) or ({2 * INPUT_SIZE}, H) "
                          f"(the difference, then the frame), not {w1.shape}")
-    w2 = same_shape("w2", float_array("w2", w2, (1,), w1.dtype), (w1.shape[1],))
+    w2 = float_array("w2", w2, (1, 2), w1.dtype)
+    if w2.shape not in ((w1.shape[1],), (w1.shape[1], SOFTMAX_ACTIONS)):
+        raise ValueError(f"w2 must have shape ({w1.shape[1]},) (up or down) or ({w1.shape[1]}, {SOFTMAX_ACTIONS}) "
+                         f"(down, up or stay), not {w2.shape}")
     return w1, w2
 
 
@@ -368,17 +379,17 @@ def sparse_forward_args(starts, indices, signs, w1, w2):
 
 def sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
     starts, indices, signs, w1, w2 = sparse_forward_args(starts, indices, signs, w1, w2)
-    grad_logits = same_shape("grad_logits", float_array("grad_logits", grad_logits, (1,), w1.dtype),
-                             (len(starts) - 1,))
+    grad_logits = same_shape("grad_logits", float_array("grad_logits", grad_logits, (w2.ndim,), w1.dtype),
+                             (len(starts) - 1,) + w2.shape[1:])
     grad_w1 = in_place_array("grad_w1", grad_w1, w1.dtype, w1.shape)
     grad_w2 = in_place_array("grad_w2", grad_w2, w1.dtype, w2.shape)
     return starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2
 
 
 # What a Pong episode store holds (pgcore.pong.SparseEpisodes): name -> (dtype, or None for the
-# net's float dtype; dimensions).
+# net's float dtype; dimensions, or None for the net's: logits (E, steps) or (E, steps, 3)).
 EPISODE_ARRAYS = {"lengths": (np.dtype(np.int64), 1), "starts": (np.dtype(np.int64), 2),
-                  "indices": (np.dtype(np.int16), 2), "signs": (np.dtype(np.int8), 2), "logits": (None, 2),
+                  "indices": (np.dtype(np.int16), 2), "signs": (np.dtype(np.int8), 2), "logits": (None, None),
                   "actions": (np.dtype(np.uint8), 2)}
 
 
@@ -390,7 +401,7 @@ def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
         raise ValueError(f"uniforms must be float64 of shape ({len(frames)},), not {uniforms.dtype} {uniforms.shape}")
     for name, (dtype, ndim) in EPISODE_ARRAYS.items():
         array = getattr(episodes, name, None)
-        dtype = dtype or w1.dtype
+        dtype, ndim = dtype or w1.dtype, ndim or 1 + w2.ndim
         if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != ndim:
             raise TypeError(f"episodes.{name} must be a {ndim}-d {dtype} array")
         flags = array.flags
@@ -399,9 +410,9 @@ def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
                              f"({len(previous)})")
     steps, capacity = episodes.logits.shape[1], episodes.indices.shape[1]
     if (episodes.starts.shape[1] != steps + 1 or episodes.actions.shape[1] != steps
-            or episodes.signs.shape[1] != capacity):
+            or episodes.signs.shape[1] != capacity or episodes.logits.shape[2:] != w2.shape[1:]):
         raise ValueError("episodes: starts must have one more column than logits and actions; signs as many as "
-                         "indices")
+                         "indices; logits one per action of w2")
     t = episodes.lengths[rows]
     lengths = t.tolist()
     if lengths and (max(lengths) >= steps or min(lengths) < 0

@@ -188,14 +188,17 @@ class Agent:
         with trainer.session(config):
             kernels = load_backend(config.backend)
             runs.prepare_run_dir(config.run_dir, resume=opened is not None)
-            resume_meta, resume_arrays = (opened.meta, opened.arrays) if opened else (None, None)
-            runs.write_json(os.path.join(config.run_dir, "config.json"),
-                            {"task": self.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
-            try:
-                self.counters, self.stopped_by = trainer.train(config, kernels, resume_meta, resume_arrays)
-            except MemoryError as error:
-                raise ValueError(f"out of memory training {self.task} ({error}); the run's last checkpoint is "
-                                 f"in {config.run_dir}") from None
+            with runs.run_dir_lock(config.run_dir):
+                if opened is not None:  # what it holds now, not what it held before the lock
+                    config, opened = self._learning_config(trainer, run_dir, limits)
+                resume_meta, resume_arrays = (opened.meta, opened.arrays) if opened else (None, None)
+                runs.write_json(os.path.join(config.run_dir, "config.json"), {
+                    "task": self.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
+                try:
+                    self.counters, self.stopped_by = trainer.train(config, kernels, resume_meta, resume_arrays)
+                except MemoryError as error:
+                    raise ValueError(f"out of memory training {self.task} ({error}); the run's last checkpoint "
+                                     f"is in {config.run_dir}") from None
         self.config, self.run_dir = config, config.run_dir
         self._params = self._policy = None
         self._params = self._loaded_params(open_checkpoint(self.run_dir))
@@ -233,7 +236,8 @@ class Agent:
 
         deterministic: the most probable action (the mean for inverted-pendulum), else sampled.
         Pong takes raw frames, (210, 160, 3) or (N, 210, 160, 3) uint8, and returns ALE actions
-        (2: up, 3: down). The policy sees each frame minus the previous one, so the agent keeps
+        (2: up, 3: down, and 0: stay for a net trained with `actions=3`). The policy sees each
+        frame minus the previous one, so the agent keeps
         the previous frame of each of the N games: pass `episode_start=True` (or an (N,) bool
         array) with a game's first frame; a new batch size starts every game afresh.
         """

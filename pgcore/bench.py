@@ -60,17 +60,19 @@ class TrainerSteps:
         self.rows = np.arange(0, 16, 2)
         self.fresh = np.zeros(8, bool)
         self.uniforms = np.random.default_rng(seed).random((33, 8))
-        self.episodes = SparseEpisodes(16, dtype, inputs=2 * 6400)  # room for a net with the frame input too
+        # room for a net with the frame input too; a store for each logit count (one, or three actions)
+        self.stores = {logits: SparseEpisodes(16, dtype, inputs=2 * 6400, logits=logits) for logits in (1, 3)}
         self.calls = 0
 
     def __call__(self, w1, w2):
         k = self.calls % 33
         self.calls += 1
+        episodes = self.stores[w2.shape[1] if w2.ndim == 2 else 1]
         if k == 0:
-            self.episodes.lengths[:] = 0
-            self.episodes.make_room(self.rows)
+            episodes.lengths[:] = 0
+            episodes.make_room(self.rows)
         return self.module.pong_step(self.frames[k], self.previous, self.rows, self.fresh, w1, w2, self.uniforms[k],
-                                     self.episodes)
+                                     episodes)
 
 
 def make_cases(dtype=np.float32, seed=0):
@@ -102,8 +104,11 @@ def make_cases(dtype=np.float32, seed=0):
     def sparse_rows(n):
         return reference._sparse_rows(pong4096()[:n].astype(np.int8))
 
-    def sparse_backward_args():
-        return (*sparse_rows(4096), normal(4096), w1, w2, np.zeros_like(w1), np.zeros_like(w2))
+    def sparse_backward_args(w2=w2):
+        grad_logits = normal(*(4096,) + w2.shape[1:])
+        return (*sparse_rows(4096), grad_logits, w1, w2, np.zeros_like(w1), np.zeros_like(w2))
+
+    three_w2 = normal(200, 3) / 14  # a net with three actions (--actions 3): down, up, stay
 
     wide_w1 = normal(2 * 6400, 200) / 110  # a net that sees the frame as well (--frame-input)
 
@@ -122,6 +127,8 @@ def make_cases(dtype=np.float32, seed=0):
         ("sigmoid_policy_grad", "100000", lambda: (normal(100_000), rng.integers(0, 2, 100_000), normal(100_000))),
         ("clipped_sigmoid_policy_grad", "100000", lambda: (normal(100_000), normal(100_000),
                                                            rng.integers(0, 2, 100_000), normal(100_000), 0.2)),
+        ("clipped_softmax_policy_grad", "100000 x 3", lambda: (normal(100_000, 3), normal(100_000, 3),
+                                                               rng.integers(0, 3, 100_000), normal(100_000), 0.2)),
         ("relu", "4096 x 200", lambda: (normal(4096, 200),)),
         ("relu_backward", "4096 x 200", lambda: (normal(4096, 200), normal(4096, 200))),
         ("linear_backward", "4096 x 200 -> 64", lambda: (normal(4096, 200), normal(4096, 64), normal(200, 64))),
@@ -149,10 +156,13 @@ def make_cases(dtype=np.float32, seed=0):
         ("pong_sparse_difference", "8 of 16 envs, with the frame",
          lambda: (pong_frames(8), np.zeros((16, 6400), np.uint8), np.arange(0, 16, 2), None, True)),
         ("sparse_mlp_forward", "4096 Pong frames x 200", lambda: (*sparse_rows(4096), w1, w2)),
+        ("sparse_mlp_forward", "4096 Pong frames x 200, 3 actions", lambda: (*sparse_rows(4096), w1, three_w2)),
         ("sparse_mlp_backward", "4096 Pong frames x 200, into the batch gradient", sparse_backward_args),
         ("sparse_mlp_backward", "4096 Pong frames x 200, with the frame", sparse_backward_args_with_frame),
+        ("sparse_mlp_backward", "4096 Pong frames x 200, 3 actions", lambda: sparse_backward_args(three_w2)),
         ("pong_step", "8 of 16 envs, H 200 (a trainer step)", lambda: (w1, w2)),
         ("pong_step", "8 of 16 envs, H 200, with the frame", lambda: (wide_w1, w2)),
+        ("pong_step", "8 of 16 envs, H 200, 3 actions", lambda: (w1, three_w2)),
     ]
 
 

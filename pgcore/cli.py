@@ -92,6 +92,9 @@ def train_parser():
     pong.add_argument("--frame-input", action="store_true", default=None,
                       help="the policy sees each frame as well as its difference from the previous one (12800 "
                            "inputs, not 6400): a difference hides a paddle that did not move")
+    pong.add_argument("--actions", type=int, choices=[2, 3], default=None,
+                      help="2 (default): up or down, one logit through a sigmoid; 3: down, up or stay (NOOP), "
+                           "a softmax over three logits")
     pong.add_argument("--advantage", choices=list(ADVANTAGES), default=None,
                       help="returns (default): the discounted returns; gae: generalized advantage estimation over a "
                            "learned value net (both cut at every point; see --standardize)")

@@ -36,7 +36,8 @@ except ModuleNotFoundError as error:
         name=__name__) from None
 
 __all__ = [
-    "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "clipped_sigmoid_policy_grad", "relu", "relu_backward",
+    "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "clipped_sigmoid_policy_grad",
+    "clipped_softmax_policy_grad", "relu", "relu_backward",
     "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "gae_advantages", "standardize", "squared_error",
     "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_preprocess", "pong_difference",
     "pong_sparse_difference", "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "OPENMP_ENABLED",
@@ -111,6 +112,23 @@ def clipped_sigmoid_policy_grad(logits, old_logits, actions, advantages, clip=0.
     logits, old_logits, actions, advantages, clip = v.clipped_policy_grad_args(
         logits, old_logits, actions, advantages, clip)
     return _policy.clipped_sigmoid_policy_grad(logits, old_logits, actions, advantages, clip, get_num_threads())
+
+
+def clipped_softmax_policy_grad(logits, old_logits, actions, advantages, clip=0.2):
+    """Gradient with respect to logits of PPO's clipped surrogate for a softmax policy,
+    sum_i min(r_i * A_i, clip(r_i, 1 - clip, 1 + clip) * A_i), r_i = p[i, a_i] / p_old[i, a_i]:
+    A_i * r_i * (onehot(a_i) - p[i]) where the min takes r_i * A_i, 0 where the clip holds it
+    (A_i > 0 and r_i > 1 + clip, or A_i < 0 and r_i < 1 - clip). Computed in float64 from
+    log-softmax, each r_i p[i, k] as one exp and r_i (1 - p[i, a_i]) as their sum over k != a_i,
+    so it is finite and accurate for finite logits however far the policy moved; with
+    logits == old_logits it is softmax_policy_grad's (tau 1, no entropy).
+
+    logits, old_logits (N, A) float32/float64, A >= 1; actions (N,) integers in [0, A);
+    advantages (N,) the logits' dtype; clip > 0 -> (N, A) the logits' dtype.
+    """
+    logits, old_logits, actions, advantages, clip = v.clipped_policy_grad_args(
+        logits, old_logits, actions, advantages, clip, logits_ndim=2)
+    return _policy.clipped_softmax_policy_grad(logits, old_logits, actions, advantages, clip, get_num_threads())
 
 
 def relu(x):
@@ -310,40 +328,48 @@ def pong_sparse_difference(frames, previous, rows=None, fresh=None, with_frame=F
 
 
 def sparse_mlp_forward(starts, indices, signs, w1, w2):
-    """mlp_forward of ternary sparse rows (pong_sparse_difference's form) with one logit:
+    """mlp_forward of ternary sparse rows (pong_sparse_difference's form):
     h = relu(x @ w1), logits = h @ w2, x row i being signs at indices[starts[i]:starts[i + 1]].
 
     starts (N + 1,) integers rising from 0; indices (nnz,) integers in [0, D); signs (nnz,)
-    int8, each -1 or +1; w1 (D, H), D 6400 or 12800 (with the frame); w2 (H,) in w1's dtype
-    -> h (N, H), logits (N,).
+    int8, each -1 or +1; w1 (D, H), D 6400 or 12800 (with the frame); w2 (H,) or (H, 3) in
+    w1's dtype -> h (N, H), logits (N,) or (N, 3).
     """
     starts, indices, signs, w1, w2 = v.sparse_forward_args(starts, indices, signs, w1, w2)
-    return _atari.sparse_mlp_forward(starts, indices, signs, w1, w2, get_num_threads())
+    h, logits = _atari.sparse_mlp_forward(starts, indices, signs, w1, _columns(w2), get_num_threads())
+    return h, logits.reshape(logits.shape[:1] + w2.shape[1:])
 
 
 def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
     """mlp_backward of sparse_mlp_forward, added in place: grad_w1 += x.T @ grad_h and
-    grad_w2 += h.T @ grad_logits, grad_h = grad_logits * w2 * (h > 0), h recomputed from x.
+    grad_w2 += h.T @ grad_logits, grad_h = (grad_logits @ w2.T) * (h > 0), h recomputed from x.
 
-    Rows as sparse_mlp_forward; grad_logits (N,); grad_w1 (D, H) and grad_w2 (H,), w1's
-    dtype, C-contiguous and writeable (a batch gradient, accumulated with no allocation).
+    Rows as sparse_mlp_forward; grad_logits (N,) or (N, 3), as the logits; grad_w1 (D, H) and
+    grad_w2 shaped like w2, w1's dtype, C-contiguous and writeable (a batch gradient,
+    accumulated with no allocation).
     """
-    args = v.sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
-    _atari.sparse_mlp_backward(*args, get_num_threads())
+    starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2 = v.sparse_backward_args(
+        starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
+    _atari.sparse_mlp_backward(starts, indices, signs, _columns(grad_logits), w1, _columns(w2), grad_w1,
+                               _columns(grad_w2), get_num_threads())
 
 
 def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     """The Pong trainer's step for the B envs that came back, in one call: pong_sparse_difference,
     appended as step t = episodes.lengths[e] of each env e = rows[i] (starts[e, t + 1],
-    indices[e], signs[e]), sparse_mlp_forward, the action up = uniforms[i] < sigmoid(logit)
-    stored in logits[e, t] and actions[e, t] (1 = up), lengths[e] += 1.
+    indices[e], signs[e]), sparse_mlp_forward, an action code drawn by uniforms[i], stored with
+    the logits in logits[e, t] and actions[e, t], lengths[e] += 1. With w2 (H,): 1 (up) where
+    uniforms[i] < sigmoid(logit), else 0 (down). With w2 (H, 3), a softmax over codes 0 down,
+    1 up, 2 stay: the first code whose cumulative probability exceeds uniforms[i].
 
     frames, previous, rows, fresh as pong_difference (rows required); w1 (6400, H), or
-    (12800, H) to see each frame too (pong_sparse_difference's with_frame), w2 (H,);
+    (12800, H) to see each frame too (pong_sparse_difference's with_frame), w2 (H,) or (H, 3);
     uniforms (B,) float64 in [0, 1) from the caller's Generator; episodes a pong.SparseEpisodes
-    with room for one more step of each env (its make_room) -> (B,) int32 ALE actions (2 up, 3 down).
+    with room for one more step of each env (its make_room), logits (E, steps) or (E, steps, 3)
+    as w2 -> (B,) int32 ALE actions (3 down, 2 up, 0 stay).
     """
     frames, previous, rows, fresh, w1, w2, uniforms, e = v.pong_step_args(frames, previous, rows, fresh, w1, w2,
                                                                          uniforms, episodes)
-    return _atari.pong_step(frames, previous, rows, fresh, w1, w2, uniforms, e.lengths, e.starts, e.indices,
-                            e.signs, e.logits, e.actions, get_num_threads())
+    logits = e.logits if e.logits.ndim == 3 else e.logits[:, :, None]
+    return _atari.pong_step(frames, previous, rows, fresh, w1, _columns(w2), uniforms, e.lengths, e.starts,
+                            e.indices, e.signs, logits, e.actions, get_num_threads())

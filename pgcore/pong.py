@@ -29,7 +29,8 @@ import numpy as np
 from pgcore import _validate, runs
 from pgcore._threads import _default_threads
 
-UP, DOWN = 2, 3  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down
+UP, DOWN, NOOP = 2, 3, 0  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down, NOOP leaves it
+ACTIONS = _validate.PONG_ACTIONS  # the ALE action of each action code the episodes store: down, up, stay
 INPUT_SIZE = 80 * 80
 FIRST_BUFFER_STEPS = 2048  # per env; doubled when an episode runs longer
 FIRST_INDEX_CAPACITY = FIRST_BUFFER_STEPS * 64  # nonzero pixels per env (~26 a step); doubled when full
@@ -46,6 +47,7 @@ class PongConfig:
     sticky: float = 0.25           # repeat_action_probability
     hidden: int = 200
     frame_input: bool = False      # the policy sees each frame as well as its difference from the previous one
+    actions: int = 2               # 2: up or down (a sigmoid); 3: down, up or stay (a softmax)
     optimizer: str = "rmsprop"     # or "adam"
     lr: float = 1e-3               # the classic recipe's 1e-4 is preset "classic"
     decay: float = 0.99            # RMSProp
@@ -115,6 +117,7 @@ def check_config(config):
                                 "clip": (0.0, 10.0, True)})
     runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
     runs.check_choice(config, "advantage", ADVANTAGES)
+    runs.check_choice(config, "actions", (2, 3))
     from pgcore import distributed
     distributed.check_config(config)
     for name in ("sync", "standardize", "frame_input"):
@@ -133,7 +136,7 @@ def memory_bytes(config):
     itemsize = np.dtype(config.dtype).itemsize
     params = sum(int(np.prod(shape)) for shape in param_shapes(config).values()) * itemsize \
         * (2 + len(OPTIMIZER_STATE[config.optimizer]))
-    per_env = FIRST_BUFFER_STEPS * (8 + 2 * itemsize + 1) + FIRST_INDEX_CAPACITY * 3
+    per_env = FIRST_BUFFER_STEPS * (8 + (logit_count(config) + 1) * itemsize + 1) + FIRST_INDEX_CAPACITY * 3
     return params + config.envs * per_env
 
 
@@ -157,7 +160,7 @@ def init_params(config, rng):
     first advantages are the returns'."""
     dtype, inputs = np.dtype(config.dtype), input_size(config)
     w1 = (rng.standard_normal((inputs, config.hidden)) / np.sqrt(inputs)).astype(dtype)
-    w2 = (rng.standard_normal(config.hidden) / np.sqrt(config.hidden)).astype(dtype)
+    w2 = (rng.standard_normal(param_shapes(config)["w2"]) / np.sqrt(config.hidden)).astype(dtype)
     params = {"w1": w1, "w2": w2}
     if config.advantage == "gae":
         params["value_w1"] = (rng.standard_normal((inputs, config.value_hidden)) / np.sqrt(inputs)).astype(dtype)
@@ -176,9 +179,15 @@ def input_size(config):
     return 2 * INPUT_SIZE if config.frame_input else INPUT_SIZE
 
 
+def logit_count(config):
+    """The policy's logits a step: one (up with probability sigmoid(logit)), or one per action (a softmax)."""
+    return 1 if config.actions == 2 else config.actions
+
+
 def param_shapes(config):
     """name -> shape of every parameter: the policy's w1, w2, and the value net's with advantage "gae"."""
-    shapes = {"w1": (input_size(config), config.hidden), "w2": (config.hidden,)}
+    shapes = {"w1": (input_size(config), config.hidden),
+              "w2": (config.hidden,) if logit_count(config) == 1 else (config.hidden, logit_count(config))}
     if config.advantage == "gae":
         shapes |= {"value_w1": (input_size(config), config.value_hidden), "value_w2": (config.value_hidden,),
                    "value_b": (1,)}
@@ -272,11 +281,14 @@ def add_episode_gradient(kernels, episode, state, config, targets=None):
         kernels.sparse_mlp_backward(starts, indices, signs, grad_values, state["value_w1"], state["value_w2"],
                                     state["grad_value_w1"], state["grad_value_w2"])
         state["grad_value_b"] += grad_values.sum(dtype=np.float64)
+    softmax = logits.ndim == 2  # (T, actions) logits, else one (T,)
     if targets is None:
-        grad_logits = kernels.sigmoid_policy_grad(logits, actions, -advantages)
+        policy_grad = kernels.softmax_policy_grad if softmax else kernels.sigmoid_policy_grad
+        grad_logits = policy_grad(logits, actions, -advantages)
     else:
         _, current_logits = kernels.sparse_mlp_forward(starts, indices, signs, state["w1"], state["w2"])
-        grad_logits = kernels.clipped_sigmoid_policy_grad(current_logits, logits, actions, advantages, config.clip)
+        clipped_grad = kernels.clipped_softmax_policy_grad if softmax else kernels.clipped_sigmoid_policy_grad
+        grad_logits = clipped_grad(current_logits, logits, actions, advantages, config.clip)
         np.negative(grad_logits, out=grad_logits)
     kernels.sparse_mlp_backward(starts, indices, signs, grad_logits, state["w1"], state["w2"],
                                 state["grad_w1"], state["grad_w2"])
@@ -296,18 +308,20 @@ class SparseEpisodes:
 
     Step t of env e: its difference frame's nonzero pixels indices[e, starts[e, t]:starts[e, t + 1]]
     (int16) with signs (int8, +1/-1), then with a frame input the frame's (6400 + p, +1);
-    logits[e, t], actions[e, t] (1 = up), rewards[e, t]; lengths[e] steps so far. A step takes
-    ~26 pixels (~60 with the frame), ~80 bytes. Grows by doubling. `inputs`: the net's input
-    size, the most indices one step can take.
+    logits[e, t] (one, or `logits` of them: logits[e, t, :]), actions[e, t] (an action code:
+    0 down, 1 up, 2 stay; ACTIONS), rewards[e, t]; lengths[e] steps so far. A step takes ~26
+    pixels (~60 with the frame), ~80 bytes. Grows by doubling. `inputs`: the net's input size,
+    the most indices one step can take.
     """
 
-    def __init__(self, n_envs, dtype, steps=FIRST_BUFFER_STEPS, capacity=FIRST_INDEX_CAPACITY, inputs=INPUT_SIZE):
+    def __init__(self, n_envs, dtype, steps=FIRST_BUFFER_STEPS, capacity=FIRST_INDEX_CAPACITY, inputs=INPUT_SIZE,
+                 logits=1):
         self.inputs = inputs
         self.lengths = np.zeros(n_envs, dtype=np.int64)
         self.starts = np.zeros((n_envs, steps + 1), dtype=np.int64)
         self.indices = np.empty((n_envs, max(capacity, inputs)), dtype=np.int16)
         self.signs = np.empty_like(self.indices, dtype=np.int8)
-        self.logits = np.empty((n_envs, steps), dtype=dtype)
+        self.logits = np.empty((n_envs, steps) + ((logits,) if logits > 1 else ()), dtype=dtype)
         self.actions = np.empty((n_envs, steps), dtype=np.uint8)
         self.rewards = np.zeros((n_envs, steps), dtype=dtype)
 
@@ -332,8 +346,8 @@ class SparseEpisodes:
 
 
 def _widened(array, columns):
-    """A copy of the 2-d `array` with `columns` columns (the new ones zero)."""
-    wider = np.zeros((array.shape[0], columns), dtype=array.dtype)
+    """A copy of `array` with `columns` columns (the new ones zero; further dimensions kept)."""
+    wider = np.zeros((array.shape[0], columns) + array.shape[2:], dtype=array.dtype)
     wider[:, :array.shape[1]] = array
     return wider
 
@@ -477,7 +491,8 @@ class Collector:
     def __init__(self, config, kernels, rng, env_seed):
         self.kernels, self.rng = kernels, rng
         self.envs = make_envs(config)  # seeded by its reset below
-        self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype), inputs=input_size(config))
+        self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype), inputs=input_size(config),
+                                       logits=logit_count(config))
         self.previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
         self.fresh = np.ones(config.envs, dtype=bool)   # next frame starts an episode: no motion yet
         self.last_frame_number = np.zeros(config.envs, dtype=np.int64)
@@ -540,12 +555,28 @@ class Player:
             x = np.hstack((x, self.previous.view(np.int8)))
         return x
 
-    def act(self, frames, new_game=None, greedy=True):
-        """frames (N, 210, 160, 3) uint8 -> actions (N,) int (UP or DOWN); `new_game` as `inputs`."""
+    def probabilities(self, frames, new_game=None):
+        """frames (N, 210, 160, 3) uint8 -> each action code's probability (N, 2 or 3) float64:
+        down, up (and stay, for a 3-action net); `new_game` as `inputs`."""
         _, logits = self.kernels.mlp_forward(self.inputs(frames, new_game), self.w1, self.w2)
-        p_up = 1 / (1 + np.exp(-logits.astype(np.float64)))
-        up = p_up > 0.5 if greedy else self.rng.random(len(p_up)) < p_up
-        return np.where(up, UP, DOWN)
+        logits = logits.astype(np.float64)
+        if logits.ndim == 1:
+            p_up = 1 / (1 + np.exp(-logits))
+            return np.stack((1 - p_up, p_up), axis=1)
+        exps = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exps / exps.sum(axis=1, keepdims=True)
+
+    def act(self, frames, new_game=None, greedy=True):
+        """frames (N, 210, 160, 3) uint8 -> ALE actions (N,) int (UP, DOWN, or NOOP for a 3-action
+        net); greedy: the likeliest action, else sampled; `new_game` as `inputs`."""
+        p = self.probabilities(frames, new_game)
+        if greedy:  # a tie (p up exactly 0.5) goes down
+            codes = p.argmax(axis=1)
+        elif p.shape[1] == 2:  # as pong_step samples: up where the uniform is below p up
+            codes = (self.rng.random(len(p)) < p[:, 1]).astype(np.intp)
+        else:  # the first action whose cumulative probability passes the uniform
+            codes = (self.rng.random(len(p))[:, None] >= np.cumsum(p, axis=1)[:, :-1]).sum(axis=1)
+        return np.asarray(ACTIONS)[codes]
 
 
 def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=None, frames=None):

@@ -91,6 +91,31 @@ def clipped_sigmoid_policy_grad(logits, old_logits, actions, advantages, clip=0.
     return np.where(held, 0.0, grad).astype(logits.dtype)
 
 
+def clipped_softmax_policy_grad(logits, old_logits, actions, advantages, clip=0.2):
+    """Gradient with respect to logits of PPO's clipped surrogate for a softmax policy,
+    sum_i min(r_i * A_i, clip(r_i, 1 - clip, 1 + clip) * A_i), r_i = p[i, a_i] / p_old[i, a_i]:
+    A_i * r_i * (onehot(a_i) - p[i]) where the min takes r_i * A_i, 0 where the clip holds it
+    (A_i > 0 and r_i > 1 + clip, or A_i < 0 and r_i < 1 - clip). Computed in float64 from
+    log-softmax, each r_i p[i, k] as one exp and r_i (1 - p[i, a_i]) as their sum over k != a_i,
+    so it is finite and accurate for finite logits however far the policy moved; with
+    logits == old_logits it is softmax_policy_grad's (tau 1, no entropy).
+
+    logits, old_logits (N, A) float32/float64, A >= 1; actions (N,) integers in [0, A);
+    advantages (N,) the logits' dtype; clip > 0 -> (N, A) the logits' dtype.
+    """
+    logits, old_logits, actions, advantages, clip = v.clipped_policy_grad_args(
+        logits, old_logits, actions, advantages, clip, logits_ndim=2)
+    rows = np.arange(len(actions))
+    log_p = log_softmax(logits.astype(np.float64))
+    log_ratio = log_p[rows, actions] - log_softmax(old_logits.astype(np.float64))[rows, actions]
+    ratio, a = np.exp(log_ratio), advantages.astype(np.float64)
+    held = ((a > 0) & (ratio > 1 + clip)) | ((a < 0) & (ratio < 1 - clip))
+    grad = -np.exp(log_p + log_ratio[:, None])              # -r p, each as one exp of a sum of logs
+    grad[rows, actions] = 0
+    grad[rows, actions] = -grad.sum(axis=1)                 # r (1 - p[a]) = r * (the others' p): no cancellation
+    return np.where(held[:, None], 0.0, grad * a[:, None]).astype(logits.dtype)
+
+
 def relu(x):
     """max(x, 0) elementwise (NaN passes through).
 
@@ -325,12 +350,12 @@ def _sparse_matrix(starts, indices, signs, dtype, n_inputs):
 
 
 def sparse_mlp_forward(starts, indices, signs, w1, w2):
-    """mlp_forward of ternary sparse rows (pong_sparse_difference's form) with one logit:
+    """mlp_forward of ternary sparse rows (pong_sparse_difference's form):
     h = relu(x @ w1), logits = h @ w2, x row i being signs at indices[starts[i]:starts[i + 1]].
 
     starts (N + 1,) integers rising from 0; indices (nnz,) integers in [0, D); signs (nnz,)
-    int8, each -1 or +1; w1 (D, H), D 6400 or 12800 (with the frame); w2 (H,) in w1's dtype
-    -> h (N, H), logits (N,).
+    int8, each -1 or +1; w1 (D, H), D 6400 or 12800 (with the frame); w2 (H,) or (H, 3) in
+    w1's dtype -> h (N, H), logits (N,) or (N, 3).
     """
     starts, indices, signs, w1, w2 = v.sparse_forward_args(starts, indices, signs, w1, w2)
     h = np.maximum(_sparse_matrix(starts, indices, signs, w1.dtype, len(w1)) @ w1, 0)
@@ -339,36 +364,46 @@ def sparse_mlp_forward(starts, indices, signs, w1, w2):
 
 def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
     """mlp_backward of sparse_mlp_forward, added in place: grad_w1 += x.T @ grad_h and
-    grad_w2 += h.T @ grad_logits, grad_h = grad_logits * w2 * (h > 0), h recomputed from x.
+    grad_w2 += h.T @ grad_logits, grad_h = (grad_logits @ w2.T) * (h > 0), h recomputed from x.
 
-    Rows as sparse_mlp_forward; grad_logits (N,); grad_w1 (D, H) and grad_w2 (H,), w1's
-    dtype, C-contiguous and writeable (a batch gradient, accumulated with no allocation).
+    Rows as sparse_mlp_forward; grad_logits (N,) or (N, 3), as the logits; grad_w1 (D, H) and
+    grad_w2 shaped like w2, w1's dtype, C-contiguous and writeable (a batch gradient,
+    accumulated with no allocation).
     """
     starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2 = v.sparse_backward_args(
         starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
     x = _sparse_matrix(starts, indices, signs, w1.dtype, len(w1))
     h = np.maximum(x @ w1, 0)
     grad_w2 += h.T @ grad_logits
-    grad_w1 += x.T @ (grad_logits[:, None] * w2 * (h > 0))
+    grad_h = grad_logits[:, None] * w2 if w2.ndim == 1 else grad_logits @ w2.T
+    grad_w1 += x.T @ (grad_h * (h > 0))
 
 
 def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     """The Pong trainer's step for the B envs that came back, in one call: pong_sparse_difference,
     appended as step t = episodes.lengths[e] of each env e = rows[i] (starts[e, t + 1],
-    indices[e], signs[e]), sparse_mlp_forward, the action up = uniforms[i] < sigmoid(logit)
-    stored in logits[e, t] and actions[e, t] (1 = up), lengths[e] += 1.
+    indices[e], signs[e]), sparse_mlp_forward, an action code drawn by uniforms[i], stored with
+    the logits in logits[e, t] and actions[e, t], lengths[e] += 1. With w2 (H,): 1 (up) where
+    uniforms[i] < sigmoid(logit), else 0 (down). With w2 (H, 3), a softmax over codes 0 down,
+    1 up, 2 stay: the first code whose cumulative probability exceeds uniforms[i].
 
     frames, previous, rows, fresh as pong_difference (rows required); w1 (6400, H), or
-    (12800, H) to see each frame too (pong_sparse_difference's with_frame), w2 (H,);
+    (12800, H) to see each frame too (pong_sparse_difference's with_frame), w2 (H,) or (H, 3);
     uniforms (B,) float64 in [0, 1) from the caller's Generator; episodes a pong.SparseEpisodes
-    with room for one more step of each env (its make_room) -> (B,) int32 ALE actions (2 up, 3 down).
+    with room for one more step of each env (its make_room), logits (E, steps) or (E, steps, 3)
+    as w2 -> (B,) int32 ALE actions (3 down, 2 up, 0 stay).
     """
     frames, previous, rows, fresh, w1, w2, uniforms, episodes = v.pong_step_args(
         frames, previous, rows, fresh, w1, w2, uniforms, episodes)
     starts, indices, signs = pong_sparse_difference(frames, previous, rows, fresh.astype(bool),
                                                     with_frame=v.sees_frame(w1))
     _, logits = sparse_mlp_forward(starts, indices, signs, w1, w2)
-    up = uniforms < expit(logits)
+    if w2.ndim == 1:
+        chosen = (uniforms < expit(logits)).astype(np.intp)  # 1 up, 0 down
+    else:  # the first action whose cumulative probability passes the uniform
+        exps = np.exp(logits - logits.max(axis=1, keepdims=True), dtype=np.float64)
+        below = uniforms[:, None] * exps.sum(axis=1, keepdims=True) >= np.cumsum(exps, axis=1)
+        chosen = np.minimum(below.sum(axis=1), w2.shape[1] - 1)
     counts = np.diff(starts)
     t = episodes.lengths[rows]
     base = episodes.starts[rows, t]
@@ -378,6 +413,6 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     episodes.signs[env_of, position] = signs
     episodes.starts[rows, t + 1] = base + counts
     episodes.logits[rows, t] = logits
-    episodes.actions[rows, t] = up
+    episodes.actions[rows, t] = chosen
     episodes.lengths[rows] = t + 1
-    return np.where(up, 2, 3).astype(np.int32)
+    return np.array(v.PONG_ACTIONS, dtype=np.int32)[chosen]

@@ -5,8 +5,10 @@ as a uint8 array named `__meta__`), written to a temporary file, fsynced and
 renamed over the old one, so a crash at any moment leaves the last good one. It is
 read with `allow_pickle=False`, so loading never runs code from the file.
 """
+import contextlib
 import csv
 import dataclasses
+import fcntl
 import io
 import json
 import math
@@ -23,6 +25,7 @@ import numpy as np
 
 PROGRESS_COLUMNS = ["episode", "frames", "steps", "reward", "running_reward", "wall_s", "steps_per_s"]
 CHECKPOINT_NAME = "checkpoint.npz"
+LOCK_NAME = "train.lock"  # held by the process training in a run directory (run_dir_lock)
 META_KEY = "__meta__"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -257,6 +260,31 @@ def prepare_run_dir(path, resume):
         raise RunError(f"run directory {path} is not writable")
     if not resume and os.path.exists(os.path.join(path, CHECKPOINT_NAME)):
         raise RunError(f"{path} already holds a run; use --resume {path} to continue it, or another --run-dir")
+
+
+@contextlib.contextmanager
+def run_dir_lock(path):
+    """Holds an exclusive lock on the run directory `path` (its train.lock, which says the
+    holder's pid) while a trainer writes there. A second trainer, say a --resume started while
+    the run still goes, would rewrite its config.json and progress.csv under it and lose rows: it
+    gets a RunError instead. The lock (flock) goes with the process, however that ends."""
+    lock_path = os.path.join(path, LOCK_NAME)
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()
+            raise RunError(f"{path} is in use by another training process{f' (pid {holder})' if holder else ''}: "
+                           "wait for it to stop, or stop it, then resume") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class ProgressLog:

@@ -11,6 +11,7 @@ from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np
 from cython cimport floating
+from libc.math cimport exp
 from libc.string cimport memcpy, memset
 
 from _common cimport sigmoid_
@@ -30,7 +31,15 @@ cdef enum:
     INPUT_SIZE = OUT_SIDE * OUT_SIDE
     PARALLEL_MIN_ROWS = 256  # sparse rows (steps) below which the sparse net runs serial
     UP = 2     # Pong's minimal action set: RIGHT moves the paddle up...
-    DOWN = 3   # ...and LEFT down
+    DOWN = 3   # ...LEFT down...
+    NOOP = 0   # ...and NOOP leaves it
+    SOFTMAX_ACTIONS = 3  # a net with w2 (H, 3): a softmax over down, up, stay
+
+
+# The ALE action of each action code an episode stores: 0 down, 1 up (a one-logit net's
+# Bernoulli), 2 stay.
+cdef int ACTION_CODES[3]
+ACTION_CODES[:] = [DOWN, UP, NOOP]
 
 
 cdef inline void _object_row(const unsigned char* row, unsigned char* now) noexcept nogil:
@@ -223,6 +232,43 @@ cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t n) no
     return total
 
 
+cdef inline void _output(const floating* h, const floating* w2, Py_ssize_t n_hidden, Py_ssize_t n_logits,
+                         floating* logits) noexcept nogil:
+    """logits (n_logits,) = h @ w2, w2 (n_hidden, n_logits) row-major: one dot for one logit,
+    else the rows of w2 scaled by h and added, which reads w2 once in order."""
+    cdef Py_ssize_t j, k
+    if n_logits == 1:
+        logits[0] = _dot(h, w2, n_hidden)
+        return
+    for k in range(n_logits):
+        logits[k] = 0
+    for j in range(n_hidden):
+        for k in range(n_logits):
+            logits[k] += h[j] * w2[j * n_logits + k]
+
+
+cdef inline unsigned char _sampled(const floating* logits, Py_ssize_t n_logits, double uniform) noexcept nogil:
+    """The action code drawn by `uniform` in [0, 1): one logit, 1 (up) if uniform < sigmoid(logit)
+    else 0; several, the first whose cumulative softmax probability passes it (in double, as the
+    NumPy twin: uniform * sum(e) against the running sum of e = exp(logit - max))."""
+    cdef Py_ssize_t k
+    cdef floating top
+    cdef double total = 0, running = 0
+    if n_logits == 1:
+        return uniform < <double>sigmoid_(logits[0])
+    top = logits[0]
+    for k in range(1, n_logits):
+        if logits[k] > top:
+            top = logits[k]
+    for k in range(n_logits):
+        total += exp(<double>(logits[k] - top))
+    for k in range(n_logits - 1):
+        running += exp(<double>(logits[k] - top))
+        if uniform * total < running:
+            return <unsigned char>k
+    return <unsigned char>(n_logits - 1)
+
+
 def _check_csr(const cnp.int64_t[::1] starts, Py_ssize_t n_values):
     """The compiled code trusts these: starts rise from 0 and stay within the values."""
     cdef Py_ssize_t t
@@ -263,29 +309,31 @@ def pong_sparse_difference(const unsigned char[:, :, :, ::1] frames, unsigned ch
 
 
 cdef inline void _hidden_rows(const cnp.int64_t* starts, const short* indices, const signed char* signs,
-                              const floating* w1, const floating* w2, Py_ssize_t n_hidden, floating* h,
-                              floating* logits, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+                              const floating* w1, const floating* w2, Py_ssize_t n_hidden, Py_ssize_t n_logits,
+                              floating* h, floating* logits, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
     """h and logits of rows first..stop-1."""
     cdef Py_ssize_t i
     for i in range(first, stop):
         _sparse_hidden(indices + starts[i], signs + starts[i], starts[i + 1] - starts[i], w1, n_hidden,
                        h + i * n_hidden)
-        logits[i] = _dot(h + i * n_hidden, w2, n_hidden)
+        _output(h + i * n_hidden, w2, n_hidden, n_logits, logits + i * n_logits)
 
 
 def sparse_mlp_forward(const cnp.int64_t[::1] starts, const short[::1] indices, const signed char[::1] signs,
-                       const floating[:, ::1] w1, const floating[::1] w2, int n_threads):
-    """h = relu(x @ w1) (N, H), logits = h @ w2 (N,) for the N sparse ternary rows of x."""
-    cdef Py_ssize_t part, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
+                       const floating[:, ::1] w1, const floating[:, ::1] w2, int n_threads):
+    """h = relu(x @ w1) (N, H), logits = h @ w2 (N, K) for the N sparse ternary rows of x, w2 (H, K)."""
+    cdef Py_ssize_t part, n = starts.shape[0] - 1, n_hidden = w1.shape[1], n_logits = w2.shape[1]
     _check_csr(starts, indices.shape[0])
     _check_indices(indices, starts[n], w1.shape[0])
+    if w2.shape[0] != n_hidden:
+        raise ValueError("sparse_mlp_forward: shapes do not match")
     dtype = np.float32 if floating is float else np.float64
     h_array = np.zeros((n, n_hidden), dtype=dtype)
-    logits_array = np.zeros(n, dtype=dtype)
-    if n == 0 or n_hidden == 0:
+    logits_array = np.zeros((n, n_logits), dtype=dtype)
+    if n == 0 or n_hidden == 0 or n_logits == 0:
         return h_array, logits_array
     cdef floating[:, ::1] h = h_array
-    cdef floating[::1] logits = logits_array
+    cdef floating[:, ::1] logits = logits_array
     cdef short no_index = 0
     cdef signed char no_sign = 0
     cdef const short* index = &indices[0] if indices.shape[0] else &no_index
@@ -293,27 +341,39 @@ def sparse_mlp_forward(const cnp.int64_t[::1] starts, const short[::1] indices, 
     cdef int threads = n_threads if n >= PARALLEL_MIN_ROWS else 1
     with nogil:
         if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
-            _hidden_rows(&starts[0], index, sign, &w1[0, 0], &w2[0], n_hidden, &h[0, 0], &logits[0], 0, n)
+            _hidden_rows(&starts[0], index, sign, &w1[0, 0], &w2[0, 0], n_hidden, n_logits, &h[0, 0],
+                         &logits[0, 0], 0, n)
         else:
             for part in prange(threads, schedule='static', num_threads=threads):
-                _hidden_rows(&starts[0], index, sign, &w1[0, 0], &w2[0], n_hidden, &h[0, 0], &logits[0],
-                             n * part // threads, n * (part + 1) // threads)
+                _hidden_rows(&starts[0], index, sign, &w1[0, 0], &w2[0, 0], n_hidden, n_logits, &h[0, 0],
+                             &logits[0, 0], n * part // threads, n * (part + 1) // threads)
     return h_array, logits_array
 
 
 cdef inline void _hidden_gradients(const cnp.int64_t* starts, const short* indices, const signed char* signs,
                                    const floating* grad_logits, const floating* w1, const floating* w2,
-                                   Py_ssize_t n_hidden, floating* h, floating* grad_h, floating* grad_w2,
-                                   Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
-    """For steps first..stop-1: grad_h rows, and their part of grad_w2 added to grad_w2 (h: scratch)."""
-    cdef Py_ssize_t t, j
-    cdef floating grad_logit
+                                   Py_ssize_t n_hidden, Py_ssize_t n_logits, floating* h, floating* grad_h,
+                                   floating* grad_w2, Py_ssize_t first, Py_ssize_t stop) noexcept nogil:
+    """For steps first..stop-1: grad_h rows, and their part of grad_w2 (n_hidden, n_logits) added to
+    grad_w2 (h: scratch)."""
+    cdef Py_ssize_t t, j, k
+    cdef floating grad_logit, grad_unit
+    cdef const floating* grads
     for t in range(first, stop):
         _sparse_hidden(indices + starts[t], signs + starts[t], starts[t + 1] - starts[t], w1, n_hidden, h)
-        grad_logit = grad_logits[t]
+        if n_logits == 1:  # the one-logit loop vectorises
+            grad_logit = grad_logits[t]
+            for j in range(n_hidden):
+                grad_w2[j] += grad_logit * h[j]
+                grad_h[t * n_hidden + j] = grad_logit * w2[j] if h[j] > 0 else 0
+            continue
+        grads = grad_logits + t * n_logits
         for j in range(n_hidden):
-            grad_w2[j] += grad_logit * h[j]
-            grad_h[t * n_hidden + j] = grad_logit * w2[j] if h[j] > 0 else 0
+            grad_unit = 0
+            for k in range(n_logits):
+                grad_w2[j * n_logits + k] += grads[k] * h[j]
+                grad_unit = grad_unit + grads[k] * w2[j * n_logits + k]
+            grad_h[t * n_hidden + j] = grad_unit if h[j] > 0 else 0
 
 
 cdef inline void _pixel_gradients(const cnp.int64_t* pixel_starts, const int* step_of, const signed char* sign_of,
@@ -334,29 +394,31 @@ cdef inline void _pixel_gradients(const cnp.int64_t* pixel_starts, const int* st
 
 
 def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices, const signed char[::1] signs,
-                        const floating[::1] grad_logits, const floating[:, ::1] w1, const floating[::1] w2,
-                        floating[:, ::1] grad_w1, floating[::1] grad_w2, int n_threads):
-    """grad_w1 += x.T @ grad_h, grad_w2 += h.T @ grad_logits (in place; h recomputed).
+                        const floating[:, ::1] grad_logits, const floating[:, ::1] w1, const floating[:, ::1] w2,
+                        floating[:, ::1] grad_w1, floating[:, ::1] grad_w2, int n_threads):
+    """grad_w1 += x.T @ grad_h, grad_w2 += h.T @ grad_logits (in place; h recomputed); w2,
+    grad_w2 (H, K), grad_logits (N, K).
 
     Two passes, each split over threads for long episodes. By step: h (recomputed), grad_h,
     and grad_w2 (each thread its own partial sum, added in thread order). By pixel: the
     nonzeros sorted by pixel (a counting sort, steps in order), so each row of grad_w1 is read
     and written once, by one thread, while it gathers the grad_h rows of its steps."""
     cdef Py_ssize_t t, k, p, part, position, n = starts.shape[0] - 1, n_hidden = w1.shape[1]
-    cdef Py_ssize_t n_inputs = w1.shape[0]
+    cdef Py_ssize_t n_inputs = w1.shape[0], n_logits = w2.shape[1]
     _check_csr(starts, indices.shape[0])
     _check_indices(indices, starts[n], w1.shape[0])
     if grad_logits.shape[0] != n or grad_w1.shape[0] != w1.shape[0] or grad_w1.shape[1] != n_hidden \
-            or grad_w2.shape[0] != n_hidden or w2.shape[0] != n_hidden:
+            or grad_w2.shape[0] != n_hidden or w2.shape[0] != n_hidden or grad_logits.shape[1] != n_logits \
+            or grad_w2.shape[1] != n_logits:
         raise ValueError("sparse_mlp_backward: shapes do not match")
-    if n == 0 or n_hidden == 0:
+    if n == 0 or n_hidden == 0 or n_logits == 0:
         return
     cdef int threads = n_threads if n >= PARALLEL_MIN_ROWS else 1
     dtype = np.float32 if floating is float else np.float64
     nnz = starts[n]
     grad_h_array = np.empty((n, n_hidden), dtype=dtype)
     scratch_array = np.empty((threads, n_hidden), dtype=dtype)             # h, per thread
-    partial_array = np.zeros((threads, n_hidden), dtype=dtype)             # grad_w2, per thread
+    partial_array = np.zeros((threads, n_hidden * n_logits), dtype=dtype)  # grad_w2, per thread
     pixel_starts_array = np.zeros(n_inputs + 1, dtype=np.int64)
     step_of_array = np.empty(max(nnz, 1), dtype=np.int32)
     sign_of_array = np.empty(max(nnz, 1), dtype=np.int8)
@@ -372,16 +434,16 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
     cdef const signed char* sign = &signs[0] if signs.shape[0] else &no_sign
     with nogil:
         if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
-            _hidden_gradients(&starts[0], index, sign, &grad_logits[0], &w1[0, 0], &w2[0], n_hidden,
-                              &scratch[0, 0], &grad_h[0, 0], &partial[0, 0], 0, n)
+            _hidden_gradients(&starts[0], index, sign, &grad_logits[0, 0], &w1[0, 0], &w2[0, 0], n_hidden,
+                              n_logits, &scratch[0, 0], &grad_h[0, 0], &partial[0, 0], 0, n)
         else:
             for part in prange(threads, schedule='static', num_threads=threads):
-                _hidden_gradients(&starts[0], index, sign, &grad_logits[0], &w1[0, 0], &w2[0], n_hidden,
-                                  &scratch[part, 0], &grad_h[0, 0], &partial[part, 0], n * part // threads,
-                                  n * (part + 1) // threads)
+                _hidden_gradients(&starts[0], index, sign, &grad_logits[0, 0], &w1[0, 0], &w2[0, 0], n_hidden,
+                                  n_logits, &scratch[part, 0], &grad_h[0, 0], &partial[part, 0],
+                                  n * part // threads, n * (part + 1) // threads)
         for part in range(threads):
-            for k in range(n_hidden):
-                grad_w2[k] += partial[part, k]
+            for k in range(n_hidden * n_logits):
+                (&grad_w2[0, 0])[k] += partial[part, k]
         for k in range(nnz):  # counting sort of the nonzeros by pixel, steps in order within a pixel
             pixel_starts[index[k] + 1] += 1
         for p in range(n_inputs):
@@ -406,14 +468,13 @@ def sparse_mlp_backward(const cnp.int64_t[::1] starts, const short[::1] indices,
 
 cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
                  const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, const floating[:, ::1] w1,
-                 const floating[::1] w2, const double[::1] uniforms, cnp.int64_t[::1] lengths,
+                 const floating[:, ::1] w2, const double[::1] uniforms, cnp.int64_t[::1] lengths,
                  cnp.int64_t[:, ::1] starts, short[:, ::1] indices, signed char[:, ::1] signs,
-                 floating[:, ::1] logits, unsigned char[:, ::1] actions, floating[:, ::1] h, int[::1] out,
+                 floating[:, :, ::1] logits, unsigned char[:, ::1] actions, floating[:, ::1] h, int[::1] out,
                  Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
     """pong_step for frames start..stop-1 (each names a different env)."""
-    cdef Py_ssize_t i, e, t, count, n_hidden = w1.shape[1]
+    cdef Py_ssize_t i, e, t, count, n_hidden = w1.shape[1], n_logits = w2.shape[1]
     cdef bint with_frame = w1.shape[0] == 2 * INPUT_SIZE
-    cdef floating logit
     for i in range(start, stop):
         e = rows[i]
         t = lengths[e]
@@ -421,26 +482,27 @@ cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1]
                                          &indices[e, starts[e, t]], &signs[e, starts[e, t]])
         starts[e, t + 1] = starts[e, t] + count
         _sparse_hidden(&indices[e, starts[e, t]], &signs[e, starts[e, t]], count, &w1[0, 0], n_hidden, &h[i, 0])
-        logit = _dot(&h[i, 0], &w2[0], n_hidden)
-        logits[e, t] = logit
-        actions[e, t] = uniforms[i] < <double>sigmoid_(logit)
-        out[i] = UP if actions[e, t] else DOWN
+        _output(&h[i, 0], &w2[0, 0], n_hidden, n_logits, &logits[e, t, 0])
+        actions[e, t] = _sampled(&logits[e, t, 0], n_logits, uniforms[i])
+        out[i] = ACTION_CODES[actions[e, t]]
         lengths[e] = t + 1
 
 
 def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
               const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
-              const floating[:, ::1] w1, const floating[::1] w2, const double[::1] uniforms,
+              const floating[:, ::1] w1, const floating[:, ::1] w2, const double[::1] uniforms,
               cnp.int64_t[::1] lengths, cnp.int64_t[:, ::1] starts, short[:, ::1] indices,
-              signed char[:, ::1] signs, floating[:, ::1] logits, unsigned char[:, ::1] actions, int n_threads):
+              signed char[:, ::1] signs, floating[:, :, ::1] logits, unsigned char[:, ::1] actions, int n_threads):
     """One trainer step for the B envs `rows`: difference frames (and the frames, when w1 has
-    2 INPUT_SIZE rows) -> sparse rows appended to each env's episode -> logit -> up if
-    uniform < sigmoid(logit); returns the ALE actions (B,) int32."""
+    2 INPUT_SIZE rows) -> sparse rows appended to each env's episode -> logits (w2 (H, 1): up if
+    uniform < sigmoid(logit); w2 (H, 3): sampled from the softmax) -> the ALE actions (B,) int32."""
     cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1], n_inputs = w1.shape[0]
-    cdef Py_ssize_t steps = logits.shape[1], capacity = indices.shape[1]
+    cdef Py_ssize_t steps = logits.shape[1], capacity = indices.shape[1], n_logits = w2.shape[1]
     _check_frames(frames, previous, rows, fresh)
     n_envs = previous.shape[0]
-    if ((n_inputs != INPUT_SIZE and n_inputs != 2 * INPUT_SIZE) or w2.shape[0] != n_hidden or uniforms.shape[0] != n
+    if ((n_inputs != INPUT_SIZE and n_inputs != 2 * INPUT_SIZE) or w2.shape[0] != n_hidden
+            or (n_logits != 1 and n_logits != SOFTMAX_ACTIONS) or logits.shape[2] != n_logits
+            or uniforms.shape[0] != n
             or lengths.shape[0] != n_envs or starts.shape[0] != n_envs or indices.shape[0] != n_envs
             or signs.shape[0] != n_envs or logits.shape[0] != n_envs or actions.shape[0] != n_envs
             or starts.shape[1] != steps + 1 or actions.shape[1] != steps or signs.shape[1] != capacity):

@@ -1,6 +1,6 @@
 # Policy-output kernels: softmax with temperature, its log, and the score-function
 # gradients of softmax (with an optional entropy bonus fused in), Bernoulli (sigmoid)
-# and linear-Gaussian policies, and PPO's clipped surrogate for the Bernoulli policy.
+# and linear-Gaussian policies, and PPO's clipped surrogate for the Bernoulli and softmax policies.
 #
 # Design: rows are handled in cache-resident chunks, each as a few flat passes (row
 # max, z = (logits - max(logits)) / tau, exp, row sums) so the exponentials vectorise
@@ -256,6 +256,80 @@ def clipped_sigmoid_policy_grad(const floating[::1] logits_view, const floating[
         else:
             for part in prange(threads, schedule='static', num_threads=threads):
                 _clipped_sigmoid_grad_range(logits, old_logits, actions, advantages, clip, out,
+                                            n * part // threads, n * (part + 1) // threads)
+    return out_array
+
+
+cdef inline void _log_normalizer(const floating* logits, Py_ssize_t n_actions, double* top,
+                                 double* log_total) noexcept nogil:
+    """log softmax(logits)[k] = (logits[k] - top) - log_total for one row, in double, max-shifted."""
+    cdef Py_ssize_t k
+    cdef double total = 0
+    top[0] = logits[0]
+    for k in range(1, n_actions):
+        if logits[k] > top[0]:
+            top[0] = logits[k]
+    for k in range(n_actions):
+        total += exp(logits[k] - top[0])
+    log_total[0] = log(total)
+
+
+cdef inline void _clipped_softmax_grad_row(const floating* logits, const floating* old_logits, cnp.intp_t action,
+                                           floating advantage, double clip, Py_ssize_t n_actions,
+                                           floating* out) noexcept nogil:
+    """One step's gradient of min(r A, clip(r, 1 - clip, 1 + clip) A) with respect to its logits,
+    r = p[a] / p_old[a], in double from log-softmax: -A r p[k] = -A exp(log p[k] + log r) for
+    k != a, and A r (1 - p[a]) as minus their sum (r - r p[a] would cancel when r is huge)."""
+    cdef Py_ssize_t k
+    cdef double a = advantage, top, log_total, old_top, old_log_total, log_ratio, ratio, others, term
+    _log_normalizer(logits, n_actions, &top, &log_total)
+    _log_normalizer(old_logits, n_actions, &old_top, &old_log_total)
+    log_ratio = ((logits[action] - top) - log_total) - ((old_logits[action] - old_top) - old_log_total)
+    ratio = exp(log_ratio)
+    if (a > 0 and ratio > 1 + clip) or (a < 0 and ratio < 1 - clip):
+        for k in range(n_actions):
+            out[k] = 0
+        return
+    others = 0  # sum over k != a of -r p[k], in order, as the twin sums its row
+    for k in range(n_actions):
+        if k != action:
+            term = -exp(((logits[k] - top) - log_total) + log_ratio)
+            others += term
+            out[k] = <floating>(term * a)
+    out[action] = <floating>(-others * a)
+
+
+cdef inline void _clipped_softmax_grad_range(const floating* logits, const floating* old_logits,
+                                             const cnp.intp_t* actions, const floating* advantages, double clip,
+                                             Py_ssize_t n_actions, floating* out, Py_ssize_t start,
+                                             Py_ssize_t stop) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(start, stop):
+        _clipped_softmax_grad_row(logits + i * n_actions, old_logits + i * n_actions, actions[i], advantages[i],
+                                  clip, n_actions, out + i * n_actions)
+
+
+def clipped_softmax_policy_grad(const floating[:, ::1] logits_view, const floating[:, ::1] old_logits_view,
+                                const cnp.intp_t[::1] actions_view, const floating[::1] advantages_view,
+                                double clip, int n_threads):
+    """A scalar loop in double, as clipped_sigmoid_policy_grad: off the per-frame hot path."""
+    cdef Py_ssize_t part, n = logits_view.shape[0], n_actions = logits_view.shape[1]
+    out_array = np.zeros((n, n_actions), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] out_view = out_array
+    if n == 0 or n_actions == 0:
+        return out_array
+    cdef const floating* logits = &logits_view[0, 0]
+    cdef const floating* old_logits = &old_logits_view[0, 0]
+    cdef const cnp.intp_t* actions = &actions_view[0]
+    cdef const floating* advantages = &advantages_view[0]
+    cdef floating* out = &out_view[0, 0]
+    cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
+    with nogil:
+        if threads == 1:
+            _clipped_softmax_grad_range(logits, old_logits, actions, advantages, clip, n_actions, out, 0, n)
+        else:
+            for part in prange(threads, schedule='static', num_threads=threads):
+                _clipped_softmax_grad_range(logits, old_logits, actions, advantages, clip, n_actions, out,
                                             n * part // threads, n * (part + 1) // threads)
     return out_array
 

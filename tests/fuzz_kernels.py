@@ -74,7 +74,7 @@ def case(rng):
                        "relu_backward", "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns",
                        "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_sparse_difference",
                        "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "gae_advantages",
-                       "squared_error", "clipped_sigmoid_policy_grad"]))
+                       "squared_error", "clipped_sigmoid_policy_grad", "clipped_softmax_policy_grad"]))
     specials = FINITE_SPECIALS.get(name, SPECIALS)
     f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
     tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
@@ -89,6 +89,9 @@ def case(rng):
         return name, (f((n,)), rng.integers(0, 2 + (rng.random() < 0.05), n), f((n,), other))
     if name == "clipped_sigmoid_policy_grad":
         return name, (f((n,)), f((n,), other), rng.integers(0, 2 + (rng.random() < 0.05), n), f((n,), other),
+                      float(rng.choice([0.2, 0.05, 3.0, 0.0, -1.0, np.inf, np.nan])))
+    if name == "clipped_softmax_policy_grad":
+        return name, (f((n, a)), f((n, a), other), actions, f((n,), other),
                       float(rng.choice([0.2, 0.05, 3.0, 0.0, -1.0, np.inf, np.nan])))
     if name == "relu":
         return name, (f((n, a)),)
@@ -125,16 +128,22 @@ def case(rng):
     if name in ("sparse_mlp_forward", "sparse_mlp_backward"):
         inputs = pong_inputs(rng)
         starts, indices, signs = sparse_rows(rng, n, inputs)
-        w1, w2 = f((inputs, h)), f((h,), other)
+        logits = logit_shape(rng)  # () one logit, (3,) a softmax's, (a,) of any other count: refused
+        w1, w2 = f((inputs, h)), f((h,) + logits, other)
         if name == "sparse_mlp_forward":
             return name, (starts, indices, signs, w1, w2)
-        return name, (starts, indices, signs, f((len(starts) - 1,)), w1, w2, np.array(f((inputs, h))),
-                      np.array(f((h,))))
+        return name, (starts, indices, signs, f((len(starts) - 1,) + logits), w1, w2, np.array(f((inputs, h))),
+                      np.array(f((h,) + logits)))
     shape = (n, a)
     if name == "adam_step":
         return name, (np.array(f(shape)), f(shape, other), np.array(f(shape)), np.abs(np.array(f(shape))),
                       int(rng.choice([1, 10, 0])), float(rng.choice([1e-3, 0.1])))
     return name, (np.array(f(shape)), f(shape, other), np.abs(np.array(f(shape))), float(rng.choice([1e-3, 0.1])))
+
+
+def logit_shape(rng):
+    """The logits of a step of a Pong net: one (w2 (H,)), three (w2 (H, 3)), now and then two (refused)."""
+    return [(), (3,), (2,)][int(rng.choice(3, p=[0.47, 0.47, 0.06]))]
 
 
 def sparse_rows(rng, n, inputs):
@@ -168,11 +177,12 @@ def pong_case(rng, name, n, h, dtype, f):
     if name == "pong_sparse_difference":
         return frames, previous, rows, fresh, [False, True, np.True_, 1][int(rng.integers(4))]  # 1: not a bool, refused
     from pgcore.pong import SparseEpisodes
-    inputs = pong_inputs(rng)
+    inputs, logits = pong_inputs(rng), logit_shape(rng)
+    stored = logits if rng.random() < 0.95 else (3,) if logits == () else ()  # a store for another net: refused
     episodes = SparseEpisodes(envs, dtype if rng.random() < 0.95 else np.float16, steps=2,
-                              capacity=PONG_D * int(rng.choice([1, 2, 4])), inputs=inputs)
+                              capacity=PONG_D * int(rng.choice([1, 2, 4])), inputs=inputs, logits=(stored or (1,))[0])
     episodes.lengths[:] = rng.integers(0, 3, envs)  # a step count of 2 leaves no room: refused
-    return frames, previous, rows, fresh, f((inputs, h)), f((h,)), rng.random(n), episodes
+    return frames, previous, rows, fresh, f((inputs, h)), f((h,) + logits), rng.random(n), episodes
 
 
 def run_one(function, args):

@@ -70,7 +70,7 @@ def test_mlp_task_learn_evaluate_predict_load_resume(tmp_path, keep_threads):
     agent = pgcore.Agent("cartpole", seed=0, lr=0.01, batch_episodes=8)
     assert agent.learn(max_episodes=32, run_dir=run_dir, quiet=True) is agent
     assert agent.counters["episode"] == 32 and agent.counters["updates"] == 4 and agent.stopped_by is None
-    assert sorted(os.listdir(run_dir)) == ["checkpoint.npz", "config.json", "progress.csv"]
+    assert sorted(os.listdir(run_dir)) == ["checkpoint.npz", "config.json", "progress.csv", "train.lock"]
     assert runs.read_json(os.path.join(run_dir, "config.json"))["config"]["task"] == "cartpole"
 
     returns = agent.evaluate(episodes=3, seed=10_000)
@@ -172,8 +172,9 @@ def pong_frames_played(steps):
 
 
 def assert_predicts_from_the_dense_input(agent, frames):
-    """Each action is the sign of the logit of the dense input: preprocess(this frame) -
-    preprocess(previous frame), followed by preprocess(this frame) with a frame input."""
+    """Each action is that of the largest logit of the dense input: preprocess(this frame) -
+    preprocess(previous frame), followed by preprocess(this frame) with a frame input (one
+    logit: up where it is positive; three: down, up, stay)."""
     from pgcore import kernels
 
     w1, w2 = agent.params["w1"], agent.params["w2"]
@@ -185,9 +186,12 @@ def assert_predicts_from_the_dense_input(agent, frames):
         if len(w1) == 2 * len(current):
             x = np.concatenate((x, current))
         previous = current
-        logit = float(np.maximum(x @ w1, 0) @ w2)
-        if abs(logit) > 1e-3:  # far from the tie: the sparse and dense products agree on the sign
-            assert got == (2 if logit > 0 else 3), f"frame {index}: logit {logit}"
+        logits = np.maximum(x @ w1, 0) @ w2
+        if w2.ndim == 1:
+            logits = np.array([0.0, float(logits)])  # down, up: up where the logit is positive
+        ranked = np.sort(logits)
+        if ranked[-1] - ranked[-2] > 1e-3:  # far from a tie: the sparse and dense products agree
+            assert got == pong.ACTIONS[int(np.argmax(logits))], f"frame {index}: logits {logits}"
 
 
 def test_pong_predict_sees_the_difference_of_consecutive_frames():
@@ -201,19 +205,28 @@ def test_pong_predict_sees_the_difference_of_consecutive_frames():
         agent.predict(np.zeros((80, 80), np.uint8))
 
 
-def test_pong_with_the_frame_input_learns_saves_and_predicts(tmp_path, keep_threads):
-    agent = pgcore.Agent("pong", seed=3, frame_input=True, **SMALL_PONG)
+@pytest.mark.parametrize("setting, value, changed", [("frame_input", True, False), ("actions", 3, 2)],
+                         ids=["frame-input", "three-actions"])
+def test_pong_net_variants_learn_save_and_predict(tmp_path, keep_threads, setting, value, changed):
+    """The frame input (w1 of 12800 rows) and three actions (w2 (H, 3), a softmax) train, save,
+    load, predict from the dense input and resume; neither may change on resume."""
+    agent = pgcore.Agent("pong", seed=3, **{setting: value}, **SMALL_PONG)
     agent.learn(max_episodes=1, run_dir=str(tmp_path / "pong"), quiet=True)
-    assert agent.params["w1"].shape == (12800, 8) and agent.config.frame_input is True
-    assert np.any(agent.params["w1"][6400:] != pong.initial_params(agent.config)["w1"][6400:]), \
-        "the frame's rows learned nothing"
+    shapes = {"frame_input": ((12800, 8), (8,)), "actions": ((6400, 8), (8, 3))}[setting]
+    assert (agent.params["w1"].shape, agent.params["w2"].shape) == shapes
+    learned = pong.initial_params(agent.config)
+    assert np.any(agent.params["w1"][6400:] != learned["w1"][6400:]) if setting == "frame_input" else \
+        np.all(np.any(agent.params["w2"] != learned["w2"], axis=0)), "the new weights learned nothing"
     frames = pong_frames_played(60)
     for player in (agent, pgcore.Agent.load(agent.run_dir), pgcore.Agent.load(agent.save(tmp_path / "p.npz"))):
         assert_predicts_from_the_dense_input(player, frames)
+    if setting == "actions":
+        sampled = {int(agent.predict(frame, deterministic=False)) for frame in frames}
+        assert sampled <= set(pong.ACTIONS) and len(sampled) >= 2
     resumed = pgcore.Agent.resume(agent.run_dir).learn(max_episodes=2)
-    assert resumed.counters["episode"] == 2 and resumed.config.frame_input is True
-    with pytest.raises(ValueError, match="frame_input cannot change"):
-        pgcore.Agent.resume(agent.run_dir, frame_input=False)
+    assert resumed.counters["episode"] == 2 and getattr(resumed.config, setting) == value
+    with pytest.raises(ValueError, match=f"{setting} cannot change"):
+        pgcore.Agent.resume(agent.run_dir, **{setting: changed})
 
 
 def test_the_shipped_pong_policy_wins_through_the_api():

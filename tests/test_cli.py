@@ -363,6 +363,23 @@ def test_resume_with_a_damaged_config_json_is_refused(small_run_copy, content):
         assert open(os.path.join(small_run_copy, name), "rb").read() == data, f"{name} was rewritten"
 
 
+def test_resume_of_a_run_that_is_still_training_is_refused(small_run_copy):
+    """While a trainer holds the run directory (its train.lock), a --resume of it is one line,
+    exit 2, naming the holder, and rewrites nothing; once the holder lets go, it resumes."""
+    from pgcore import runs
+
+    files = {name: open(os.path.join(small_run_copy, name), "rb").read()
+             for name in ("checkpoint.npz", "config.json", "progress.csv")}
+    with runs.run_dir_lock(small_run_copy):
+        result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--max-episodes", 3, "--quiet")
+        assert_user_error(result, "in use by another training process")
+        assert f"pid {os.getpid()}" in result.stderr
+        for name, data in files.items():
+            assert open(os.path.join(small_run_copy, name), "rb").read() == data, f"{name} was rewritten"
+    result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--max-episodes", 3, "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_the_shipped_policy_plays_without_a_checkpoint_and_wins():
     """pgcore/data/pong.npz is installed with the package; greedy, seed 0, it beats the built-in AI."""
     result = run_cli("pgcore-play", "pong")

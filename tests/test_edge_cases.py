@@ -166,6 +166,8 @@ def _empty_cases():
         "sigmoid_policy_grad(N=0)": ("sigmoid_policy_grad", (f(0), np.zeros(0, int), f(0)), [(0,)]),
         "clipped_sigmoid_policy_grad(N=0)": ("clipped_sigmoid_policy_grad", (f(0), f(0), np.zeros(0, int), f(0)),
                                              [(0,)]),
+        "clipped_softmax_policy_grad(N=0)": ("clipped_softmax_policy_grad",
+                                             (f((0, 3)), f((0, 3)), np.zeros(0, int), f(0)), [(0, 3)]),
         "relu(0,)": ("relu", (f(0),), [(0,)]),
         "relu(5,0)": ("relu", (f((5, 0)),), [(5, 0)]),
         "relu_backward(0,4)": ("relu_backward", (f((0, 4)), f((0, 4))), [(0, 4)]),

@@ -573,6 +573,7 @@ def _read_only_calls(dtype):
         "softmax_policy_grad": (f(4, 3), np.array([0, 1, 2, 0]), f(4)),
         "sigmoid_policy_grad": (f(4), np.array([0, 1, 1, 0]), f(4)),
         "clipped_sigmoid_policy_grad": (f(4), f(4), np.array([0, 1, 1, 0]), f(4)),
+        "clipped_softmax_policy_grad": (f(4, 3), f(4, 3), np.array([0, 1, 2, 0]), f(4)),
         "relu": (f(4, 3),),
         "relu_backward": (f(4, 3), f(4, 3)),
         "linear_backward": (f(4, 3), f(4, 2), f(3, 2)),

@@ -1,5 +1,5 @@
-"""PPO-style epochs over each batch (`--epochs`, `--minibatches`, `--clip`): the kernel
-clipped_sigmoid_policy_grad (against central finite differences of the clipped surrogate in
+"""PPO-style epochs over each batch (`--epochs`, `--minibatches`, `--clip`): the kernels
+clipped_sigmoid_policy_grad and clipped_softmax_policy_grad (against central finite differences of the clipped surrogate in
 float64, its limit at ratio 1, the twin in float32/float64 on 1 and 2 threads with hypothesis
 shapes, far-moved logits; bad inputs are in test_bad_inputs.py), the trainer's replayed episode gradient (finite
 differences through the network), and what such a run does (its update count, resume, the
@@ -20,53 +20,79 @@ from test_pong import cut_returns, sparse_episode, synthetic_episode
 BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
 
 
+def log_pi(logits, actions):
+    """log pi(a | logits), float64: a Bernoulli (sigmoid) policy for 1-d logits (a = 1 up), a
+    softmax over the columns of 2-d logits."""
+    if logits.ndim == 1:
+        return np.where(actions == 1, -np.logaddexp(0, -logits), -np.logaddexp(0, logits))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return log_p[np.arange(len(actions)), actions]
+
+
 def surrogate(logits, old_logits, actions, advantages, clip):
-    """sum_i min(r_i A_i, clip(r_i, 1 - clip, 1 + clip) A_i), r = pi(a | logits) / pi(a | old_logits),
-    pi(up) = sigmoid: PPO's clipped objective, float64, from scratch."""
-    p_new = np.where(actions == 1, 1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(logits)))
-    p_old = np.where(actions == 1, 1 / (1 + np.exp(-old_logits)), 1 / (1 + np.exp(old_logits)))
-    ratio = p_new / p_old
+    """sum_i min(r_i A_i, clip(r_i, 1 - clip, 1 + clip) A_i), r = pi(a | logits) / pi(a | old_logits):
+    PPO's clipped objective, float64, from scratch."""
+    ratio = np.exp(log_pi(logits, actions) - log_pi(old_logits, actions))
     return float(np.sum(np.minimum(ratio * advantages, np.clip(ratio, 1 - clip, 1 + clip) * advantages)))
 
 
-def moved_logits(rng, n, clip):
-    """(logits, old_logits) whose ratios are all at least 1e-3 away from the clip's edges (no
-    kink within a finite difference's reach), both sides of the clip represented."""
-    old = rng.standard_normal(n) * 2
-    logits = old + rng.standard_normal(n) * 0.6
-    actions = rng.integers(0, 2, n)
+# The two policies' kernels: (clipped gradient, policy gradient, action count; 0 for a sigmoid).
+POLICIES = {"sigmoid": ("clipped_sigmoid_policy_grad", "sigmoid_policy_grad", 0),
+            "softmax": ("clipped_softmax_policy_grad", "softmax_policy_grad", 3)}
+KINDS = pytest.mark.parametrize("kind", list(POLICIES))
+
+
+def draw_logits(rng, n, kind, scale=1.0):
+    """(logits (n,) or (n, 3), actions) for the policy `kind`."""
+    n_actions = POLICIES[kind][2]
+    logits = rng.standard_normal((n, n_actions) if n_actions else n) * scale
+    return logits, rng.integers(0, n_actions or 2, n)
+
+
+def moved_logits(rng, n, clip, kind):
+    """(logits, old_logits, actions) whose ratios are all at least 1e-3 away from the clip's
+    edges (no kink within a finite difference's reach), both sides of the clip represented."""
+    old, actions = draw_logits(rng, n, kind, scale=2.0)
+    logits = old + draw_logits(rng, n, kind, scale=0.6)[0]
+    rows = np.arange(n)
     for _ in range(100):
-        p_new = np.where(actions == 1, 1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(logits)))
-        p_old = np.where(actions == 1, 1 / (1 + np.exp(-old)), 1 / (1 + np.exp(old)))
-        near = (np.abs(p_new / p_old - (1 + clip)) < 1e-3) | (np.abs(p_new / p_old - (1 - clip)) < 1e-3)
+        ratio = np.exp(log_pi(logits, actions) - log_pi(old, actions))
+        near = (np.abs(ratio - (1 + clip)) < 1e-3) | (np.abs(ratio - (1 - clip)) < 1e-3)
         if not near.any():
             break
-        logits[near] += 0.01
+        if logits.ndim == 1:
+            logits[near] += 0.01
+        else:
+            logits[rows[near], actions[near]] += 0.01
     return logits, old, actions
 
 
 @BACKENDS
+@KINDS
 @pytest.mark.parametrize("clip", [0.1, 0.2, 1.5])
-def test_clipped_gradient_matches_finite_differences(module, clip):
+def test_clipped_gradient_matches_finite_differences(module, kind, clip):
     rng = np.random.default_rng(5)
-    logits, old, actions = moved_logits(rng, 64, clip)
+    logits, old, actions = moved_logits(rng, 64, clip, kind)
     advantages = rng.standard_normal(64)
-    grad = module.clipped_sigmoid_policy_grad(logits, old, actions, advantages, clip)
+    grad = getattr(module, POLICIES[kind][0])(logits, old, actions, advantages, clip)
     numeric = central_differences(lambda: surrogate(logits, old, actions, advantages, clip), logits, eps=1e-6)
     assert_close(grad, numeric, rtol=1e-7, atol=1e-9, what="d surrogate / d logits")
-    held = grad == 0
+    held = np.all(grad == 0, axis=tuple(range(1, grad.ndim)))
     if clip < 1:
         assert 0 < held.sum() < len(held), "the test needs clipped and unclipped steps"
 
 
 @BACKENDS
-def test_at_ratio_1_it_is_the_policy_gradient(module, dtype):
+@KINDS
+def test_at_ratio_1_it_is_the_policy_gradient(module, kind, dtype):
     rng = np.random.default_rng(6)
-    logits = (rng.standard_normal(300) * 4).astype(dtype)
-    actions, advantages = rng.integers(0, 2, 300), rng.standard_normal(300).astype(dtype)
-    got = module.clipped_sigmoid_policy_grad(logits, logits.copy(), actions, advantages, 0.2)
+    logits, actions = draw_logits(rng, 300, kind, scale=4.0)
+    logits, advantages = logits.astype(dtype), rng.standard_normal(300).astype(dtype)
+    clipped_grad, policy_grad, _ = POLICIES[kind]
+    got = getattr(module, clipped_grad)(logits, logits.copy(), actions, advantages, 0.2)
     assert got.dtype == dtype
-    assert_close(got, module.sigmoid_policy_grad(logits, actions, advantages), rtol=rtol_of(dtype),
+    assert_close(got, getattr(module, policy_grad)(logits, actions, advantages), rtol=rtol_of(dtype),
                  atol=1e-6 if dtype == np.float32 else 1e-14, what="ratio 1")
 
 
@@ -82,20 +108,29 @@ def test_far_moved_logits_give_finite_gradients(module, dtype):
     assert np.all(np.isfinite(got))
     assert got[0] == got[1] == 0, "a positive advantage's ratio above 1 + clip is held"
     assert got[2] < 0 and got[3] > 0, "a negative advantage's ratio above 1 is not held: the step moves back"
+    # the same four steps as softmaxes over (down, up, stay), stay far below both
+    three = np.stack((-logits / 2, logits / 2, np.full_like(logits, -90)), axis=1)
+    three_old = np.stack((-old / 2, old / 2, np.full_like(old, -90)), axis=1)
+    got = module.clipped_softmax_policy_grad(three, three_old, actions, advantages, 0.2)
+    assert np.all(np.isfinite(got))
+    assert not np.any(got[:2]), "a positive advantage's ratio above 1 + clip is held"
+    assert got[2, 1] < 0 and got[3, 0] < 0, "a negative advantage's ratio above 1 is not held: the step moves back"
 
 
 @given(seed=st.integers(0, 2**32 - 1), size=st.sampled_from([0, 1, 7, 300, 40_000]),
-       clip=st.sampled_from([0.05, 0.2, 1.0, 3.0]), spread=st.sampled_from([0.0, 0.3, 5.0]))
-def test_kernel_matches_twin(dtype, threads, seed, size, clip, spread):
+       clip=st.sampled_from([0.05, 0.2, 1.0, 3.0]), spread=st.sampled_from([0.0, 0.3, 5.0]),
+       kind=st.sampled_from(list(POLICIES)))
+def test_kernel_matches_twin(dtype, threads, seed, size, clip, spread, kind):
     rng = np.random.default_rng(seed)
-    old = (rng.standard_normal(size) * 3).astype(dtype)
-    logits = (old + rng.standard_normal(size) * spread).astype(dtype)
-    actions = rng.integers(0, 2, size).astype(bool)
+    old, actions = draw_logits(rng, size, kind, scale=3.0)
+    logits = (old + draw_logits(rng, size, kind, scale=spread)[0]).astype(dtype)
+    old = old.astype(dtype)
     advantages = rng.standard_normal(size).astype(dtype)
-    got = K.clipped_sigmoid_policy_grad(logits, old, actions, advantages, clip)
-    want = R.clipped_sigmoid_policy_grad(logits, old, actions, advantages, clip)
-    assert got.dtype == dtype and got.shape == (size,)
-    assert_close(got, want, rtol=rtol_of(dtype), atol=1e-30, what="clipped_sigmoid_policy_grad")
+    name = POLICIES[kind][0]
+    got = getattr(K, name)(logits, old, actions, advantages, clip)
+    want = getattr(R, name)(logits, old, actions, advantages, clip)
+    assert got.dtype == dtype and got.shape == logits.shape
+    assert_close(got, want, rtol=rtol_of(dtype), atol=1e-30, what=name)
     assert np.array_equal(got == 0, want == 0), "the same steps are clipped"
 
 

@@ -23,9 +23,10 @@ def ternary_rows(rng, n, density, inputs=D):
     return x
 
 
-def net(rng, hidden, dtype, inputs=D):
+def net(rng, hidden, dtype, inputs=D, logits=1):
+    """w1 (inputs, hidden), w2 (hidden,) for one logit or (hidden, logits)."""
     w1 = (rng.standard_normal((inputs, hidden)) * 0.1).astype(dtype)
-    w2 = rng.standard_normal(hidden).astype(dtype)
+    w2 = rng.standard_normal((hidden,) if logits == 1 else (hidden, logits)).astype(dtype)
     return w1, w2
 
 
@@ -102,12 +103,14 @@ def test_sparse_difference_with_the_frame(module):
 # ---- sparse_mlp_forward / sparse_mlp_backward ----
 
 @given(seed=seeds, n=st.integers(0, 12), hidden=st.integers(1, 40),
-       density=st.sampled_from([0.0, 0.004, 0.05, 1.0]), inputs=st.sampled_from([D, 2 * D]))
+       density=st.sampled_from([0.0, 0.004, 0.05, 1.0]), inputs=st.sampled_from([D, 2 * D]),
+       n_logits=st.sampled_from([1, 3]))
 def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, threads, seed, n, hidden, density,
-                                                                        inputs):
+                                                                        inputs, n_logits):
     rng = np.random.default_rng(seed)
     x = ternary_rows(rng, n, density, inputs)
-    w1, w2 = net(rng, hidden, dtype, inputs)
+    w1, w2 = net(rng, hidden, dtype, inputs, n_logits)
+    columns = np.abs(w2.astype(np.float64)).reshape(hidden, n_logits)  # |w2| as (H, K)
     starts, indices, signs = R._sparse_rows(x)
     rtol = rtol_of(dtype)
     h_k, logits_k = K.sparse_mlp_forward(starts, indices, signs, w1, w2)
@@ -115,20 +118,21 @@ def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, thr
     h_d, logits_d = R.mlp_forward(x.astype(dtype), w1, w2)
     # error bounds of the sums: rtol * (|x| @ |w1|), then through w2
     bound_h = 4 * rtol * (np.abs(x).astype(np.float64) @ np.abs(w1.astype(np.float64))) + 1e-30
-    bound_logits = (bound_h + 4 * rtol * np.abs(h_d)) @ np.abs(w2.astype(np.float64)) + 1e-30
+    bound_logits = ((bound_h + 4 * rtol * np.abs(h_d)) @ columns).reshape((n,) + w2.shape[1:]) + 1e-30
     for h, logits, what in ((h_k, logits_k, "kernel"), (h_r, logits_r, "twin")):
-        assert h.dtype == dtype and h.shape == (n, hidden) and logits.shape == (n,)
+        assert h.dtype == dtype and h.shape == (n, hidden) and logits.shape == (n,) + w2.shape[1:]
         assert_close(h, h_d, rtol=rtol, atol=bound_h, what=f"h ({what} vs dense)")
         assert_close(logits, logits_d, rtol=rtol, atol=bound_logits, what=f"logits ({what} vs dense)")
 
-    grad_logits = rng.standard_normal(n).astype(dtype)
+    grad_logits = rng.standard_normal(logits_k.shape).astype(dtype)
     start_w1 = rng.standard_normal(w1.shape).astype(dtype)
     start_w2 = rng.standard_normal(w2.shape).astype(dtype)
     dense_w1, dense_w2 = R.mlp_backward(x.astype(dtype), h_d, grad_logits, w2)
-    gh = np.abs(grad_logits.astype(np.float64))[:, None] * np.abs(w2.astype(np.float64)) * (h_d > 0)
+    abs_grads = np.abs(grad_logits.astype(np.float64)).reshape(n, n_logits)
+    gh = (abs_grads @ columns.T) * (h_d > 0)
     bound_w1 = 4 * rtol * (np.abs(x).astype(np.float64).T @ gh + np.abs(start_w1)) + 1e-30
-    bound_w2 = 4 * rtol * (np.abs(h_d.astype(np.float64)).T @ np.abs(grad_logits) + np.abs(start_w2)) \
-        + 8 * rtol * (bound_h.T @ np.abs(grad_logits)) + 1e-30
+    bound_w2 = (4 * rtol * (np.abs(h_d.astype(np.float64)).T @ abs_grads) + 8 * rtol * (bound_h.T @ abs_grads)
+                ).reshape(w2.shape) + 4 * rtol * np.abs(start_w2) + 1e-30
     for module in (K, R):
         grad_w1, grad_w2 = start_w1.copy(), start_w2.copy()
         module.sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
@@ -136,25 +140,26 @@ def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, thr
         assert_close(grad_w2, start_w2 + dense_w2, rtol=rtol, atol=bound_w2, what=f"grad_w2 ({module.__name__})")
 
 
-@pytest.mark.parametrize("inputs", [D, 2 * D], ids=["difference", "with-frame"])
-def test_sparse_backward_matches_finite_differences(inputs):
-    """d/dw of sum_i g_i * logit_i(w1, w2) in float64, over the rows of w1 the inputs select."""
+@pytest.mark.parametrize("inputs, n_logits", [(D, 1), (2 * D, 1), (D, 3)],
+                         ids=["difference", "with-frame", "three-logits"])
+def test_sparse_backward_matches_finite_differences(inputs, n_logits):
+    """d/dw of sum_i g_i . logits_i(w1, w2) in float64, over the rows of w1 the inputs select."""
     from helpers import central_differences
 
     rng = np.random.default_rng(3)
     pixels = np.sort(rng.choice(inputs, 10, replace=False))
     x = np.zeros((30, inputs), np.int8)
     x[:, pixels] = rng.integers(-1, 2, size=(30, 10))
-    w1, w2 = net(rng, 6, np.float64, inputs)
+    w1, w2 = net(rng, 6, np.float64, inputs, n_logits)
     while np.abs(x @ w1).min() < 1e-3 or not 0 < (x @ w1 > 0).mean() < 1:
         w1[pixels] = rng.standard_normal((10, 6))
-    g = rng.standard_normal(30)
+    g = rng.standard_normal((30,) + w2.shape[1:])
     starts, indices, signs = R._sparse_rows(x)
     used = w1[pixels].copy()
 
     def objective():
         w1[pixels] = used
-        return float(g @ (np.maximum(x @ w1, 0) @ w2))
+        return float(np.sum(g * (np.maximum(x @ w1, 0) @ w2)))
     numeric_w1, numeric_w2 = central_differences(objective, used), central_differences(objective, w2)
     for module in (K, R):
         grad_w1, grad_w2 = np.zeros_like(w1), np.zeros_like(w2)
@@ -166,12 +171,12 @@ def test_sparse_backward_matches_finite_differences(inputs):
 
 # ---- pong_step ----
 
-def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D):
+def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D, n_logits=1):
     """A rollout of pong_step calls on random subsets of envs; returns what it wrote."""
     rng = np.random.default_rng(seed)
-    w1, w2 = net(np.random.default_rng(seed + 1), hidden, dtype, inputs)
+    w1, w2 = net(np.random.default_rng(seed + 1), hidden, dtype, inputs, n_logits)
     previous = np.zeros((n_envs, D), np.uint8)
-    episodes = pong.SparseEpisodes(n_envs, dtype, steps=2, capacity=inputs, inputs=inputs)
+    episodes = pong.SparseEpisodes(n_envs, dtype, steps=2, capacity=inputs, inputs=inputs, logits=n_logits)
     actions = []
     for _ in range(steps):
         rows = rng.permutation(n_envs)[:int(rng.integers(1, n_envs + 1))]
@@ -181,12 +186,13 @@ def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D):
     return actions, episodes, previous, w1, w2
 
 
-@given(seed=seeds, hidden=st.integers(1, 24), n_envs=st.integers(1, 6), inputs=st.sampled_from([D, 2 * D]))
-def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs, inputs):
-    got = run_steps(K, seed, hidden, dtype, n_envs, 8, inputs)
-    want = run_steps(R, seed, hidden, dtype, n_envs, 8, inputs)
+@given(seed=seeds, hidden=st.integers(1, 24), n_envs=st.integers(1, 6), inputs=st.sampled_from([D, 2 * D]),
+       n_logits=st.sampled_from([1, 3]))
+def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs, inputs, n_logits):
+    got = run_steps(K, seed, hidden, dtype, n_envs, 8, inputs, n_logits)
+    want = run_steps(R, seed, hidden, dtype, n_envs, 8, inputs, n_logits)
     for a, b in zip(got[0], want[0]):
-        assert a.dtype == np.int32 and np.array_equal(a, b) and set(a) <= {2, 3}
+        assert a.dtype == np.int32 and np.array_equal(a, b) and set(a) <= set(pong.ACTIONS[:max(2, n_logits)])
     ek, er = got[1], want[1]
     assert np.array_equal(ek.lengths, er.lengths) and np.array_equal(ek.starts, er.starts)
     assert np.array_equal(got[2], want[2]), "previous frames"
@@ -199,17 +205,20 @@ def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs, inputs
         assert_close(ek.logits[e, :t], er.logits[e, :t], rtol=rtol_of(dtype), atol=1e-5 * np.abs(got[4]).sum())
 
 
-@pytest.mark.parametrize("with_frame", [False, True])
-def test_pong_step_is_difference_forward_and_sampling(threads, with_frame):
+@pytest.mark.parametrize("with_frame, n_logits", [(False, 1), (True, 1), (False, 3)],
+                         ids=["difference", "with-frame", "three-logits"])
+def test_pong_step_is_difference_forward_and_sampling(threads, with_frame, n_logits):
     """Each env's episode holds its difference frames (then, with a 12800-row w1, the frames),
-    logits and actions as the separate kernels give them."""
+    logits and actions as the separate kernels give them: with one logit up where the uniform
+    is below sigmoid(logit), with three the first action (down, up, stay) whose cumulative
+    softmax probability passes the uniform."""
     rng = np.random.default_rng(7)
-    w1, w2 = net(rng, 16, np.float32, 2 * D if with_frame else D)
+    w1, w2 = net(rng, 16, np.float32, 2 * D if with_frame else D, n_logits)
     frames = frames_like_pong(rng, 3)
     previous, previous_dense = np.zeros((5, D), np.uint8), np.zeros((5, D), np.uint8)
     previous[:] = previous_dense[:] = (rng.random((5, D)) < 0.01)
     rows, fresh, uniforms = np.array([4, 0, 2]), np.array([False, True, False]), rng.random(3)
-    episodes = pong.SparseEpisodes(5, np.float32, inputs=len(w1))
+    episodes = pong.SparseEpisodes(5, np.float32, inputs=len(w1), logits=n_logits)
     episodes.lengths[:] = [3, 0, 0, 0, 7]
     episodes.starts[4, :8] = np.arange(8) * 5
     episodes.starts[0, :4] = [0, 1, 2, 3]
@@ -224,9 +233,13 @@ def test_pong_step_is_difference_forward_and_sampling(threads, with_frame):
         starts, indices, signs, stored_logits, stored_actions, _ = episodes.episode(e)
         assert np.array_equal(indices[starts[t]:starts[t + 1]], np.flatnonzero(x[i]))
         assert np.array_equal(signs[starts[t]:starts[t + 1]], x[i][x[i] != 0])
-        assert stored_logits[t] == pytest.approx(float(logits[i]), rel=1e-5, abs=1e-6)
-        up = uniforms[i] < 1 / (1 + np.exp(-float(stored_logits[t])))
-        assert stored_actions[t] == up and actions[i] == (2 if up else 3)
+        assert stored_logits[t] == pytest.approx(logits[i], rel=1e-5, abs=1e-6)
+        if n_logits == 1:
+            code = int(uniforms[i] < 1 / (1 + np.exp(-float(stored_logits[t]))))
+        else:
+            p = np.exp(stored_logits[t] - stored_logits[t].max(), dtype=np.float64)
+            code = int(np.searchsorted(np.cumsum(p / p.sum())[:-1], uniforms[i], side="right"))
+        assert stored_actions[t] == code and actions[i] == pong.ACTIONS[code]
     fresh_pixels = int(previous_dense[0].sum()) if with_frame else 0
     assert episodes.starts[0, 4] == 3 + fresh_pixels, "a fresh frame adds no motion"
 
@@ -281,6 +294,14 @@ def test_pong_step_bad_inputs(module):
         call(pong.SparseEpisodes(3, np.float32, steps=2, capacity=D + 5), w1=wide)
     with pytest.raises(ValueError, match="w2"):
         call(w2=w2[:2])
+    three = np.stack((w2, w2, w2), axis=1)
+    call(pong.SparseEpisodes(3, np.float32, logits=3), w2=three)
+    with pytest.raises(ValueError, match="w2"):
+        call(w2=three[:, :2])      # two logits: one (a sigmoid) or three (a softmax)
+    with pytest.raises(TypeError, match="episodes.logits must be a 3-d"):
+        call(w2=three)             # the store keeps one logit a step
+    with pytest.raises(TypeError, match="episodes.logits must be a 2-d"):
+        call(pong.SparseEpisodes(3, np.float32, logits=3))
     with pytest.raises(ValueError, match="rows"):
         call(rows=[0, 0])
     with pytest.raises(ValueError, match="rows"):
