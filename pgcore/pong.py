@@ -555,10 +555,10 @@ class Player:
             x = np.hstack((x, self.previous.view(np.int8)))
         return x
 
-    def probabilities(self, frames, new_game=None):
-        """frames (N, 210, 160, 3) uint8 -> each action code's probability (N, 2 or 3) float64:
-        down, up (and stay, for a 3-action net); `new_game` as `inputs`."""
-        _, logits = self.kernels.mlp_forward(self.inputs(frames, new_game), self.w1, self.w2)
+    def probabilities(self, x):
+        """The net's dense inputs x (N, D) (`inputs`) -> each action code's probability (N, 2 or 3)
+        float64: down, up (and stay, for a 3-action net)."""
+        _, logits = self.kernels.mlp_forward(x, self.w1, self.w2)
         logits = logits.astype(np.float64)
         if logits.ndim == 1:
             p_up = 1 / (1 + np.exp(-logits))
@@ -566,17 +566,20 @@ class Player:
         exps = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exps / exps.sum(axis=1, keepdims=True)
 
+    def choose(self, p, greedy=True):
+        """Action codes (N,) from `probabilities`: the likeliest (a tie goes to the lower code,
+        down), or sampled with this player's rng as pong_step samples (see pgcore.kernels)."""
+        if greedy:
+            return p.argmax(axis=1)
+        if p.shape[1] == 2:  # up where the uniform is below p up
+            return (self.rng.random(len(p)) < p[:, 1]).astype(np.intp)
+        # the first action whose cumulative probability passes the uniform
+        return (self.rng.random(len(p))[:, None] >= np.cumsum(p, axis=1)[:, :-1]).sum(axis=1)
+
     def act(self, frames, new_game=None, greedy=True):
         """frames (N, 210, 160, 3) uint8 -> ALE actions (N,) int (UP, DOWN, or NOOP for a 3-action
         net); greedy: the likeliest action, else sampled; `new_game` as `inputs`."""
-        p = self.probabilities(frames, new_game)
-        if greedy:  # a tie (p up exactly 0.5) goes down
-            codes = p.argmax(axis=1)
-        elif p.shape[1] == 2:  # as pong_step samples: up where the uniform is below p up
-            codes = (self.rng.random(len(p)) < p[:, 1]).astype(np.intp)
-        else:  # the first action whose cumulative probability passes the uniform
-            codes = (self.rng.random(len(p))[:, None] >= np.cumsum(p, axis=1)[:, :-1]).sum(axis=1)
-        return np.asarray(ACTIONS)[codes]
+        return np.asarray(ACTIONS)[self.choose(self.probabilities(self.inputs(frames, new_game)), greedy)]
 
 
 def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=None, frames=None):

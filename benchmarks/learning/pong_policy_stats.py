@@ -2,10 +2,11 @@
 its lost points come in runs.
 
 Plays GAMES games (as in training: frameskip 4, sticky 0.25) on seeds SEED, SEED + 1, ...
-with actions sampled as in training (--act sample), the likelier action (greedy), or the likelier
-action unless max(p, 1 - p) is below --hold-below, then NOOP (hold: a test of whether the states
-the policy is unsure of are ones where the paddle should stay still, which its two actions
-cannot do), and prints the quantiles of max(p, 1 - p) over the steps, the share of
+with actions sampled as in training (--act sample), the likeliest action (greedy), or the likeliest
+action unless max(p) is below --hold-below, then NOOP (hold: a test of whether the states
+the policy is unsure of are ones where the paddle should stay still, which two actions
+cannot do), and prints the quantiles of max(p) (the likeliest action's probability) over the
+steps, the share of steps each action was played, the share of
 steps whose difference frame has no nonzero pixel in the agent's paddle columns (70-71 of 80),
 each game's points in order (W won, L lost), and the chance of losing a point after a won
 point and after a lost one (equal if losses do not come in runs).
@@ -20,7 +21,6 @@ import pgcore
 from pgcore import kernels, pong
 
 PADDLE_COLUMNS = slice(70, 72)  # the agent's (right) paddle in the 80 x 80 input
-NOOP = 0
 
 
 def main():
@@ -29,32 +29,32 @@ def main():
     parser.add_argument("--games", type=int, default=3)
     parser.add_argument("--seed", type=int, default=2000)
     parser.add_argument("--act", choices=["sample", "greedy", "hold"], default="sample")
-    parser.add_argument("--hold-below", type=float, default=0.7, help="--act hold: NOOP when max(p, 1 - p) is below this")
+    parser.add_argument("--hold-below", type=float, default=0.7, help="--act hold: NOOP when max(p) is below this")
     args = parser.parse_args()
     import ale_py
     import gymnasium
 
     gymnasium.register_envs(ale_py)
     agent = pgcore.Agent.load(args.run_dir)
-    w1, w2 = agent.params["w1"], agent.params["w2"]
     env = gymnasium.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.25)
     rng = np.random.default_rng(args.seed)
-    sureness, paddle_hidden, scores, games_points = [], [], [], []
+    sureness, paddle_hidden, scores, games_points, played = [], [], [], [], []
     for game in range(args.games):
         frame, _ = env.reset(seed=args.seed + game)
-        player = pong.Player(kernels, w1, w2, rng)
+        player = pong.Player(kernels, agent.params["w1"], agent.params["w2"], rng)
         first, done, score, points = True, False, 0.0, ""
         while not done:
             x = player.inputs(frame[None], np.array([first]))
             if not first:  # the difference comes first in the inputs
                 paddle_hidden.append(not x[0, :pong.INPUT_SIZE].reshape(80, 80)[:, PADDLE_COLUMNS].any())
             first = False
-            _, logit = kernels.mlp_forward(x, w1, w2)
-            p_up = 1 / (1 + np.exp(-float(logit[0])))
-            sureness.append(max(p_up, 1 - p_up))
-            up = rng.random() < p_up if args.act == "sample" else p_up > 0.5
-            hold = args.act == "hold" and max(p_up, 1 - p_up) < args.hold_below
-            frame, reward, terminated, truncated, _ = env.step(NOOP if hold else pong.UP if up else pong.DOWN)
+            p = player.probabilities(x)
+            sureness.append(p.max())
+            action = pong.ACTIONS[player.choose(p, greedy=args.act != "sample")[0]]
+            if args.act == "hold" and p.max() < args.hold_below:
+                action = pong.NOOP
+            played.append(action)
+            frame, reward, terminated, truncated, _ = env.step(action)
             score += reward
             points += {1.0: "W", -1.0: "L"}.get(float(reward), "")
             done = terminated or truncated
@@ -63,8 +63,11 @@ def main():
     sureness = np.array(sureness)
     print(f"{args.games} games (seeds {args.seed}..{args.seed + args.games - 1}), --act {args.act}: mean score "
           f"{np.mean(scores):+.2f} +- {np.std(scores, ddof=1) / np.sqrt(len(scores)):.2f}, {len(sureness)} steps")
-    print("max(p, 1 - p) quantiles 10/25/50/75/90%:", np.round(np.quantile(sureness, [.1, .25, .5, .75, .9]), 3))
-    print(f"steps with max(p, 1 - p) < 0.9: {np.mean(sureness < 0.9):.1%}")
+    print("max(p) quantiles 10/25/50/75/90%:", np.round(np.quantile(sureness, [.1, .25, .5, .75, .9]), 3))
+    print(f"steps with max(p) < 0.9: {np.mean(sureness < 0.9):.1%}")
+    played = np.array(played)
+    print("steps played:", ", ".join(f"{name} {np.mean(played == action):.1%}"
+                                     for name, action in (("down", pong.DOWN), ("up", pong.UP), ("stay", pong.NOOP))))
     print(f"steps whose difference frame hides the agent's paddle: {np.mean(paddle_hidden):.1%}")
     for score, points in zip(scores, games_points):
         print(f"{score:+4.0f} {points}")
