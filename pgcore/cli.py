@@ -101,6 +101,9 @@ def train_parser():
     pong.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                       help="standardize the advantages per episode (default: yes)")
     pong.add_argument("--gae-lambda", type=_number, default=None, help="GAE's lambda, in [0, 1] (default 0.95)")
+    pong.add_argument("--gae-start-frames", type=_whole_number, default=None, metavar="N",
+                      help="--advantage gae: the policy learns from the returns until the run has played N "
+                           "emulator frames, while the value net learns from the start (default 0)")
     pong.add_argument("--value-hidden", type=_whole_number, default=None, help="the value net's hidden units (default 64)")
     pong.add_argument("--value-lr", type=_number, default=None, help="the value net's learning rate, in (0, 1] (default 1e-3)")
     pong.add_argument("--epochs", type=_whole_number, default=None,

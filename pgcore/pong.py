@@ -56,6 +56,7 @@ class PongConfig:
     gamma: float = 0.99
     advantage: str = "returns"     # "returns": the returns; "gae": GAE over a learned value net
     gae_lambda: float = 0.95       # GAE's lambda (1 with V = 0 is "returns")
+    gae_start_frames: int = 0      # advantage "gae": the policy learns from the returns until this many frames
     standardize: bool = True       # advantages standardized per episode (else used as they are)
     value_hidden: int = 64         # the value net's hidden units (advantage "gae")
     value_lr: float = 1e-3         # the value net's learning rate (advantage "gae")
@@ -110,7 +111,10 @@ def check_config(config):
     runs.check_choice(config, "task", ("pong",))
     runs.check_common(config)
     runs.check_whole_numbers(config, ("envs", "frameskip", "hidden", "value_hidden", "epochs", "minibatches"), 1)
-    runs.check_whole_numbers(config, ("batch_steps",), 0)
+    runs.check_whole_numbers(config, ("batch_steps", "gae_start_frames"), 0)
+    if config.gae_start_frames and config.advantage != "gae":
+        raise runs.SettingError("gae_start_frames", "gae_start_frames applies to advantage gae only "
+                                                    f"(this run's advantage is {config.advantage!r})")
     runs.check_numbers(config, {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False),
                                 "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False),
                                 "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
@@ -225,13 +229,16 @@ def optimizer_step(kernels, config, state, name, update_number):
         kernels.rmsprop_step(param, grad, state["cache_" + name], lr, config.decay, 1e-5)
 
 
-def episode_targets(kernels, episode, state, config):
+def episode_targets(kernels, episode, state, config, frames=None):
     """(advantages (T,), returns (T,), the value net's loss) of one finished episode (the loss
     0.0 without a value net). Returns are cut at every point (a nonzero reward ends a Pong
     "game"); the advantages are the returns (advantage "returns") or GAE(gamma, lambda) over the
     value net's V(s_t), cut at the same points (advantage "gae"), standardized over the episode
-    unless config.standardize is False."""
-    return _targets(kernels, episode, _values(kernels, episode, state, config), config)
+    unless config.standardize is False. With advantage "gae", a run that has played fewer than
+    config.gae_start_frames `frames` (None: any number) still takes the returns as advantages,
+    while its value net learns: a new value net slowed early learning, and helped later (see
+    docs/DESIGN.md#advantages)."""
+    return _targets(kernels, episode, _values(kernels, episode, state, config), config, frames)
 
 
 def _values(kernels, episode, state, config):
@@ -245,29 +252,30 @@ def _values(kernels, episode, state, config):
     return values
 
 
-def _targets(kernels, episode, values, config):
+def _targets(kernels, episode, values, config, frames=None):
     rewards = episode[5]
     points = rewards != 0
     returns = kernels.discounted_returns(rewards, config.gamma, dones=points)       # (T,)
     value_loss = 0.0
-    if values is None:
+    if values is not None:
+        value_loss = kernels.squared_error(values, returns)[0]
+    if values is None or (frames is not None and frames < config.gae_start_frames):
         advantages = returns
     else:
         advantages = kernels.gae_advantages(rewards, values, config.gamma, config.gae_lambda, dones=points)
-        value_loss = kernels.squared_error(values, returns)[0]
     if config.standardize:
         advantages = kernels.standardize(advantages)
     return advantages, returns, value_loss
 
 
-def add_episode_gradient(kernels, episode, state, config, targets=None):
+def add_episode_gradient(kernels, episode, state, config, targets=None, frames=None):
     """Adds one episode's gradients (descent directions) to the batch gradients state["grad_*"]
     in place, and returns the value net's loss on it (0.0 without one).
 
     `episode` is SparseEpisodes.episode's (starts, indices, signs, logits, actions, rewards).
     Without `targets` (one update per batch): the policy's gradient is that of
     -sum_t A_t log pi(a_t | s_t), A from episode_targets, with the logits the episode was
-    played with. With `targets` (episode_targets' result, computed when the episode arrived:
+    played with (`frames`: as episode_targets'). With `targets` (episode_targets' result, computed when the episode arrived:
     PPO-style epochs over a batch), the logits are recomputed from the current weights and the
     gradient is that of PPO's clipped surrogate, -sum_t min(r_t A_t, clip(r_t, 1 +- clip) A_t),
     r_t = pi(a_t | s_t) / pi_played(a_t | s_t). The value net descends
@@ -275,7 +283,7 @@ def add_episode_gradient(kernels, episode, state, config, targets=None):
     """
     starts, indices, signs, logits, actions, rewards = episode
     values = _values(kernels, episode, state, config)
-    advantages, returns, value_loss = _targets(kernels, episode, values, config) if targets is None else targets
+    advantages, returns, value_loss = _targets(kernels, episode, values, config, frames) if targets is None else targets
     if values is not None:
         value_loss, grad_values = kernels.squared_error(values, returns)
         kernels.sparse_mlp_backward(starts, indices, signs, grad_values, state["value_w1"], state["value_w2"],
@@ -431,11 +439,11 @@ class Learner:
         policy_lag = counters["updates"] - start_version
         if self.replay:
             episode = compact(episode)  # the episode store reuses its arrays
-            targets = episode_targets(self.kernels, episode, state, config)
+            targets = episode_targets(self.kernels, episode, state, config, counters["frames"])
             self.batch.append((episode, targets))
             value_loss = targets[2]
         else:
-            value_loss = add_episode_gradient(self.kernels, episode, state, config)
+            value_loss = add_episode_gradient(self.kernels, episode, state, config, frames=counters["frames"])
         counters["episodes_in_batch"] += 1
         counters["steps_in_batch"] += len(episode[5])
         if (counters["steps_in_batch"] >= self.batch_steps if self.batch_steps

@@ -38,6 +38,35 @@ def dense_values(x, state):
 
 
 @pytest.mark.parametrize("kernels", BACKEND_PAIR, ids=["cython", "numpy"])
+def test_before_gae_start_frames_the_advantages_are_the_returns_and_the_value_net_learns(kernels):
+    rng = np.random.default_rng(23)
+    x, w1, w2, _, logits, actions, rewards = synthetic_episode(rng)
+    episode = (*sparse_episode(x), logits, actions, rewards)
+    state = gae_state(rng, w1, w2)
+    gae = pong.PongConfig(gamma=0.99, advantage="gae", gae_lambda=0.9)
+    starting_later = dataclasses.replace(gae, gae_start_frames=1000)
+    returns_only, _, _ = pong.episode_targets(kernels, episode, state, pong.PongConfig(gamma=0.99))
+    with_gae, returns, value_loss = pong.episode_targets(kernels, episode, state, gae)
+    assert np.abs(with_gae - returns_only).max() > 0.01, "V is not zero: GAE differs from the returns"
+    before = pong.episode_targets(kernels, episode, state, starting_later, frames=999)
+    np.testing.assert_array_equal(before[0], returns_only)
+    np.testing.assert_array_equal(before[1], returns)
+    assert before[2] == value_loss > 0
+    for frames in (1000, None):  # from gae_start_frames on, and where no frame count is given
+        np.testing.assert_array_equal(pong.episode_targets(kernels, episode, state, starting_later, frames)[0],
+                                      with_gae)
+    # the one-update path: the policy's gradient is the returns', the value net's is GAE's
+    returns_state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
+    pong.add_episode_gradient(kernels, episode, returns_state, pong.PongConfig(gamma=0.99))
+    gae_grads = {name: np.zeros_like(value) for name, value in state.items() if name.startswith("grad_")}
+    pong.add_episode_gradient(kernels, episode, state | gae_grads, gae)
+    assert pong.add_episode_gradient(kernels, episode, state, starting_later, frames=999) == pytest.approx(value_loss)
+    np.testing.assert_array_equal(state["grad_w1"], returns_state["grad_w1"])
+    np.testing.assert_array_equal(state["grad_value_w1"], gae_grads["grad_value_w1"])
+    assert np.abs(state["grad_value_w1"]).max() > 0
+
+
+@pytest.mark.parametrize("kernels", BACKEND_PAIR, ids=["cython", "numpy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_gae_at_lambda_1_with_zero_values_is_the_returns_path_exactly(kernels, dtype):
     """With lambda = 1 and V = 0 (the value net's start: output weights and bias zero) the
@@ -183,6 +212,27 @@ def test_gae_run_resumes(gae_run, tmp_path):
     # a resumed run keeps its own advantage settings
     result = run_cli("pgcore-train", "pong", "--resume", run_dir, "--advantage", "returns", "--max-episodes", 4)
     assert result.returncode == 2 and "--advantage" in result.stderr
+
+
+@pytest.mark.parametrize("epochs", ["1", "2"], ids=["one-update", "replayed"])
+def test_a_run_before_gae_start_frames_plays_and_learns_as_a_returns_run(epochs, tmp_path):
+    """Same seed, synchronous emulators: until gae_start_frames the policy's weights are the
+    returns run's bit for bit, while the value net learns."""
+    returns_run = train_run(tmp_path / "returns", "--epochs", epochs)
+    gae_run = train_run(tmp_path / "gae", "--epochs", epochs, "--advantage", "gae", "--gae-start-frames", 10**9)
+    returns_arrays, _ = load_run_checkpoint(returns_run)
+    gae_arrays, meta = load_run_checkpoint(gae_run)
+    assert meta["config"]["gae_start_frames"] == 10**9
+    for name in ("w1", "w2"):
+        np.testing.assert_array_equal(gae_arrays[name], returns_arrays[name])
+    assert np.abs(gae_arrays["value_w2"]).max() > 0, "the value net did not learn"
+    assert [row[:5] for row in read_progress_csv(gae_run)[1]] == [row[:5] for row in read_progress_csv(returns_run)[1]]
+
+
+def test_gae_start_frames_needs_advantage_gae(tmp_path):
+    assert_bad_pong_flags_fail_in_one_line(["--gae-start-frames", "1000"], "--gae-start-frames", tmp_path / "run")
+    with pytest.raises(ValueError, match="gae_start_frames"):
+        pgcore.Agent("pong", advantage="gae", gae_start_frames=-1)
 
 
 def test_checkpoint_from_before_the_value_net_resumes_as_returns(small_run_copy):

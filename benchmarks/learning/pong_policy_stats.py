@@ -7,7 +7,8 @@ action unless max(p) is below --hold-below, then NOOP (hold: a test of whether t
 the policy is unsure of are ones where the paddle should stay still, which two actions
 cannot do), and prints the quantiles of max(p) (the likeliest action's probability) over the
 steps, the share of steps each action was played, the share of
-steps whose difference frame has no nonzero pixel in the agent's paddle columns (70-71 of 80),
+steps whose difference frame has no nonzero pixel in the agent's paddle columns (70-71 of 80)
+and the share of unsure steps (max(p) < 0.9) among those steps and the others,
 each game's points in order (W won, L lost), and the chance of losing a point after a won
 point and after a lost one (equal if losses do not come in runs).
 
@@ -38,17 +39,18 @@ def main():
     agent = pgcore.Agent.load(args.run_dir)
     env = gymnasium.make("ALE/Pong-v5", frameskip=4, repeat_action_probability=0.25)
     rng = np.random.default_rng(args.seed)
-    sureness, paddle_hidden, scores, games_points, played = [], [], [], [], []
+    sureness, paddle_hidden, sureness_after_first, scores, games_points, played = [], [], [], [], [], []
     for game in range(args.games):
         frame, _ = env.reset(seed=args.seed + game)
         player = pong.Player(kernels, agent.params["w1"], agent.params["w2"], rng)
         first, done, score, points = True, False, 0.0, ""
         while not done:
             x = player.inputs(frame[None], np.array([first]))
-            if not first:  # the difference comes first in the inputs
-                paddle_hidden.append(not x[0, :pong.INPUT_SIZE].reshape(80, 80)[:, PADDLE_COLUMNS].any())
-            first = False
             p = player.probabilities(x)
+            if not first:  # a game's first step has no difference; the difference comes first in the inputs
+                paddle_hidden.append(not x[0, :pong.INPUT_SIZE].reshape(80, 80)[:, PADDLE_COLUMNS].any())
+                sureness_after_first.append(p.max())
+            first = False
             sureness.append(p.max())
             action = pong.ACTIONS[player.choose(p, greedy=args.act != "sample")[0]]
             if args.act == "hold" and p.max() < args.hold_below:
@@ -68,7 +70,11 @@ def main():
     played = np.array(played)
     print("steps played:", ", ".join(f"{name} {np.mean(played == action):.1%}"
                                      for name, action in (("down", pong.DOWN), ("up", pong.UP), ("stay", pong.NOOP))))
+    paddle_hidden = np.array(paddle_hidden)
     print(f"steps whose difference frame hides the agent's paddle: {np.mean(paddle_hidden):.1%}")
+    sureness_after_first = np.array(sureness_after_first)
+    for name, steps in (("hides", paddle_hidden), ("shows", ~paddle_hidden)):
+        print(f"  steps with max(p) < 0.9 where it {name} the paddle: {np.mean(sureness_after_first[steps] < 0.9):.1%}")
     for score, points in zip(scores, games_points):
         print(f"{score:+4.0f} {points}")
     pairs = [points[i:i + 2] for points in games_points for i in range(len(points) - 1)]
