@@ -12,6 +12,8 @@ table gives medians and the ratios of medians, all from this one run:
              learner's passes over each batch cost
   frame-input the same with --frame-input (12800 inputs: each frame as well as its difference)
   three-actions the same with --actions 3 (down, up or stay: a softmax over three logits)
+  three-actions-gae the same with --actions 3 --advantage gae (a value net learns on every
+             episode, whatever --gae-start-frames)
   numpy      the same trainer with --backend numpy (the NumPy twins)
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
@@ -31,7 +33,8 @@ import numpy as np
 
 # The trainer kinds: pgcore-train pong's defaults with these settings over them.
 TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-input": {"frame_input": True},
-            "three-actions": {"actions": 3}, "numpy": {"backend": "numpy"}}
+            "three-actions": {"actions": 3}, "three-actions-gae": {"actions": 3, "advantage": "gae"},
+            "numpy": {"backend": "numpy"}}
 KINDS = ("emulator", *TRAINERS, "classic")
 
 
