@@ -122,7 +122,7 @@ def open_checkpoint(path, for_training=False):
                                    trainer.COUNTERS_ADDED_LATER)
             expected = trainer.checkpoint_arrays(config)
         else:
-            expected = {name: (shape, None) for name, shape in trainer.param_shapes(config).items()}
+            expected = {name: (shape, None) for name, shape in trainer.policy_shapes(config).items()}
     except (KeyError, TypeError, ValueError) as error:
         raise runs.RunError(f"corrupt checkpoint {file}: bad metadata ({error.__class__.__name__}: {error})") from None
     arrays, meta = runs.load_checkpoint(file, expected)
@@ -339,7 +339,7 @@ class Agent:
         return agent
 
     def _loaded_params(self, opened):
-        names = TRAINERS[self.task].param_shapes(opened.config)
+        names = TRAINERS[self.task].policy_shapes(opened.config)   # a value net trains, it does not play
         # float16 is a storage format only (the shipped policy): compute in the run's dtype
         return {name: opened.arrays[name].astype(self.config.dtype) for name in names}
 

@@ -80,7 +80,8 @@ def train_parser():
     pong = parser.add_argument_group("pong")
     pong.add_argument("--preset", choices=list(PRESETS), default=None,
                       help="fast (default): RMSProp lr 1e-3, 4 clipped passes over each batch; reinforce: one update "
-                           "a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4")
+                           "a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4; gae: fast with --actions 3 "
+                           "--advantage gae --gae-start-frames 20000000")
     pong.add_argument("--batch-steps", type=_whole_number, default=None,
                       help="a batch ends at the episode that brings it to this many agent steps, instead of "
                            "after --batch-episodes episodes (default 0: count episodes)")

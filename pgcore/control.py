@@ -376,6 +376,9 @@ def param_shapes(config):
     return {k: v.shape for k, v in initial_params(config).items()}
 
 
+policy_shapes = param_shapes   # every parameter plays: there is no value net to leave out
+
+
 def checkpoint_arrays(config):
     """Every array a checkpoint holds: name -> (shape, dtype); the baseline has any length."""
     expected = {prefix + k: (shape, config.dtype) for k, shape in param_shapes(config).items()

@@ -85,6 +85,9 @@ PRESETS = {
     "fast": {},                # PongConfig's defaults: 4 clipped passes over each batch, see docs/results/pong-ppo-pilots
     "reinforce": {"epochs": 1, "minibatches": 1},  # one REINFORCE update a batch at lr 1e-3 (see docs/results/pong)
     "classic": {"lr": 1e-4, "epochs": 1, "minibatches": 1},   # the original "Pong from pixels" settings
+    # three actions; the returns for 20 M frames, then GAE over a value net that learned from the start
+    # (see docs/results/pong-gae-plateau and the README)
+    "gae": {"actions": 3, "advantage": "gae", "gae_start_frames": 20_000_000},
 }
 FORMAT = "pgcore-pong-1"
 RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
@@ -188,10 +191,15 @@ def logit_count(config):
     return 1 if config.actions == 2 else config.actions
 
 
+def policy_shapes(config):
+    """name -> shape of the parameters that play: the policy's w1, w2."""
+    return {"w1": (input_size(config), config.hidden),
+            "w2": (config.hidden,) if logit_count(config) == 1 else (config.hidden, logit_count(config))}
+
+
 def param_shapes(config):
-    """name -> shape of every parameter: the policy's w1, w2, and the value net's with advantage "gae"."""
-    shapes = {"w1": (input_size(config), config.hidden),
-              "w2": (config.hidden,) if logit_count(config) == 1 else (config.hidden, logit_count(config))}
+    """name -> shape of every parameter a run trains: the policy's, and the value net's with advantage "gae"."""
+    shapes = policy_shapes(config)
     if config.advantage == "gae":
         shapes |= {"value_w1": (input_size(config), config.value_hidden), "value_w2": (config.value_hidden,),
                    "value_b": (1,)}

@@ -347,6 +347,17 @@ def test_pong_presets_and_explicit_flags(flags, lr, optimizer, tmp_path):
     from pgcore import agent, cli
     config = agent.make_config("pong", **cli.given_settings(cli.train_parser().parse_args(["pong", *flags])))
     assert (config.lr, config.optimizer, config.batch_episodes, config.hidden) == (lr, optimizer, 10, 200)
+    assert (config.actions, config.advantage, config.gae_start_frames) == (2, "returns", 0)
+
+
+@pytest.mark.parametrize("flags, gae_start_frames", [(["--preset", "gae"], 20_000_000),
+                                                      (["--preset", "gae", "--gae-start-frames", "0"], 0)])
+def test_pong_gae_preset(flags, gae_start_frames):
+    """The gae preset is three actions and GAE after 20 M frames over the fast preset; a flag wins."""
+    from pgcore import agent, cli
+    config = agent.make_config("pong", **cli.given_settings(cli.train_parser().parse_args(["pong", *flags])))
+    assert (config.actions, config.advantage, config.gae_start_frames) == (3, "gae", gae_start_frames)
+    assert (config.lr, config.epochs, config.minibatches) == (1e-3, 4, 4)
 
 
 @pytest.mark.parametrize("content", [b"{\"task\": \"pong\", ", b"\xff\xfe garbage", b"[1, 2]"])

@@ -12,7 +12,7 @@ import pytest
 import pgcore
 import pgcore.kernels
 import pgcore.reference
-from pgcore import pong
+from pgcore import pong, runs
 
 from helpers import (assert_bad_pong_flags_fail_in_one_line, assert_close, central_differences, load_run_checkpoint, read_progress_csv, run_cli,
                      train_run, write_run_checkpoint)
@@ -193,8 +193,20 @@ def test_gae_run_saves_the_value_net_and_logs_its_loss(gae_run):
         assert np.abs(arrays[name]).max() > 0, f"{name} never moved"
         assert np.abs(arrays["cache_" + name]).max() > 0
     agent = pgcore.Agent.load(gae_run)
-    assert set(agent.params) == {"w1", "w2", "value_w1", "value_w2", "value_b"}
+    assert set(agent.params) == {"w1", "w2"}   # the value net trains, it does not play
     assert agent.evaluate(episodes=1, seed=10_000).shape == (1,)
+
+
+def test_a_gae_policy_plays_without_its_value_net(gae_run, tmp_path):
+    """A shipped policy keeps only w1 and w2, though its config records advantage "gae"."""
+    arrays, meta = load_run_checkpoint(gae_run)
+    policy_file = str(tmp_path / "policy.npz")
+    runs.save_checkpoint(policy_file, {name: arrays[name] for name in ("w1", "w2")}, {"config": meta["config"]})
+    agent = pgcore.Agent.load(policy_file)
+    assert agent.config.advantage == "gae" and set(agent.params) == {"w1", "w2"}
+    np.testing.assert_array_equal(agent.params["w1"], arrays["w1"])
+    result = run_cli("pgcore-play", "pong", "--checkpoint", policy_file, "--episodes", 1, "--seed", 10_000)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_gae_run_resumes(gae_run, tmp_path):
