@@ -307,8 +307,14 @@ class Agent:
         change only what does not change the run's model: threads, quiet, backend, max_frames,
         max_episodes, max_minutes, checkpoint_every, checkpoint_minutes, and lr (to lower it once
         learning flattens; the optimizer's state carries over). Others may be given with the run's
-        own values, as when a command line is repeated with --resume."""
+        own values, as when a command line is repeated with --resume (Pong's `preset` too, when it
+        describes the run)."""
         opened = open_checkpoint(run_dir, for_training=True)
+        if "preset" in settings:
+            if opened.config.task != "pong":
+                raise runs.SettingError("preset", f"preset applies to pong only (this is a {opened.config.task} run)")
+            pong.check_preset_describes(opened.config, **settings)
+            settings = {name: value for name, value in settings.items() if name != "preset"}
         for name, value in settings.items():
             if name not in RESUME_SETTINGS and getattr(opened.config, name, None) != value:
                 raise runs.SettingError(name, f"{name} cannot change when resuming a run (it is saved in its "

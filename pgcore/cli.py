@@ -79,9 +79,9 @@ def train_parser():
     common.add_argument("--hidden", type=_whole_number, default=None, help="hidden units: pong (default 200), cartpole and acrobot (default 32)")
     pong = parser.add_argument_group("pong")
     pong.add_argument("--preset", choices=list(PRESETS), default=None,
-                      help="fast (default): RMSProp lr 1e-3, 4 clipped passes over each batch; reinforce: one update "
-                           "a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4; gae: fast with --actions 3 "
-                           "--advantage gae --gae-start-frames 20000000")
+                      help="gae (default): fast with --actions 3 --advantage gae --gae-start-frames 20000000; fast: "
+                           "RMSProp lr 1e-3, 4 clipped passes over each batch of returns, two actions; reinforce: one "
+                           "update a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4")
     pong.add_argument("--batch-steps", type=_whole_number, default=None,
                       help="a batch ends at the episode that brings it to this many agent steps, instead of "
                            "after --batch-episodes episodes (default 0: count episodes)")
@@ -94,17 +94,17 @@ def train_parser():
                       help="the policy sees each frame as well as its difference from the previous one (12800 "
                            "inputs, not 6400): a difference hides a paddle that did not move")
     pong.add_argument("--actions", type=int, choices=[2, 3], default=None,
-                      help="2 (default): up or down, one logit through a sigmoid; 3: down, up or stay (NOOP), "
-                           "a softmax over three logits")
+                      help="2: up or down, one logit through a sigmoid; 3: down, up or stay (NOOP), "
+                           "a softmax over three logits (default: the preset's, 3)")
     pong.add_argument("--advantage", choices=list(ADVANTAGES), default=None,
-                      help="returns (default): the discounted returns; gae: generalized advantage estimation over a "
-                           "learned value net (both cut at every point; see --standardize)")
+                      help="returns: the discounted returns; gae: generalized advantage estimation over a "
+                           "learned value net (both cut at every point; see --standardize; default: the preset's, gae)")
     pong.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                       help="standardize the advantages per episode (default: yes)")
     pong.add_argument("--gae-lambda", type=_number, default=None, help="GAE's lambda, in [0, 1] (default 0.95)")
     pong.add_argument("--gae-start-frames", type=_whole_number, default=None, metavar="N",
                       help="--advantage gae: the policy learns from the returns until the run has played N "
-                           "emulator frames, while the value net learns from the start (default 0)")
+                           "emulator frames, while the value net learns from the start (default: the preset's, 20000000)")
     pong.add_argument("--value-hidden", type=_whole_number, default=None, help="the value net's hidden units (default 64)")
     pong.add_argument("--value-lr", type=_number, default=None, help="the value net's learning rate, in (0, 1] (default 1e-3)")
     pong.add_argument("--epochs", type=_whole_number, default=None,

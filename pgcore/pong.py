@@ -82,13 +82,15 @@ ADVANTAGES = ("returns", "gae")
 
 # What each preset sets over PongConfig's defaults (settings given explicitly win).
 PRESETS = {
-    "fast": {},                # PongConfig's defaults: 4 clipped passes over each batch, see docs/results/pong-ppo-pilots
+    # the default: three actions; the returns for 20 M frames, then GAE over a value net that learned
+    # from the start (see docs/results/pong-gae-hour: three hour-long seeds against "fast")
+    "gae": {"actions": 3, "advantage": "gae", "gae_start_frames": 20_000_000},
+    "fast": {},                # PongConfig's defaults: two actions, 4 clipped passes over each batch of returns
     "reinforce": {"epochs": 1, "minibatches": 1},  # one REINFORCE update a batch at lr 1e-3 (see docs/results/pong)
     "classic": {"lr": 1e-4, "epochs": 1, "minibatches": 1},   # the original "Pong from pixels" settings
-    # three actions; the returns for 20 M frames, then GAE over a value net that learned from the start
-    # (see docs/results/pong-gae-plateau and the README)
-    "gae": {"actions": 3, "advantage": "gae", "gae_start_frames": 20_000_000},
 }
+DEFAULT_PRESET = "gae"
+PRESET_SETTINGS = tuple(sorted({name for preset in PRESETS.values() for name in preset}))  # what presets decide
 FORMAT = "pgcore-pong-1"
 RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
 COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int, "steps_in_batch": int, "worker_restarts": int}
@@ -96,10 +98,25 @@ COUNTERS_ADDED_LATER = {"worker_restarts": 0, "steps_in_batch": 0}  # older chec
 
 
 def make_config(preset=None, **settings):
-    """PongConfig from a preset (default "fast") and settings, which win over the preset."""
+    """PongConfig from a preset (default DEFAULT_PRESET) and settings, which win over the preset."""
     if preset is not None and preset not in PRESETS:
         raise runs.SettingError("preset", f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
-    return PongConfig(**PRESETS[preset or "fast"] | settings)
+    chosen = PRESETS[preset or DEFAULT_PRESET]
+    if settings.get("advantage", chosen.get("advantage")) != "gae":
+        # `--advantage returns` over the gae preset: its switch to GAE has nothing to switch to
+        chosen = {name: value for name, value in chosen.items() if name != "gae_start_frames"}
+    return PongConfig(**chosen | settings)
+
+
+def check_preset_describes(config, preset, **settings):
+    """Raises SettingError unless `preset` with `settings` (a command line repeated with --resume)
+    sets every setting a preset decides as `config`, a saved run's, has it."""
+    fields = {field.name for field in dataclasses.fields(PongConfig)}
+    implied = make_config(preset, **{name: value for name, value in settings.items() if name in fields})
+    for name in PRESET_SETTINGS:
+        if name not in settings and getattr(implied, name) != getattr(config, name):
+            raise runs.SettingError("preset", f"preset {preset!r} does not describe this run: it sets {name} "
+                                              f"{getattr(implied, name)!r}, the run has {getattr(config, name)!r}")
 
 
 def config_from_saved(saved):

@@ -124,9 +124,10 @@ def central_differences(objective, array, eps=1e-6):
 BIN_DIR = os.path.dirname(sys.executable)
 PROGRESS_HEADER = ["episode", "frames", "steps", "reward", "running_reward", "wall_s", "steps_per_s"]
 # A small, fast, bitwise-reproducible run: one update per episode so the weights move.
-# One update a batch (as --preset reinforce): tests of a batch's replay (the default) are in test_ppo.py
-SMALL_RUN = ["--envs", "2", "--hidden", "8", "--batch-episodes", "1", "--sync", "--quiet", "--epochs", "1",
-             "--minibatches", "1"]
+# One update a batch of two-action returns (as --preset reinforce): tests of a batch's replay are in
+# test_ppo.py, of three actions in test_agent.py, of GAE in test_value.py, of the default preset in test_cli.py
+SMALL_RUN = ["--preset", "fast", "--envs", "2", "--hidden", "8", "--batch-episodes", "1", "--sync", "--quiet",
+             "--epochs", "1", "--minibatches", "1"]
 
 
 def script(name):

@@ -14,7 +14,7 @@ import pgcore
 from pgcore import pong, runs
 from helpers import SMALL_RUN, load_run_checkpoint, read_progress_csv, run_cli, start_cli
 
-SMALL_PONG = dict(envs=2, hidden=8, batch_episodes=1, sync=True)
+SMALL_PONG = dict(preset="fast", envs=2, hidden=8, batch_episodes=1, sync=True)
 
 
 @pytest.fixture
@@ -91,6 +91,8 @@ def test_mlp_task_learn_evaluate_predict_load_resume(tmp_path, keep_threads):
     with pytest.raises(ValueError, match="resume"):
         loaded.learn(max_episodes=40)
 
+    with pytest.raises(ValueError, match="preset applies to pong only"):
+        pgcore.Agent.resume(run_dir, preset="fast")
     resumed = pgcore.Agent.resume(run_dir)
     resumed.learn(max_episodes=48, quiet=True)
     assert resumed.progress["episode"].tolist() == list(range(1, 49))
@@ -312,6 +314,19 @@ def test_resume_refuses_to_change_the_runs_own_settings(small_run_copy):
         pgcore.Agent.resume(small_run_copy, lr=-1.0)
     with pytest.raises(ValueError, match="threads"):
         pgcore.Agent.resume(small_run_copy, threads=0)
+
+
+def test_a_preset_on_resume_must_describe_the_run(small_run_copy):
+    """small_run is a `--preset fast` run (two actions, returns, one update a batch)."""
+    assert pgcore.Agent.resume(small_run_copy, preset="fast", epochs=1, minibatches=1).config.actions == 2
+    with pytest.raises(ValueError, match="preset 'gae' does not describe this run: it sets actions 3"):
+        pgcore.Agent.resume(small_run_copy, preset="gae", epochs=1, minibatches=1)
+    with pytest.raises(ValueError, match="preset 'fast' does not describe this run: it sets epochs 4"):
+        pgcore.Agent.resume(small_run_copy, preset="fast")
+    with pytest.raises(ValueError, match="preset must be one of"):
+        pgcore.Agent.resume(small_run_copy, preset="fastest")
+    result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--preset", "gae", "--quiet")
+    assert result.returncode == 2 and "--preset" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_one_function_opens_every_kind_of_checkpoint(small_run, tmp_path):

@@ -343,20 +343,24 @@ def test_early_ctrl_c_is_clean(tmp_path):
                                                   (["--preset", "classic", "--lr", "3e-4"], 3e-4, "rmsprop"),
                                                   (["--optimizer", "adam"], 1e-3, "adam")])
 def test_pong_presets_and_explicit_flags(flags, lr, optimizer, tmp_path):
-    """The fast preset is the default, classic is the original recipe, an explicit flag wins."""
+    """The gae preset is the default, classic is the original recipe, an explicit flag wins."""
     from pgcore import agent, cli
     config = agent.make_config("pong", **cli.given_settings(cli.train_parser().parse_args(["pong", *flags])))
     assert (config.lr, config.optimizer, config.batch_episodes, config.hidden) == (lr, optimizer, 10, 200)
-    assert (config.actions, config.advantage, config.gae_start_frames) == (2, "returns", 0)
+    recipe = (2, "returns", 0) if "classic" in flags else (3, "gae", 20_000_000)
+    assert (config.actions, config.advantage, config.gae_start_frames) == recipe
 
 
-@pytest.mark.parametrize("flags, gae_start_frames", [(["--preset", "gae"], 20_000_000),
-                                                      (["--preset", "gae", "--gae-start-frames", "0"], 0)])
-def test_pong_gae_preset(flags, gae_start_frames):
-    """The gae preset is three actions and GAE after 20 M frames over the fast preset; a flag wins."""
+@pytest.mark.parametrize("flags, recipe", [
+    ([], (3, "gae", 20_000_000)), (["--preset", "gae", "--gae-start-frames", "0"], (3, "gae", 0)),
+    (["--preset", "fast"], (2, "returns", 0)), (["--advantage", "returns"], (3, "returns", 0)),
+    (["--actions", "2"], (2, "gae", 20_000_000))])
+def test_pong_gae_preset(flags, recipe):
+    """The gae preset (the default) is three actions and GAE after 20 M frames over the fast preset;
+    a flag wins, and the returns asked for over it drop its switch to GAE rather than fail."""
     from pgcore import agent, cli
     config = agent.make_config("pong", **cli.given_settings(cli.train_parser().parse_args(["pong", *flags])))
-    assert (config.actions, config.advantage, config.gae_start_frames) == (3, "gae", gae_start_frames)
+    assert (config.actions, config.advantage, config.gae_start_frames) == recipe
     assert (config.lr, config.epochs, config.minibatches) == (1e-3, 4, 4)
 
 

@@ -242,7 +242,9 @@ def test_a_run_before_gae_start_frames_plays_and_learns_as_a_returns_run(epochs,
 
 
 def test_gae_start_frames_needs_advantage_gae(tmp_path):
-    assert_bad_pong_flags_fail_in_one_line(["--gae-start-frames", "1000"], "--gae-start-frames", tmp_path / "run")
+    for flags in (["--advantage", "returns"], ["--preset", "fast"]):
+        assert_bad_pong_flags_fail_in_one_line([*flags, "--gae-start-frames", "1000"], "--gae-start-frames",
+                                               tmp_path / "run")
     with pytest.raises(ValueError, match="gae_start_frames"):
         pgcore.Agent("pong", advantage="gae", gae_start_frames=-1)
 

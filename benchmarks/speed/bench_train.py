@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-# The trainer kinds: pgcore-train pong's defaults with these settings over them.
+# The trainer kinds: PongConfig's defaults (the fast preset) with these settings over them; the default
+# preset, gae, trains its value net from the start, so three-actions-gae is its cost at every frame.
 TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-input": {"frame_input": True},
             "three-actions": {"actions": 3}, "three-actions-gae": {"actions": 3, "advantage": "gae"},
             "numpy": {"backend": "numpy"}}
