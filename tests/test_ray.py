@@ -49,7 +49,8 @@ def test_two_node_cluster_trains_and_writes_the_run_directory(cluster, tmp_path)
     agent.learn(max_frames=20_000, run_dir=tmp_path / "run")
     assert ray.is_initialized(), "a cluster the caller connected to stays connected"
     header, rows = read_progress_csv(tmp_path / "run")
-    assert header[-3:] == ["skipped_updates", "policy_lag", "worker_restarts"]
+    # (the default preset trains a value net: its loss is a column)
+    assert header[-4:] == ["skipped_updates", "value_loss", "policy_lag", "worker_restarts"]
     assert [int(row[0]) for row in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 2
     frames = [int(row[1]) for row in rows]
     assert frames == sorted(frames)
