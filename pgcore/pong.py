@@ -22,6 +22,7 @@ inputs) and added in place to the batch gradient; RMSProp applies it every
 """
 import contextlib
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -519,10 +520,15 @@ class Collector:
     """N emulators (ale-py's vector env, asynchronous halves unless config.sync) and their
     episodes in progress: each `step` plays one agent step of the envs that came back, with
     the caller's weights, and says which episodes ended. Used by the single-process trainer
-    and by each Ray worker."""
+    and by each Ray worker.
+
+    ale-py's asynchronous vector env has, rarely (once in some 10^8 frames here), returned one env
+    twice in a batch; its state is not to be trusted after that, so the collector warns and
+    starts its emulators again (`restarts`), dropping the episodes in progress."""
 
     def __init__(self, config, kernels, rng, env_seed):
-        self.kernels, self.rng = kernels, rng
+        self.config, self.kernels, self.rng, self.env_seed = config, kernels, rng, env_seed
+        self.restarts = 0
         self.envs = make_envs(config)  # seeded by its reset below
         self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype), inputs=input_size(config),
                                        logits=logit_count(config))
@@ -547,6 +553,9 @@ class Collector:
 
         self.observations, rewards, terminated, truncated, self.info = self.envs.recv()
         returned = self.info["env_id"]
+        if len(set(returned.tolist())) < len(returned):
+            self._restart_emulators(returned)
+            return returned[:0], len(env_ids), 0   # (this batch's frames are not counted)
         stepped = episodes.lengths[returned] > 0      # not an initial reset observation
         episodes.rewards[returned[stepped], episodes.lengths[returned[stepped]] - 1] = rewards[stepped]
         frame_number = self.info["frame_number"]
@@ -559,6 +568,19 @@ class Collector:
     def release(self, env):
         """Frees env's finished episode: its next step starts a new one."""
         self.episodes.lengths[env] = 0
+
+    def _restart_emulators(self, returned):
+        in_progress = int((self.episodes.lengths > 0).sum())
+        warnings.warn(f"ale-py's vector env returned envs {returned.tolist()} in one batch (one of them twice); "
+                      f"its emulators were started again and their {in_progress} episodes in progress dropped",
+                      RuntimeWarning, stacklevel=3)
+        self.envs.close()
+        self.restarts += 1
+        self.envs = make_envs(self.config)
+        self.episodes.lengths[:] = 0
+        self.fresh[:] = True
+        self.last_frame_number[:] = 0
+        self.observations, self.info = self.envs.reset(seed=self.env_seed + 7919 * self.restarts)
 
     def close(self):
         self.envs.close()

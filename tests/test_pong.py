@@ -570,3 +570,42 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, keep_thr
     arrays, meta = runs.load_checkpoint(path, pong.checkpoint_arrays(config))
     assert meta["counters"]["episode"] == 2
     assert not [name for name in os.listdir(run_dir) if name.startswith(".tmp-")]
+
+
+# ---------------------------------------------------------------------------
+# An emulator batch that names one env twice (seen once from ale-py's async vector env)
+# ---------------------------------------------------------------------------
+
+def test_a_batch_naming_an_env_twice_restarts_the_emulators(tmp_path, keep_threads, monkeypatch):
+    """The 30th batch names its first env twice: the run warns, starts new emulators, drops the
+    episodes in progress and goes on to its last episode (it used to stop with "rows must not repeat")."""
+    real_make_envs = pong.make_envs
+    made = []
+
+    class NamesAnEnvTwice:
+        def __init__(self, envs):
+            self.envs, self.batches = envs, 0
+
+        def __getattr__(self, name):
+            return getattr(self.envs, name)
+
+        def recv(self):
+            observations, rewards, terminated, truncated, info = self.envs.recv()
+            self.batches += 1
+            if len(made) == 1 and self.batches == 30:
+                info["env_id"][1] = info["env_id"][0]
+            return observations, rewards, terminated, truncated, info
+
+    def make_envs(config):
+        made.append(NamesAnEnvTwice(real_make_envs(config)))
+        return made[-1]
+
+    monkeypatch.setattr(pong, "make_envs", make_envs)
+    run_dir = str(tmp_path / "run")
+    runs.prepare_run_dir(run_dir, resume=False)
+    config = pong.PongConfig(seed=1, envs=4, threads=2, sync=False, hidden=8, batch_episodes=1, epochs=1,
+                             minibatches=1, max_episodes=2, run_dir=run_dir, quiet=True)
+    with pytest.warns(RuntimeWarning, match=r"twice\); its emulators were started again and their 4 episodes"):
+        counters, _ = pong.train(config, pgcore.kernels)
+    assert len(made) == 2 and counters["episode"] == 2
+    assert made[1].batches > made[0].batches, "the second emulators played the episodes"
