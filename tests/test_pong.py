@@ -578,7 +578,8 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, keep_thr
 
 def test_a_batch_naming_an_env_twice_restarts_the_emulators(tmp_path, keep_threads, monkeypatch):
     """The 30th batch names its first env twice: the run warns, starts new emulators, drops the
-    episodes in progress and goes on to its last episode (it used to stop with "rows must not repeat")."""
+    episodes in progress (1 to 4, as timing has it) and goes on to its last episode (it used to stop
+    with "rows must not repeat")."""
     real_make_envs = pong.make_envs
     made = []
 
@@ -605,7 +606,7 @@ def test_a_batch_naming_an_env_twice_restarts_the_emulators(tmp_path, keep_threa
     runs.prepare_run_dir(run_dir, resume=False)
     config = pong.PongConfig(seed=1, envs=4, threads=2, sync=False, hidden=8, batch_episodes=1, epochs=1,
                              minibatches=1, max_episodes=2, run_dir=run_dir, quiet=True)
-    with pytest.warns(RuntimeWarning, match=r"twice\); its emulators were started again and their 4 episodes"):
+    with pytest.warns(RuntimeWarning, match=r"twice\); its emulators were started again and their [1-4] episodes"):
         counters, _ = pong.train(config, pgcore.kernels)
     assert len(made) == 2 and counters["episode"] == 2
     assert made[1].batches > made[0].batches, "the second emulators played the episodes"
