@@ -529,14 +529,13 @@ class Collector:
     def __init__(self, config, kernels, rng, env_seed):
         self.config, self.kernels, self.rng, self.env_seed = config, kernels, rng, env_seed
         self.restarts = 0
-        self.envs = make_envs(config)  # seeded by its reset below
         self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype), inputs=input_size(config),
                                        logits=logit_count(config))
         self.previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
         self.fresh = np.ones(config.envs, dtype=bool)   # next frame starts an episode: no motion yet
         self.last_frame_number = np.zeros(config.envs, dtype=np.int64)
         self.start_version = np.zeros(config.envs, dtype=np.int64)  # the update each episode began at
-        self.observations, self.info = self.envs.reset(seed=env_seed)
+        self._start_emulators()
 
     def step(self, w1, w2, version):
         """One step of the envs that came back, with the weights of update `version`; returns
@@ -576,6 +575,10 @@ class Collector:
                       RuntimeWarning, stacklevel=3)
         self.envs.close()
         self.restarts += 1
+        self._start_emulators()
+
+    def _start_emulators(self):
+        """New emulators (seeded by env_seed and the restarts so far) at fresh episodes."""
         self.envs = make_envs(self.config)
         self.episodes.lengths[:] = 0
         self.fresh[:] = True
