@@ -28,7 +28,8 @@ PACKAGED_POLICIES = {"pong": os.path.join(os.path.dirname(__file__), "data", "po
 POLICY_FORMAT = "pgcore-policy-1"
 # Settings a resumed run may change; the others are the run's own, saved in its checkpoint.
 RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "max_minutes", "checkpoint_every",
-                   "checkpoint_minutes", "backend", "ray", "workers", "lr")  # lr: lowered once learning flattens
+                   "checkpoint_minutes", "backend", "ray", "workers", "lr", "lr_decay_frames",
+                   "lr_decay_to")  # the learning rates: lowered once learning flattens
 _NOT_SETTINGS = {"task", "run_dir"}  # fixed by the Agent's task and by learn()
 
 
@@ -305,14 +306,18 @@ class Agent:
     def resume(cls, run_dir, **settings):
         """An agent that continues the run in `run_dir` when `learn` is called. `settings` may
         change only what does not change the run's model: threads, quiet, backend, max_frames,
-        max_episodes, max_minutes, checkpoint_every, checkpoint_minutes, and lr (to lower it once
-        learning flattens; the optimizer's state carries over). Others may be given with the run's
+        max_episodes, max_minutes, checkpoint_every, checkpoint_minutes, and the learning rate: lr,
+        and for Pong lr_decay_frames and lr_decay_to (to lower it once learning flattens; the
+        optimizer's state carries over). Others may be given with the run's
         own values, as when a command line is repeated with --resume (Pong's `preset` too, when it
         describes the run)."""
         opened = open_checkpoint(run_dir, for_training=True)
+        task = opened.config.task
+        for name in settings:
+            if task not in SETTING_TASKS.get(name, (task,)):
+                raise runs.SettingError(name, f"{name} does not apply to {task} (only to {', '.join(SETTING_TASKS[name])}): "
+                                              f"{run_dir} holds a {task} run")
         if "preset" in settings:
-            if opened.config.task != "pong":
-                raise runs.SettingError("preset", f"preset applies to pong only (this is a {opened.config.task} run)")
             pong.check_preset_describes(opened.config, **settings)
             settings = {name: value for name, value in settings.items() if name != "preset"}
         for name, value in settings.items():

@@ -105,6 +105,11 @@ def train_parser():
     pong.add_argument("--gae-start-frames", type=_whole_number, default=None, metavar="N",
                       help="--advantage gae: the policy learns from the returns until the run has played N "
                            "emulator frames, while the value net learns from the start (default: the preset's, 20000000)")
+    pong.add_argument("--lr-decay-frames", type=_whole_number, default=None, metavar="N",
+                      help="the learning rates (--lr, --value-lr) fall linearly from the first frame to "
+                           "--lr-decay-to of theirs at N emulator frames, then stay (default 0: constant; may change on --resume)")
+    pong.add_argument("--lr-decay-to", type=_number, default=None, metavar="SHARE",
+                      help="the learning rates' share left at --lr-decay-frames, in [0, 1] (default 0.1; may change on --resume)")
     pong.add_argument("--value-hidden", type=_whole_number, default=None, help="the value net's hidden units (default 64)")
     pong.add_argument("--value-lr", type=_number, default=None, help="the value net's learning rate, in (0, 1] (default 1e-3)")
     pong.add_argument("--epochs", type=_whole_number, default=None,

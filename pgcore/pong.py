@@ -51,6 +51,8 @@ class PongConfig:
     actions: int = 2               # 2: up or down (a sigmoid); 3: down, up or stay (a softmax)
     optimizer: str = "rmsprop"     # or "adam"
     lr: float = 1e-3               # the classic recipe's 1e-4 is preset "classic"
+    lr_decay_frames: int = 0       # N: both learning rates fall linearly to lr_decay_to of theirs at N frames (0: constant)
+    lr_decay_to: float = 0.1       # the learning rates' share left from lr_decay_frames on
     decay: float = 0.99            # RMSProp
     beta1: float = 0.9             # Adam
     beta2: float = 0.999           # Adam
@@ -132,13 +134,14 @@ def check_config(config):
     runs.check_choice(config, "task", ("pong",))
     runs.check_common(config)
     runs.check_whole_numbers(config, ("envs", "frameskip", "hidden", "value_hidden", "epochs", "minibatches"), 1)
-    runs.check_whole_numbers(config, ("batch_steps", "gae_start_frames"), 0)
+    runs.check_whole_numbers(config, ("batch_steps", "gae_start_frames", "lr_decay_frames"), 0)
     if config.gae_start_frames and config.advantage != "gae":
         raise runs.SettingError("gae_start_frames", "gae_start_frames applies to advantage gae only "
                                                     f"(this run's advantage is {config.advantage!r})")
     runs.check_numbers(config, {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False),
                                 "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False),
                                 "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
+                                "lr_decay_to": (0.0, 1.0, False),
                                 "clip": (0.0, 10.0, True)})
     runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
     runs.check_choice(config, "advantage", ADVANTAGES)
@@ -244,10 +247,21 @@ def new_state(config):
                      for prefix in ("grad_",) + OPTIMIZER_STATE[config.optimizer]}
 
 
-def optimizer_step(kernels, config, state, name, update_number):
-    """One descent step on state[name] in place along the batch gradient state["grad_" + name]."""
+def learning_rate_scale(config, frames):
+    """The share of its learning rates a run applies after `frames` emulator frames: 1 falling
+    linearly to config.lr_decay_to at config.lr_decay_frames, then constant (1 throughout when
+    lr_decay_frames is 0). Counted in frames, not minutes, so a run's updates do not depend on
+    the machine's speed."""
+    if not config.lr_decay_frames:
+        return 1.0
+    return 1.0 - (1.0 - config.lr_decay_to) * min(frames / config.lr_decay_frames, 1.0)
+
+
+def optimizer_step(kernels, config, state, name, update_number, frames=0):
+    """One descent step on state[name] in place along the batch gradient state["grad_" + name],
+    at the learning rate scaled for a run that has played `frames` emulator frames."""
     param, grad = state[name], state["grad_" + name]
-    lr = config.value_lr if name.startswith("value_") else config.lr
+    lr = (config.value_lr if name.startswith("value_") else config.lr) * learning_rate_scale(config, frames)
     if config.optimizer == "adam":
         kernels.adam_step(param, grad, state["m_" + name], state["v_" + name], update_number, lr,
                           beta1=config.beta1, beta2=config.beta2)
@@ -490,7 +504,7 @@ class Learner:
 
         def step():
             for name in self.names:
-                optimizer_step(self.kernels, config, state, name, counters["updates"] + 1)
+                optimizer_step(self.kernels, config, state, name, counters["updates"] + 1, counters["frames"])
         self.run.apply_update(self.grads, step)
         for grad in self.grads:
             grad[...] = 0

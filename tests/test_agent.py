@@ -91,8 +91,9 @@ def test_mlp_task_learn_evaluate_predict_load_resume(tmp_path, keep_threads):
     with pytest.raises(ValueError, match="resume"):
         loaded.learn(max_episodes=40)
 
-    with pytest.raises(ValueError, match="preset applies to pong only"):
-        pgcore.Agent.resume(run_dir, preset="fast")
+    for pong_only in ({"preset": "fast"}, {"lr_decay_frames": 1000}, {"workers": 2}):
+        with pytest.raises(ValueError, match=rf"{next(iter(pong_only))} does not apply to cartpole \(only to pong\)"):
+            pgcore.Agent.resume(run_dir, **pong_only)
     resumed = pgcore.Agent.resume(run_dir)
     resumed.learn(max_episodes=48, quiet=True)
     assert resumed.progress["episode"].tolist() == list(range(1, 49))

@@ -110,6 +110,7 @@ def test_unknown_task_lists_known_tasks():
     ("--gamma", "-0.1"), ("--hidden", "abc"), ("--hidden", "0"), ("--max-episodes", "-1"),
     ("--batch-episodes", "0"), ("--sticky", "1.5"), ("--threads", "0"), ("--backend", "fortran"),
     ("--max-minutes", "-1"), ("--max-minutes", "inf"), ("--max-minutes", "soon"),
+    ("--lr-decay-frames", "-5"), ("--lr-decay-frames", "1.5"), ("--lr-decay-to", "1.5"), ("--lr-decay-to", "-0.1"),
 ])
 def test_bad_flag_values(flag, value, tmp_path):
     run_dir = tmp_path / "run"

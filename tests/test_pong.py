@@ -360,6 +360,40 @@ def test_resume_continues_counters_and_optimizer(small_run_copy, new_lr):
         assert np.all(new["grad_" + name] == 0)
 
 
+def test_learning_rate_scale_falls_linearly_then_stays():
+    decaying = pong.make_config(lr_decay_frames=1000, lr_decay_to=0.2)
+    scales = [pong.learning_rate_scale(decaying, frames) for frames in (0, 250, 500, 1000, 10**9)]
+    assert scales == pytest.approx([1.0, 0.8, 0.6, 0.2, 0.2], rel=1e-12)
+    assert pong.learning_rate_scale(pong.make_config(), 10**9) == 1.0  # lr_decay_frames 0: constant
+
+
+def test_a_decayed_run_steps_at_the_decayed_rates(tmp_path):
+    """Same seed, synchronous emulators: a run whose rates have fallen to half by its first
+    update (at frame 1) takes exactly the steps of a run at half the rates, policy and value net,
+    and not those of a run at the full rates."""
+    gae = ["--advantage", "gae"]
+    decayed = train_run(tmp_path / "decayed", *gae, "--lr-decay-frames", 1, "--lr-decay-to", 0.5)
+    halved = train_run(tmp_path / "halved", *gae, "--lr", 5e-4, "--value-lr", 5e-4)
+    full = train_run(tmp_path / "full", *gae)
+    decayed_arrays, meta = load_run_checkpoint(decayed)
+    assert (meta["config"]["lr_decay_frames"], meta["config"]["lr_decay_to"]) == (1, 0.5)
+    halved_arrays, _ = load_run_checkpoint(halved)
+    full_arrays, _ = load_run_checkpoint(full)
+    for name in ("w1", "w2", "value_w1", "value_w2", "value_b"):
+        np.testing.assert_array_equal(decayed_arrays[name], halved_arrays[name], err_msg=name)
+        assert not np.array_equal(decayed_arrays[name], full_arrays[name]), f"{name}: the decay changed nothing"
+
+
+def test_resume_may_change_the_learning_rate_decay(small_run_copy):
+    result = run_cli("pgcore-train", "pong", "--resume", small_run_copy, "--max-episodes", 3, "--quiet",
+                     "--lr-decay-frames", 50_000_000, "--lr-decay-to", 0.25)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, meta = load_run_checkpoint(small_run_copy)
+    assert (meta["config"]["lr_decay_frames"], meta["config"]["lr_decay_to"]) == (50_000_000, 0.25)
+    saved = json.loads(open(os.path.join(small_run_copy, "config.json")).read())["config"]
+    assert (saved["lr_decay_frames"], saved["lr_decay_to"]) == (50_000_000, 0.25)
+
+
 def test_resume_without_new_episodes_keeps_state_and_drops_stale_rows(small_run_copy):
     """A resume whose limit is already reached saves the same checkpoint back; rows in
     progress.csv beyond the checkpoint (a crash after they were written) and a torn last
