@@ -60,6 +60,12 @@ def _setting_tasks():
 SETTING_TASKS = _setting_tasks()
 
 
+def _check_applies(name, task, why=""):
+    """Raises SettingError unless `task` takes the setting `name` (one of SETTING_TASKS)."""
+    if task not in SETTING_TASKS[name]:
+        raise runs.SettingError(name, f"{name} does not apply to {task} (only to {', '.join(SETTING_TASKS[name])}){why}")
+
+
 def make_config(task, **settings):
     """The checked config of a new run of `task`: its defaults (Pong: a preset's), then `settings`.
     Raises SettingError (a ValueError) naming an unknown, inapplicable or out-of-range setting."""
@@ -69,8 +75,7 @@ def make_config(task, **settings):
         if name not in SETTING_TASKS:
             raise runs.SettingError(name, f"unknown setting {name!r}; {task} takes "
                                           f"{', '.join(n for n, tasks in SETTING_TASKS.items() if task in tasks)}")
-        if task not in SETTING_TASKS[name]:
-            raise runs.SettingError(name, f"{name} does not apply to {task} (only to {', '.join(SETTING_TASKS[name])})")
+        _check_applies(name, task)
     config = pong.make_config(**settings) if task == "pong" else control.default_config(task, **settings)
     TRAINERS[task].check_config(config)
     return config
@@ -306,17 +311,15 @@ class Agent:
     def resume(cls, run_dir, **settings):
         """An agent that continues the run in `run_dir` when `learn` is called. `settings` may
         change only what does not change the run's model: threads, quiet, backend, max_frames,
-        max_episodes, max_minutes, checkpoint_every, checkpoint_minutes, and the learning rate: lr,
-        and for Pong lr_decay_frames and lr_decay_to (to lower it once learning flattens; the
-        optimizer's state carries over). Others may be given with the run's
-        own values, as when a command line is repeated with --resume (Pong's `preset` too, when it
-        describes the run)."""
+        max_episodes, max_minutes, checkpoint_every, checkpoint_minutes, Pong's ray and workers,
+        and the learning rate: lr, and Pong's lr_decay_frames and lr_decay_to (to lower it once
+        learning flattens; the optimizer's state carries over). Others may be given with the
+        run's own values, as when a command line is repeated with --resume (Pong's `preset` too,
+        when it describes the run); a setting the run's task does not take is a SettingError."""
         opened = open_checkpoint(run_dir, for_training=True)
         task = opened.config.task
-        for name in settings:
-            if task not in SETTING_TASKS.get(name, (task,)):
-                raise runs.SettingError(name, f"{name} does not apply to {task} (only to {', '.join(SETTING_TASKS[name])}): "
-                                              f"{run_dir} holds a {task} run")
+        for name in settings.keys() & SETTING_TASKS.keys():
+            _check_applies(name, task, f": {run_dir} holds a {task} run")
         if "preset" in settings:
             pong.check_preset_describes(opened.config, **settings)
             settings = {name: value for name, value in settings.items() if name != "preset"}
