@@ -232,8 +232,10 @@ def check_progress(run_dir, episodes, envs, frameskip=4):
     assert np.all(np.diff(steps) >= 0) and steps[0] > 0
     if episodes > 1:
         assert frames[-1] > frames[0]
-    # emulator frames = agent steps * frameskip, up to the actions still in flight
-    assert np.all(np.abs(frames - frameskip * steps) <= frameskip * envs), (frames, steps)
+    # emulator frames = agent steps * frameskip, up to the actions still in flight, less up to
+    # frameskip - 1 a finished episode: ALE stops emulating once the game is over, mid-skip
+    finished = np.arange(1, len(frames) + 1)
+    assert np.all(np.abs(frames - frameskip * steps) <= frameskip * envs + (frameskip - 1) * finished), (frames, steps)
     assert np.all(np.diff(cols["wall_s"]) >= 0) and np.all(cols["wall_s"] > 0)
     assert np.all(cols["steps_per_s"] > 0)
     return cols
