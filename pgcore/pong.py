@@ -257,7 +257,7 @@ def learning_rate_scale(config, frames):
     return 1.0 - (1.0 - config.lr_decay_to) * min(frames / config.lr_decay_frames, 1.0)
 
 
-def optimizer_step(kernels, config, state, name, update_number, frames=0):
+def optimizer_step(kernels, config, state, name, update_number, frames):
     """One descent step on state[name] in place along the batch gradient state["grad_" + name],
     at the learning rate scaled for a run that has played `frames` emulator frames."""
     param, grad = state[name], state["grad_" + name]
