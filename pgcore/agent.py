@@ -227,15 +227,25 @@ class Agent:
 
     # ---- using the policy ----
 
-    def evaluate(self, episodes=100, seed=10_000, sample=False):
+    def evaluate(self, episodes=100, seed=10_000, sample=False, sticky=None):
         """Returns (episodes,) episode returns (Pong: game scores) of the policy on fresh
         environments seeded seed, seed + 1, ...: greedy, or sampling its actions with `sample`.
-        Use seeds that training never used (training seeds its environments from `seed`'s stream)."""
+        Use seeds that training never used (training seeds its environments from `seed`'s stream).
+        Pong's `sticky` plays with that repeat_action_probability instead of the run's (0 is the
+        deterministic Pong of the v4 environments other systems report on)."""
         runs.check_whole_number("episodes", episodes, 1)
         runs.check_whole_number("seed", seed, 0)
-        kernels = load_backend(self.config.backend)
-        return TRAINERS[self.task].evaluate(self.config, self.params, episodes, seed, greedy=not sample,
-                                            kernels=kernels)
+        return TRAINERS[self.task].evaluate(self.play_config(sticky), self.params, episodes, seed,
+                                            greedy=not sample, kernels=load_backend(self.config.backend))
+
+    def play_config(self, sticky=None):
+        """The config the policy plays with: the run's, or with Pong's `sticky` in its place (checked)."""
+        if sticky is None:
+            return self.config
+        _check_applies("sticky", self.task)
+        config = dataclasses.replace(self.config, sticky=sticky)
+        runs.check_numbers(config, {"sticky": (0.0, 1.0, False)})
+        return config
 
     def predict(self, observation, deterministic=True, episode_start=None):
         """The action for one observation, or an array of actions for a batch (first axis).

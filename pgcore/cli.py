@@ -202,17 +202,21 @@ def play_main(argv=None):
     parser.add_argument("--seed", type=_whole_number, default=0, help="seed of the first game or episode (default 0)")
     parser.add_argument("--sample", action="store_true", help="sample actions instead of playing greedily")
     parser.add_argument("--gif", default=None, help="pong: write an animated GIF of the first game here")
+    parser.add_argument("--sticky", type=_number, default=None,
+                        help="pong: probability of repeating the last action, in [0, 1] (default: the run's, "
+                             "0.25; 0 is the deterministic Pong other systems report on)")
     args = parser.parse_args(argv)
     if args.task not in TASKS:
         parser.exit(2, f"pgcore-play: error: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}\n")
-    if args.task != "pong" and args.gif:
-        parser.exit(2, "pgcore-play: error: --gif is for pong only\n")
+    for flag in ("gif", "sticky"):
+        if args.task != "pong" and getattr(args, flag) is not None:
+            parser.exit(2, f"pgcore-play: error: --{flag} is for pong only\n")
     if args.task != "pong" and args.checkpoint is None:
         parser.exit(2, f"pgcore-play: error: {args.task} needs --checkpoint (only a Pong policy ships with pgcore)\n")
     from pgcore import play, runs
     try:
         episodes = (1 if args.task == "pong" else 100) if args.episodes is None else args.episodes
-        scores = play.play(args.task, args.checkpoint, episodes, args.seed, args.sample, args.gif)
+        scores = play.play(args.task, args.checkpoint, episodes, args.seed, args.sample, args.gif, args.sticky)
     except runs.SettingError as error:
         return _fail(f"argument {_flag(error.setting)}: {error}")
     except (runs.RunError, ValueError) as error:

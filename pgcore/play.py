@@ -5,19 +5,20 @@ from pgcore import pong, runs
 from pgcore.agent import Agent, load_backend
 
 
-def play(task, checkpoint, episodes, seed, sample=False, gif_path=None):
+def play(task, checkpoint, episodes, seed, sample=False, gif_path=None, sticky=None):
     """Scores (Pong) or returns of `episodes` episodes of the policy in `checkpoint` (a run
     directory or a checkpoint file; None: the policy shipped for the task), greedy unless
-    `sample`; Pong prints each game's score as it ends and may record the first in a GIF."""
+    `sample`; Pong prints each game's score as it ends, may record the first in a GIF, and
+    plays with `sticky` as its repeat_action_probability when given (else the run's)."""
     runs.check_whole_number("episodes", episodes, 1)
     runs.check_whole_number("seed", seed, 0)
     agent = Agent.pretrained(task) if checkpoint is None else Agent.load(checkpoint)
     if agent.task != task:
         raise runs.RunError(f"{checkpoint} holds a {agent.task} policy, not {task}")
     if task != "pong":
-        return agent.evaluate(episodes, seed, sample)
+        return agent.evaluate(episodes, seed, sample, sticky)
     frames = [] if gif_path else None
-    scores = pong.evaluate(agent.config, agent.params, episodes, seed, greedy=not sample,
+    scores = pong.evaluate(agent.play_config(sticky), agent.params, episodes, seed, greedy=not sample,
                            kernels=load_backend(agent.config.backend), frames=frames,
                            on_game=lambda game, score: print(f"game {game + 1}: score {score:+.0f}", flush=True))
     if gif_path:

@@ -2,6 +2,7 @@
 Gaussian task and Pong (short budgets); the CLI and the API give the same runs; bad settings
 raise ValueError naming them; Ctrl-C inside learn saves and returns; a Pong run killed in its
 first seconds resumes."""
+import dataclasses
 import os
 import signal
 import threading
@@ -237,6 +238,27 @@ def test_the_shipped_pong_policy_wins_through_the_api():
     assert scores[0] > 0
     with pytest.raises(ValueError, match="cartpole"):
         pgcore.Agent.pretrained("cartpole")
+
+
+def test_pong_plays_without_sticky_actions_when_asked():
+    """sticky=0 is deterministic Pong: every seed plays the same greedy game; the run's 0.25 does not."""
+    agent = pgcore.Agent.pretrained()
+    assert agent.play_config().sticky == 0.25 and agent.play_config(0.0).sticky == 0.0
+    assert dataclasses.replace(agent.play_config(0.0), sticky=0.25) == agent.config
+
+    def first_frames(sticky, seed):
+        frames = []
+        pong.evaluate(agent.play_config(sticky), agent.params, 1, seed, frames=frames)
+        return np.stack(frames[:400])
+
+    np.testing.assert_array_equal(first_frames(0.0, 0), first_frames(0.0, 1))
+    assert not np.array_equal(first_frames(0.25, 0), first_frames(0.25, 1))
+    for sticky in (-0.1, 1.5, float("nan"), "0"):
+        with pytest.raises(ValueError, match="sticky must be a number in"):
+            agent.evaluate(episodes=1, sticky=sticky)
+    cartpole = pgcore.Agent("cartpole", seed=0)
+    with pytest.raises(ValueError, match="sticky does not apply to cartpole"):
+        cartpole.evaluate(episodes=1, sticky=0.0)
 
 
 # ---- the CLI and the API are the same runs ----

@@ -242,6 +242,14 @@ def test_play_bad_arguments(small_run):
                       "--episodes", usage_ok=True)
 
 
+def test_play_without_sticky_actions(small_run):
+    check_play_output(run_cli("pgcore-play", "pong", "--checkpoint", small_run, "--sticky", "0"))
+    assert_user_error(run_cli("pgcore-play", "pong", "--checkpoint", small_run, "--sticky", "1.5"),
+                      "--sticky", "[0, 1]")
+    assert_user_error(run_cli("pgcore-play", "cartpole", "--checkpoint", small_run, "--sticky", "0"),
+                      "--sticky", "pong only")
+
+
 def test_play_unwritable_gif(small_run, tmp_path):
     gif = tmp_path / "no-such-dir" / "game.gif"
     assert_user_error(run_cli("pgcore-play", "pong", "--checkpoint", small_run, "--gif", gif), "game.gif")
