@@ -244,7 +244,7 @@ class Agent:
             return self.config
         _check_applies("sticky", self.task)
         config = dataclasses.replace(self.config, sticky=sticky)
-        runs.check_numbers(config, {"sticky": (0.0, 1.0, False)})
+        runs.check_numbers(config, {"sticky": pong.NUMBER_BOUNDS["sticky"]})  # as a run's sticky is checked
         return config
 
     def predict(self, observation, deterministic=True, episode_start=None):

@@ -100,6 +100,12 @@ COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int, "steps_in_batch"
 COUNTERS_ADDED_LATER = {"worker_restarts": 0, "steps_in_batch": 0}  # older checkpoints lack them
 
 
+# (low, high, low_open) of each real-valued setting that check_config checks
+NUMBER_BOUNDS = {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False), "beta2": (0.0, 0.999999, False),
+                 "sticky": (0.0, 1.0, False), "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
+                 "lr_decay_to": (0.0, 1.0, False), "clip": (0.0, 10.0, True)}
+
+
 def make_config(preset=None, **settings):
     """PongConfig from a preset (default DEFAULT_PRESET) and settings, which win over the preset."""
     if preset is not None and preset not in PRESETS:
@@ -138,11 +144,7 @@ def check_config(config):
     if config.gae_start_frames and config.advantage != "gae":
         raise runs.SettingError("gae_start_frames", "gae_start_frames applies to advantage gae only "
                                                     f"(this run's advantage is {config.advantage!r})")
-    runs.check_numbers(config, {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False),
-                                "beta2": (0.0, 0.999999, False), "sticky": (0.0, 1.0, False),
-                                "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
-                                "lr_decay_to": (0.0, 1.0, False),
-                                "clip": (0.0, 10.0, True)})
+    runs.check_numbers(config, NUMBER_BOUNDS)
     runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
     runs.check_choice(config, "advantage", ADVANTAGES)
     runs.check_choice(config, "actions", (2, 3))
