@@ -197,6 +197,18 @@ def test_gae_run_saves_the_value_net_and_logs_its_loss(gae_run):
     assert agent.evaluate(episodes=1, seed=10_000).shape == (1,)
 
 
+def test_a_gae_run_with_the_frame_input_trains_both_nets_on_the_frame(tmp_path):
+    """--frame-input with --advantage gae: the policy and the value net both read 12800 inputs
+    (the difference frame, then the frame) and both learn on the frame's rows."""
+    run_dir = train_run(tmp_path / "run", "--advantage", "gae", "--frame-input", "--value-hidden", "4")
+    arrays, meta = load_run_checkpoint(run_dir)
+    assert meta["config"]["frame_input"] and meta["config"]["advantage"] == "gae"
+    assert arrays["w1"].shape == (2 * pong.INPUT_SIZE, 8) and arrays["value_w1"].shape == (2 * pong.INPUT_SIZE, 4)
+    for name in ("w1", "value_w1"):   # RMSProp's cache is nonzero where a gradient arrived
+        frame_rows = arrays["cache_" + name][pong.INPUT_SIZE:]
+        assert np.abs(frame_rows).max() > 0, f"{name}'s frame rows never had a gradient"
+
+
 def test_a_gae_policy_plays_without_its_value_net(gae_run, tmp_path):
     """A shipped policy keeps only w1 and w2, though its config records advantage "gae"."""
     arrays, meta = load_run_checkpoint(gae_run)
