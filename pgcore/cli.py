@@ -79,7 +79,8 @@ def train_parser():
     common.add_argument("--hidden", type=_whole_number, default=None, help="hidden units: pong (default 200), cartpole and acrobot (default 32)")
     pong = parser.add_argument_group("pong")
     pong.add_argument("--preset", choices=list(PRESETS), default=None,
-                      help="gae (default): fast with --actions 3 --advantage gae --gae-start-frames 20000000; fast: "
+                      help="frame (default): fast with --actions 3 --advantage gae --gae-start-frames 5000000 "
+                           "--frame-input; gae: the same without the frame input, switching at 20000000; fast: "
                            "RMSProp lr 1e-3, 4 clipped passes over each batch of returns, two actions; reinforce: one "
                            "update a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4")
     pong.add_argument("--batch-steps", type=_whole_number, default=None,
@@ -90,9 +91,10 @@ def train_parser():
     pong.add_argument("--frameskip", type=_whole_number, default=None, help="emulator frames per agent step (default 4)")
     pong.add_argument("--sticky", type=_number, default=None, help="probability of repeating the last action (default 0.25)")
     pong.add_argument("--sync", action="store_true", default=None, help="step all emulators together: slower, bitwise reproducible")
-    pong.add_argument("--frame-input", action="store_true", default=None,
-                      help="the policy sees each frame as well as its difference from the previous one (12800 "
-                           "inputs, not 6400): a difference hides a paddle that did not move")
+    pong.add_argument("--frame-input", action=argparse.BooleanOptionalAction, default=None,
+                      help="the policy and value net see each frame as well as its difference from the previous "
+                           "one (12800 inputs, not 6400): a difference hides a paddle that did not move "
+                           "(default: the preset's, yes for frame)")
     pong.add_argument("--actions", type=int, choices=[2, 3], default=None,
                       help="2: up or down, one logit through a sigmoid; 3: down, up or stay (NOOP), "
                            "a softmax over three logits (default: the preset's, 3)")
@@ -104,7 +106,7 @@ def train_parser():
     pong.add_argument("--gae-lambda", type=_number, default=None, help="GAE's lambda, in [0, 1] (default 0.95)")
     pong.add_argument("--gae-start-frames", type=_whole_number, default=None, metavar="N",
                       help="--advantage gae: the policy learns from the returns until the run has played N "
-                           "emulator frames, while the value net learns from the start (default: the preset's, 20000000)")
+                           "emulator frames, while the value net learns from the start (default: the preset's, 5000000)")
     pong.add_argument("--lr-decay-frames", type=_whole_number, default=None, metavar="N",
                       help="the learning rates (--lr, --value-lr) fall linearly from the first frame to "
                            "--lr-decay-to of theirs at N emulator frames, then stay (default 0: constant; may change on --resume)")

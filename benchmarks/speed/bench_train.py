@@ -6,14 +6,15 @@ table gives medians and the ratios of medians, all from this one run:
 
   emulator   AtariVectorEnv alone, same settings (envs, threads, frameskip 4, sticky 0.25,
              async halves), random up/down actions: the ceiling
-  cython     pgcore.pong.train with the compiled kernels (what `pgcore-train pong` runs),
+  cython     pgcore.pong.train with the compiled kernels, the fast preset's settings,
              steady state: frames/s between its first and last finished episode
   one-update the same with one update a batch (--epochs 1 --minibatches 1): what the
              learner's passes over each batch cost
   frame-input the same with --frame-input (12800 inputs: each frame as well as its difference)
   three-actions the same with --actions 3 (down, up or stay: a softmax over three logits)
   three-actions-gae the same with --actions 3 --advantage gae (a value net learns on every
-             episode, whatever --gae-start-frames)
+             episode, whatever --gae-start-frames): the gae preset
+  frame-gae  the same with --frame-input too: the frame preset, what `pgcore-train pong` runs
   numpy      the same trainer with --backend numpy (the NumPy twins)
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
@@ -31,11 +32,12 @@ import time
 
 import numpy as np
 
-# The trainer kinds: PongConfig's defaults (the fast preset) with these settings over them; the default
-# preset, gae, trains its value net from the start, so three-actions-gae is its cost at every frame.
+# The trainer kinds: PongConfig's defaults (the fast preset) with these settings over them. The presets
+# train their value nets from the start, so three-actions-gae is the gae preset's cost at every frame
+# and frame-gae the default's (the frame preset).
 TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-input": {"frame_input": True},
             "three-actions": {"actions": 3}, "three-actions-gae": {"actions": 3, "advantage": "gae"},
-            "numpy": {"backend": "numpy"}}
+            "frame-gae": {"actions": 3, "advantage": "gae", "frame_input": True}, "numpy": {"backend": "numpy"}}
 KINDS = ("emulator", *TRAINERS, "classic")
 
 
