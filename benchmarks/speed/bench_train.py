@@ -35,9 +35,10 @@ import numpy as np
 # The trainer kinds: PongConfig's defaults (the fast preset) with these settings over them. The presets
 # train their value nets from the start, so three-actions-gae is the gae preset's cost at every frame
 # and frame-gae the default's (the frame preset).
+THREE_ACTIONS_GAE = {"actions": 3, "advantage": "gae"}
 TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-input": {"frame_input": True},
-            "three-actions": {"actions": 3}, "three-actions-gae": {"actions": 3, "advantage": "gae"},
-            "frame-gae": {"actions": 3, "advantage": "gae", "frame_input": True}, "numpy": {"backend": "numpy"}}
+            "three-actions": {"actions": 3}, "three-actions-gae": THREE_ACTIONS_GAE,
+            "frame-gae": THREE_ACTIONS_GAE | {"frame_input": True}, "numpy": {"backend": "numpy"}}
 KINDS = ("emulator", *TRAINERS, "classic")
 
 
