@@ -9,9 +9,12 @@
 
 The command line (`pgcore.cli`) is argparse over these calls. Settings are checked once, by
 the task's config (`pong.check_config`, `control.check_config`): a bad one raises
-`runs.SettingError`, a ValueError naming it. `open_checkpoint` opens any run directory or
-checkpoint file (a run's, `Agent.save`'s, the shipped policy) for the CLI, `play` and `Agent`.
+`pgcore.SettingError` (runs.SettingError), a ValueError naming it. `open_checkpoint` opens any run
+directory or checkpoint file (a run's, `Agent.save`'s, the shipped policy) for the CLI, `play` and
+`Agent`. `session` and `train` run a task's trainer: they pick Ray workers (pgcore.distributed)
+or this process's emulators for Pong, so that pong itself does not import pgcore.distributed.
 """
+import contextlib
 import dataclasses
 import os
 import time
@@ -19,10 +22,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pgcore import control, pong, runs
+from pgcore import control, distributed, pong, runs
+from pgcore.backends import load_backend
 
 TRAINERS = {"pong": pong} | {name: control for name in control.TASKS}
-TASKS = {"pong": "REINFORCE on Atari Pong from pixels"} | {name: spec.description
+TASKS = {"pong": "Atari Pong from pixels: PPO-style clipped passes, GAE over a value net"} | {name: spec.description
                                                            for name, spec in control.TASKS.items()}
 PACKAGED_POLICIES = {"pong": os.path.join(os.path.dirname(__file__), "data", "pong.npz")}
 POLICY_FORMAT = "pgcore-policy-1"
@@ -81,16 +85,22 @@ def make_config(task, **settings):
     return config
 
 
-def load_backend(name):
-    """The kernels module of a backend: "cython" (pgcore.kernels) or "numpy" (pgcore.reference)."""
-    # libgomp reads this when it loads: its idle threads must not spin between kernels and
-    # steal the emulators' cores (set unless the user chose otherwise).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if name == "numpy":
-        from pgcore import reference
-        return reference
-    from pgcore import kernels
-    return kernels
+def session(config):
+    """What a run needs around it: Ray (started or joined, pgcore.distributed) for a Pong run on
+    Ray workers; nothing otherwise."""
+    if getattr(config, "ray", ""):
+        return distributed.session(config)
+    return contextlib.nullcontext()
+
+
+def train(config, kernels, resume_meta=None, resume_arrays=None):
+    """Runs the task's trainer (inside `session(config)`): `pong.train` fed by Ray workers
+    (`distributed.collect`) when config.ray, by this process's emulators otherwise, or
+    `control.train`. Returns (counters, the signal that stopped it or None)."""
+    trainer = TRAINERS[config.task]
+    if getattr(config, "ray", ""):
+        return trainer.train(config, kernels, resume_meta, resume_arrays, collect=distributed.collect)
+    return trainer.train(config, kernels, resume_meta, resume_arrays)
 
 
 class Checkpoint(NamedTuple):
@@ -184,14 +194,10 @@ class Agent:
         not for this call; None keeps the current limit, 0 means none), or until Ctrl-C / SIGTERM,
         which saves a checkpoint and returns. The first call starts a run in `run_dir` (default
         runs/TASK-TIMESTAMP); later calls, and an agent from `Agent.resume`, continue it. Returns the agent."""
-        if not self._trainable:
-            raise ValueError("this agent was loaded to play; Agent.resume(RUN_DIR) continues a run's training")
-        limits = {name: value for name, value in
-                  (("max_frames", max_frames), ("max_episodes", max_episodes), ("max_minutes", max_minutes),
-                   ("quiet", quiet)) if value is not None}
+        limits = self._limits(max_frames, max_episodes, quiet, max_minutes)
         trainer = TRAINERS[self.task]
         config, opened = self._learning_config(trainer, run_dir, limits)
-        with trainer.session(config):
+        with session(config):
             kernels = load_backend(config.backend)
             runs.prepare_run_dir(config.run_dir, resume=opened is not None)
             with runs.run_dir_lock(config.run_dir):
@@ -201,7 +207,7 @@ class Agent:
                 runs.write_json(os.path.join(config.run_dir, "config.json"), {
                     "task": self.task, "config": dataclasses.asdict(config), "machine": runs.machine_info()})
                 try:
-                    self.counters, self.stopped_by = trainer.train(config, kernels, resume_meta, resume_arrays)
+                    self.counters, self.stopped_by = train(config, kernels, resume_meta, resume_arrays)
                 except MemoryError as error:
                     raise ValueError(f"out of memory training {self.task} ({error}); the run's last checkpoint "
                                      f"is in {config.run_dir}") from None
@@ -209,6 +215,19 @@ class Agent:
         self._params = self._policy = None
         self._params = self._loaded_params(open_checkpoint(self.run_dir))
         return self
+
+    def learning_config(self, max_frames=None, max_episodes=None, run_dir=None, quiet=None, max_minutes=None):
+        """The checked config that `learn` with these arguments would train with (and record in
+        the run's config.json), without training or writing anything (`pgcore-train --print-config`)."""
+        limits = self._limits(max_frames, max_episodes, quiet, max_minutes)
+        return self._learning_config(TRAINERS[self.task], run_dir, limits)[0]
+
+    def _limits(self, max_frames, max_episodes, quiet, max_minutes):
+        if not self._trainable:
+            raise ValueError("this agent was loaded to play; Agent.resume(RUN_DIR) continues a run's training")
+        return {name: value for name, value in
+                (("max_frames", max_frames), ("max_episodes", max_episodes), ("max_minutes", max_minutes),
+                 ("quiet", quiet)) if value is not None}
 
     def _learning_config(self, trainer, run_dir, limits):
         """(the checked config of the run `learn` starts or continues, its opened checkpoint or None)."""
@@ -285,18 +304,9 @@ class Agent:
     def progress(self):
         """The run's progress.csv as columns: name -> array (one entry per finished episode);
         {} before there is a run."""
-        path = os.path.join(self.run_dir or "", "progress.csv")
-        if not self.run_dir or not os.path.exists(path):
+        if not self.run_dir or not os.path.exists(os.path.join(self.run_dir, "progress.csv")):
             return {}
-        header, *rows = np.loadtxt(path, delimiter=",", dtype=str, ndmin=2)
-        columns = {}
-        for index, name in enumerate(header):
-            values = np.array([row[index] for row in rows])
-            try:
-                columns[str(name)] = values.astype(np.int64)
-            except ValueError:
-                columns[str(name)] = values.astype(np.float64)
-        return columns
+        return runs.read_progress(self.run_dir)
 
     # ---- files ----
 

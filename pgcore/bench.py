@@ -195,18 +195,30 @@ def machine_description():
             + (f"; env {overrides}" if overrides else ""))
 
 
-def main(argv=None):
+def bench_parser():
     parser = argparse.ArgumentParser(prog="pgcore-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pgcore {pgcore.__version__}")
     parser.add_argument("--threads", type=int, default=None, help="thread count (default: all cores)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--only", default=None, help="run only kernels whose name contains this text")
     parser.add_argument("--seconds", type=float, default=0.3, help="time spent per measurement (default 0.3)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    return parser
+
+
+def parse_args(argv=None):
+    """A pgcore-bench command line as a Namespace, without benchmarking: exits (SystemExit, code 2)
+    as pgcore-bench does on a bad flag."""
+    parser = bench_parser()
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"--threads must be at least 1, not {args.threads}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, not {args.threads}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     pgcore.set_num_threads(args.threads or pgcore.get_num_threads())
 
     print(machine_description(), f"dtype: {args.dtype}", sep="\n")

@@ -3,10 +3,16 @@
 Errors a user can fix (bad flag values, a missing or corrupt checkpoint, an
 unwritable run directory) print one line and exit with code 2. Flags parse text
 into numbers here; their bounds are the settings' own, checked by the task's config.
+`parse_train_args`, `parse_play_args` and `parse_plot_args` (and `pgcore.bench.parse_args`)
+parse a command line without running it, exiting on a bad one as the command does.
 """
 import argparse
+import dataclasses
+import json
 import sys
+import textwrap
 
+from pgcore._version import __version__
 from pgcore.agent import SETTING_TASKS, TASKS
 from pgcore.control import TASKS as CONTROL_TASKS
 from pgcore.pong import ADVANTAGES, PRESETS
@@ -45,106 +51,199 @@ def _task_defaults(field):
 
 
 # Flags that are not settings of the run's config: where and how long to train, and the display.
-_RUN_FLAGS = ("task", "run_dir", "resume", "max_frames", "max_episodes", "max_minutes", "quiet", "no_slip")
+_RUN_FLAGS = ("task", "run_dir", "resume", "max_frames", "max_episodes", "max_minutes", "quiet", "no_slip",
+              "print_config")
+
+# The environment variables pgcore reads (or sets for the libraries it loads), for the epilogs.
+ENVIRONMENT = (
+    ("OMP_NUM_THREADS", "the default thread count (its first number): pong's emulator threads and "
+                        "pgcore.set_num_threads (default: every core this process may use)"),
+    ("OMP_WAIT_POLICY", "read by OpenMP when the kernels load; pgcore sets PASSIVE unless it is set, so that "
+                        "idle kernel threads do not spin on the emulators' cores"),
+    ("RAY_worker_niceness", "--ray local: the workers' niceness (pgcore sets 0 unless it is set; Ray's own is 15)"),
+    ("PGCORE_NO_OPENMP=1", "at build time (pip install): build the kernels serial, without OpenMP"),
+    ("PGCORE_NATIVE=1", "at build time: compile the kernels with -march=native (faster here, not portable)"),
+)
+OTHER_TASKS_NOTE = "Adam; each update plays --batch-episodes episodes in parallel"
 
 
-def train_parser():
+def _epilog(task):
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    lines = []
+    if task is None:
+        lines += ["tasks:"] + [f"  {name:<18} {text}" for name, text in TASKS.items()]
+        lines += ["", "pgcore-train TASK --help lists the flags TASK takes: those above, and its own.", ""]
+    lines.append("environment variables:")
+    for name, text in ENVIRONMENT:
+        lines += textwrap.wrap(text, 78, initial_indent=f"  {name:<{width}}  ", subsequent_indent=" " * (width + 4))
+    return "\n".join(lines)
+
+
+def _train_flags():
+    """(the setting a flag sets, or None for a flag every task takes; its names; add_argument's
+    keywords) of every pgcore-train flag after the task, in the order --help lists them."""
+    return [
+        ("seed", ["--seed"], dict(type=_whole_number, default=None, help="seed of every random stream (default 0)")),
+        ("max_frames", ["--max-frames"], dict(type=_whole_number, default=None,
+         help="stop after this many emulator frames (environment steps for the other tasks; 0: no limit)")),
+        ("max_episodes", ["--max-episodes"], dict(type=_whole_number, default=None,
+         help="stop after this many episodes (0: no limit; default: none for pong, a budget per task otherwise)")),
+        ("max_minutes", ["--max-minutes"], dict(type=_number, default=None,
+         help="stop after this many minutes of training, counted over every resumed segment (0: no limit)")),
+        (None, ["--run-dir"], dict(default=None,
+         help="where to write config.json, progress.csv, checkpoint.npz (default runs/TASK-TIMESTAMP)")),
+        (None, ["--resume"], dict(metavar="RUN_DIR", default=None,
+         help="continue the run in RUN_DIR from its last checkpoint (with new limits, threads, "
+              "backend or checkpoint cadence; its other settings are its own)")),
+        ("backend", ["--backend"], dict(choices=["cython", "numpy"], default=None,
+         help="compiled kernels or their NumPy twins (default cython)")),
+        ("threads", ["--threads"], dict(type=_whole_number, default=None,
+         help="pong: emulator threads (default: all cores); other tasks: kernel threads (default 1)")),
+        ("dtype", ["--dtype"], dict(choices=["float32", "float64"], default=None,
+         help="parameter dtype (default float32 for pong, float64 otherwise)")),
+        ("checkpoint_every", ["--checkpoint-every"], dict(type=_whole_number, default=None,
+         help="episodes between checkpoints (default 50 for pong, 500 otherwise; 0: by time only)")),
+        ("checkpoint_minutes", ["--checkpoint-minutes"], dict(type=_number, default=None,
+         help="minutes of training between checkpoints, whichever comes first (default 5; 0: by episodes only)")),
+        ("quiet", ["--quiet"], dict(action="store_true", help="no progress bar")),
+        (None, ["--print-config"], dict(action="store_true",
+         help="print the run's resolved settings (JSON: what config.json records) and exit, without training")),
+        ("batch_episodes", ["--batch-episodes"], dict(type=_whole_number, default=None,
+         help="episodes per update (default 10 for pong; per task otherwise)")),
+        ("lr", ["--lr"], dict(type=_number, default=None,
+         help="learning rate, in (0, 1] (default: the preset's for pong, per task otherwise; may change on --resume)")),
+        ("gamma", ["--gamma"], dict(type=_number, default=None, help="discount, in [0, 1] (default 0.99)")),
+        ("hidden", ["--hidden"], dict(type=_whole_number, default=None,
+         help="hidden units: pong (default 200), cartpole and acrobot (default 32)")),
+        # pong
+        ("preset", ["--preset"], dict(choices=list(PRESETS), default=None,
+         help="frame (default): fast with --actions 3 --advantage gae --gae-start-frames 5000000 "
+              "--frame-input; gae: the same without the frame input, switching at 20000000; fast: "
+              "RMSProp lr 1e-3, 4 clipped passes over each batch of returns, two actions; reinforce: one "
+              "update a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4")),
+        ("batch_steps", ["--batch-steps"], dict(type=_whole_number, default=None,
+         help="a batch ends at the episode that brings it to this many agent steps, instead of "
+              "after --batch-episodes episodes (default 0: count episodes)")),
+        ("envs", ["--envs"], dict(type=_whole_number, default=None, help="parallel emulators (default 16)")),
+        ("optimizer", ["--optimizer"], dict(choices=["rmsprop", "adam"], default=None, help="(default rmsprop)")),
+        ("frameskip", ["--frameskip"], dict(type=_whole_number, default=None,
+         help="emulator frames per agent step (default 4)")),
+        ("sticky", ["--sticky"], dict(type=_number, default=None,
+         help="probability of repeating the last action (default 0.25)")),
+        ("sync", ["--sync"], dict(action="store_true", default=None,
+         help="step all emulators together: slower, bitwise reproducible")),
+        ("frame_input", ["--frame-input"], dict(action=argparse.BooleanOptionalAction, default=None,
+         help="the policy and value net see each frame as well as its difference from the previous "
+              "one (12800 inputs, not 6400): a difference hides a paddle that did not move "
+              "(default: the preset's, yes for frame)")),
+        ("actions", ["--actions"], dict(type=int, choices=[2, 3], default=None,
+         help="2: up or down, one logit through a sigmoid; 3: down, up or stay (NOOP), "
+              "a softmax over three logits (default: the preset's, 3)")),
+        ("advantage", ["--advantage"], dict(choices=list(ADVANTAGES), default=None,
+         help="returns: the discounted returns; gae: generalized advantage estimation over a "
+              "learned value net (both cut at every point; see --standardize; default: the preset's, gae)")),
+        ("standardize", ["--standardize"], dict(action=argparse.BooleanOptionalAction, default=None,
+         help="standardize the advantages per episode (default: yes)")),
+        ("gae_lambda", ["--gae-lambda"], dict(type=_number, default=None,
+         help="GAE's lambda, in [0, 1] (default 0.95)")),
+        ("gae_start_frames", ["--gae-start-frames"], dict(type=_whole_number, default=None, metavar="N",
+         help="--advantage gae: the policy learns from the returns until the run has played N "
+              "emulator frames, while the value net learns from the start (default: the preset's, 5000000)")),
+        ("lr_decay_frames", ["--lr-decay-frames"], dict(type=_whole_number, default=None, metavar="N",
+         help="the learning rates (--lr, --value-lr) fall linearly from the first frame to "
+              "--lr-decay-to of theirs at N emulator frames, then stay (default 0: constant; may change on --resume)")),
+        ("lr_decay_to", ["--lr-decay-to"], dict(type=_number, default=None, metavar="SHARE",
+         help="the learning rates' share left at --lr-decay-frames, in [0, 1] (default 0.1; may change on --resume)")),
+        ("value_hidden", ["--value-hidden"], dict(type=_whole_number, default=None,
+         help="the value net's hidden units (default 64)")),
+        ("value_lr", ["--value-lr"], dict(type=_number, default=None,
+         help="the value net's learning rate, in (0, 1] (default 1e-3)")),
+        ("epochs", ["--epochs"], dict(type=_whole_number, default=None,
+         help="passes over each batch: PPO's clipped surrogate, the logits recomputed each pass "
+              "(default 4; --epochs 1 --minibatches 1: one REINFORCE update a batch)")),
+        ("minibatches", ["--minibatches"], dict(type=_whole_number, default=None,
+         help="updates per pass over a batch, each on a share of its episodes, at most one per episode (default 4)")),
+        ("clip", ["--clip"], dict(type=_number, default=None,
+         help="PPO's clip on the probability ratio, in (0, 10] (default 0.2)")),
+        ("ray", ["--ray"], dict(metavar="{local,auto,HOST:PORT}", default=None,
+         help="play on Ray workers: local starts Ray on this machine; auto or HOST:PORT joins a "
+              "running cluster (needs pip install 'pgcore[ray]' on every node)")),
+        ("workers", ["--workers"], dict(type=_whole_number, default=None,
+         help="Ray workers (default 1); --envs, --threads, --batch-episodes and --batch-steps are per worker")),
+        # the other tasks
+        ("tau", ["--tau"], dict(type=_number, default=None,
+         help=f"tabular tasks: softmax temperature at the start (default {_task_defaults('tau')})")),
+        ("tau_final", ["--tau-final"], dict(type=_number, default=None,
+         help=f"tabular tasks: temperature reached at --max-episodes (default {_task_defaults('tau_final')})")),
+        ("sigma", ["--sigma"], dict(type=_number, default=None,
+         help=f"inverted-pendulum: action noise at the start (default {_task_defaults('sigma')})")),
+        ("sigma_final", ["--sigma-final"], dict(type=_number, default=None,
+         help=f"inverted-pendulum: action noise reached at --max-episodes (default {_task_defaults('sigma_final')})")),
+        ("entropy", ["--entropy"], dict(type=_number, default=None,
+         help="softmax tasks: entropy bonus at the start, added to the objective per step "
+              f"(default {_task_defaults('entropy')})")),
+        ("entropy_final", ["--entropy-final"], dict(type=_number, default=None,
+         help=f"softmax tasks: entropy bonus reached at --max-episodes (default {_task_defaults('entropy_final')})")),
+        ("anneal", ["--anneal"], dict(choices=["exponential", "linear"], default=None,
+         help="how tau / sigma / entropy move from start to final over --max-episodes "
+              "(default exponential: start * (final/start)**(episode/max_episodes))")),
+        ("baseline", ["--baseline"], dict(action=argparse.BooleanOptionalAction, default=None,
+         help="subtract a running mean of the return at each step index, instead of the batch mean "
+              f"(default {_task_defaults('baseline')})")),
+        ("map", ["--map"], dict(choices=["4x4", "8x8"], default=None, help="frozenlake map (default 4x4)")),
+        ("slip", ["--no-slip"], dict(action="store_true", default=None, help="frozenlake without the slippery ice")),
+    ]
+
+
+class _TaskHelp(argparse.Action):
+    """-h/--help: the flags of the task named before it (pgcore-train pong --help), else the tasks
+    and the flags every task takes."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        task = getattr(namespace, "task", None)
+        (train_parser(task) if task in TASKS else parser).print_help()
+        parser.exit()
+
+
+def train_parser(task=None):
+    """pgcore-train's parser. Every flag parses whatever the task (a flag of another task is
+    refused by the task's config, naming it); --help lists the flags `task` takes, or with no
+    task the tasks and the flags every task takes."""
     parser = argparse.ArgumentParser(
-        prog="pgcore-train", description="Train a policy-gradient agent (the Python API: pgcore.Agent).",
-        epilog="tasks: " + "; ".join(f"{name}: {text}" for name, text in TASKS.items()))
+        prog="pgcore-train", usage=f"%(prog)s {task or 'TASK'} [options]", add_help=False,
+        description="Train a policy-gradient agent (the Python API: pgcore.Agent)."
+                    + ("" if task else "\npgcore-train TASK --help lists the flags of TASK."),
+        epilog=_epilog(task), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-h", "--help", action=_TaskHelp, help="show this help (after a task: that task's flags) and exit")
+    parser.add_argument("--version", action="version", version=f"pgcore {__version__}")
     parser.add_argument("task", help=f"what to train: {', '.join(TASKS)}")
     common = parser.add_argument_group("every task")
-    common.add_argument("--seed", type=_whole_number, default=None, help="seed of every random stream (default 0)")
-    common.add_argument("--max-frames", type=_whole_number, default=None,
-                        help="stop after this many emulator frames (environment steps for the other tasks; 0: no limit)")
-    common.add_argument("--max-episodes", type=_whole_number, default=None,
-                        help="stop after this many episodes (0: no limit; default: none for pong, a budget per task otherwise)")
-    common.add_argument("--max-minutes", type=_number, default=None,
-                        help="stop after this many minutes of training, counted over every resumed segment "
-                             "(0: no limit)")
-    common.add_argument("--run-dir", default=None, help="where to write config.json, progress.csv, checkpoint.npz (default runs/TASK-TIMESTAMP)")
-    common.add_argument("--resume", metavar="RUN_DIR", default=None,
-                        help="continue the run in RUN_DIR from its last checkpoint (with new limits, threads, "
-                             "backend or checkpoint cadence; its other settings are its own)")
-    common.add_argument("--backend", choices=["cython", "numpy"], default=None, help="compiled kernels or their NumPy twins (default cython)")
-    common.add_argument("--threads", type=_whole_number, default=None,
-                        help="pong: emulator threads (default: all cores); other tasks: kernel threads (default 1)")
-    common.add_argument("--dtype", choices=["float32", "float64"], default=None, help="parameter dtype (default float32 for pong, float64 otherwise)")
-    common.add_argument("--checkpoint-every", type=_whole_number, default=None, help="episodes between checkpoints (default 50 for pong, 500 otherwise; 0: by time only)")
-    common.add_argument("--checkpoint-minutes", type=_number, default=None, help="minutes of training between checkpoints, whichever comes first (default 5; 0: by episodes only)")
-    common.add_argument("--quiet", action="store_true", help="no progress bar")
-    common.add_argument("--batch-episodes", type=_whole_number, default=None, help="episodes per update (default 10 for pong; per task otherwise)")
-    common.add_argument("--lr", type=_number, default=None, help="learning rate, in (0, 1] (default: the preset's for pong, per task otherwise; may change on --resume)")
-    common.add_argument("--gamma", type=_number, default=None, help="discount, in [0, 1] (default 0.99)")
-    common.add_argument("--hidden", type=_whole_number, default=None, help="hidden units: pong (default 200), cartpole and acrobot (default 32)")
-    pong = parser.add_argument_group("pong")
-    pong.add_argument("--preset", choices=list(PRESETS), default=None,
-                      help="frame (default): fast with --actions 3 --advantage gae --gae-start-frames 5000000 "
-                           "--frame-input; gae: the same without the frame input, switching at 20000000; fast: "
-                           "RMSProp lr 1e-3, 4 clipped passes over each batch of returns, two actions; reinforce: one "
-                           "update a batch at lr 1e-3; classic: the original, one update a batch at lr 1e-4")
-    pong.add_argument("--batch-steps", type=_whole_number, default=None,
-                      help="a batch ends at the episode that brings it to this many agent steps, instead of "
-                           "after --batch-episodes episodes (default 0: count episodes)")
-    pong.add_argument("--envs", type=_whole_number, default=None, help="parallel emulators (default 16)")
-    pong.add_argument("--optimizer", choices=["rmsprop", "adam"], default=None, help="(default rmsprop)")
-    pong.add_argument("--frameskip", type=_whole_number, default=None, help="emulator frames per agent step (default 4)")
-    pong.add_argument("--sticky", type=_number, default=None, help="probability of repeating the last action (default 0.25)")
-    pong.add_argument("--sync", action="store_true", default=None, help="step all emulators together: slower, bitwise reproducible")
-    pong.add_argument("--frame-input", action=argparse.BooleanOptionalAction, default=None,
-                      help="the policy and value net see each frame as well as its difference from the previous "
-                           "one (12800 inputs, not 6400): a difference hides a paddle that did not move "
-                           "(default: the preset's, yes for frame)")
-    pong.add_argument("--actions", type=int, choices=[2, 3], default=None,
-                      help="2: up or down, one logit through a sigmoid; 3: down, up or stay (NOOP), "
-                           "a softmax over three logits (default: the preset's, 3)")
-    pong.add_argument("--advantage", choices=list(ADVANTAGES), default=None,
-                      help="returns: the discounted returns; gae: generalized advantage estimation over a "
-                           "learned value net (both cut at every point; see --standardize; default: the preset's, gae)")
-    pong.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
-                      help="standardize the advantages per episode (default: yes)")
-    pong.add_argument("--gae-lambda", type=_number, default=None, help="GAE's lambda, in [0, 1] (default 0.95)")
-    pong.add_argument("--gae-start-frames", type=_whole_number, default=None, metavar="N",
-                      help="--advantage gae: the policy learns from the returns until the run has played N "
-                           "emulator frames, while the value net learns from the start (default: the preset's, 5000000)")
-    pong.add_argument("--lr-decay-frames", type=_whole_number, default=None, metavar="N",
-                      help="the learning rates (--lr, --value-lr) fall linearly from the first frame to "
-                           "--lr-decay-to of theirs at N emulator frames, then stay (default 0: constant; may change on --resume)")
-    pong.add_argument("--lr-decay-to", type=_number, default=None, metavar="SHARE",
-                      help="the learning rates' share left at --lr-decay-frames, in [0, 1] (default 0.1; may change on --resume)")
-    pong.add_argument("--value-hidden", type=_whole_number, default=None, help="the value net's hidden units (default 64)")
-    pong.add_argument("--value-lr", type=_number, default=None, help="the value net's learning rate, in (0, 1] (default 1e-3)")
-    pong.add_argument("--epochs", type=_whole_number, default=None,
-                      help="passes over each batch: PPO's clipped surrogate, the logits recomputed each pass "
-                           "(default 4; --epochs 1 --minibatches 1: one REINFORCE update a batch)")
-    pong.add_argument("--minibatches", type=_whole_number, default=None,
-                      help="updates per pass over a batch, each on a share of its episodes, at most one per "
-                           "episode (default 4)")
-    pong.add_argument("--clip", type=_number, default=None,
-                      help="PPO's clip on the probability ratio, in (0, 10] (default 0.2)")
-    pong.add_argument("--ray", metavar="{local,auto,HOST:PORT}", default=None,
-                      help="play on Ray workers: local starts Ray on this machine; auto or HOST:PORT joins a "
-                           "running cluster (needs pip install 'pgcore[ray]' on every node)")
-    pong.add_argument("--workers", type=_whole_number, default=None,
-                      help="Ray workers (default 1); --envs, --threads, --batch-episodes and --batch-steps are per worker")
-    other = parser.add_argument_group("the other tasks (Adam; each update plays --batch-episodes episodes in parallel)")
-    other.add_argument("--tau", type=_number, default=None, help=f"tabular tasks: softmax temperature at the start (default {_task_defaults('tau')})")
-    other.add_argument("--tau-final", type=_number, default=None, help=f"tabular tasks: temperature reached at --max-episodes (default {_task_defaults('tau_final')})")
-    other.add_argument("--sigma", type=_number, default=None, help=f"inverted-pendulum: action noise at the start (default {_task_defaults('sigma')})")
-    other.add_argument("--sigma-final", type=_number, default=None, help=f"inverted-pendulum: action noise reached at --max-episodes (default {_task_defaults('sigma_final')})")
-    other.add_argument("--entropy", type=_number, default=None,
-                       help="softmax tasks: entropy bonus at the start, added to the objective per step "
-                            f"(default {_task_defaults('entropy')})")
-    other.add_argument("--entropy-final", type=_number, default=None,
-                       help=f"softmax tasks: entropy bonus reached at --max-episodes (default {_task_defaults('entropy_final')})")
-    other.add_argument("--anneal", choices=["exponential", "linear"], default=None,
-                       help="how tau / sigma / entropy move from start to final over --max-episodes (default exponential: start * (final/start)**(episode/max_episodes))")
-    other.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=None,
-                       help="subtract a running mean of the return at each step index, instead of the batch mean "
-                            f"(default {_task_defaults('baseline')})")
-    other.add_argument("--map", choices=["4x4", "8x8"], default=None, help="frozenlake map (default 4x4)")
-    other.add_argument("--no-slip", action="store_true", default=None, help="frozenlake without the slippery ice")
+    title = task if task in (None, "pong") else f"{task} ({OTHER_TASKS_NOTE})"
+    own = parser.add_argument_group(title) if task else None
+    for setting, flags, keywords in _train_flags():
+        takes = TASKS if setting is None else SETTING_TASKS[setting]
+        if set(takes) >= set(TASKS):
+            common.add_argument(*flags, **keywords)
+        elif task in takes:
+            own.add_argument(*flags, **keywords)
+        else:  # parsed all the same: the task's config refuses it with a clear message
+            common.add_argument(*flags, **keywords | {"help": argparse.SUPPRESS})
     return parser
+
+
+def parse_train_args(argv=None):
+    """A pgcore-train command line (the words after `pgcore-train`) as argparse's Namespace,
+    without running it: exits (SystemExit, code 2, a message on stderr) as pgcore-train does on a
+    bad flag value or an unknown task; --help and --version print and exit 0. The settings
+    themselves are checked by `agent.make_config(args.task, **given_settings(args))`."""
+    parser = train_parser()
+    args = parser.parse_args(argv)
+    if args.task not in TASKS:
+        parser.exit(2, f"pgcore-train: error: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}\n")
+    return args
 
 
 def _flag(setting):
@@ -160,10 +259,7 @@ def given_settings(args):
 
 
 def train_main(argv=None):
-    parser = train_parser()
-    args = parser.parse_args(argv)
-    if args.task not in TASKS:
-        parser.exit(2, f"pgcore-train: error: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}\n")
+    args = parse_train_args(argv)
     from pgcore import runs
     from pgcore.agent import Agent
 
@@ -175,8 +271,12 @@ def train_main(argv=None):
                 raise runs.RunError(f"{args.resume} holds a {agent.task} run, not {args.task}")
         else:
             agent = Agent(args.task, **settings)
-        agent.learn(max_frames=args.max_frames, max_episodes=args.max_episodes, max_minutes=args.max_minutes,
-                    run_dir=args.run_dir, quiet=args.quiet)
+        limits = dict(max_frames=args.max_frames, max_episodes=args.max_episodes, max_minutes=args.max_minutes,
+                      run_dir=args.run_dir, quiet=args.quiet)
+        if args.print_config:
+            print(json.dumps(dataclasses.asdict(agent.learning_config(**limits)), indent=2, sort_keys=True))
+            return 0
+        agent.learn(**limits)
     except KeyboardInterrupt:
         print("error: interrupted (before training began, or a second time): the last checkpoint is kept", file=sys.stderr)
         return 130
@@ -195,8 +295,9 @@ def train_main(argv=None):
     return 0
 
 
-def play_main(argv=None):
+def play_parser():
     parser = argparse.ArgumentParser(prog="pgcore-play", description="Play with a trained policy and print the score.")
+    parser.add_argument("--version", action="version", version=f"pgcore {__version__}")
     parser.add_argument("task", help=f"one of {', '.join(TASKS)}")
     parser.add_argument("--checkpoint", default=None, help="checkpoint.npz of a run, or a run directory "
                         "(pong: default the policy shipped with pgcore)")
@@ -207,6 +308,14 @@ def play_main(argv=None):
     parser.add_argument("--sticky", type=_number, default=None,
                         help="pong: probability of repeating the last action, in [0, 1] (default: the run's, "
                              "0.25; 0 is the deterministic Pong other systems report on)")
+    return parser
+
+
+def parse_play_args(argv=None):
+    """A pgcore-play command line (the words after `pgcore-play`) as a Namespace, without playing:
+    exits (SystemExit, code 2) as pgcore-play does on a bad flag, an unknown task, a Pong-only flag
+    given to another task, or another task without --checkpoint."""
+    parser = play_parser()
     args = parser.parse_args(argv)
     if args.task not in TASKS:
         parser.exit(2, f"pgcore-play: error: unknown task {args.task!r}; known tasks: {', '.join(TASKS)}\n")
@@ -215,6 +324,11 @@ def play_main(argv=None):
             parser.exit(2, f"pgcore-play: error: --{flag} is for pong only\n")
     if args.task != "pong" and args.checkpoint is None:
         parser.exit(2, f"pgcore-play: error: {args.task} needs --checkpoint (only a Pong policy ships with pgcore)\n")
+    return args
+
+
+def play_main(argv=None):
+    args = parse_play_args(argv)
     from pgcore import play, runs
     try:
         episodes = (1 if args.task == "pong" else 100) if args.episodes is None else args.episodes
@@ -231,14 +345,27 @@ def play_main(argv=None):
     return 0
 
 
-def plot_main(argv=None):
+def plot_parser():
     parser = argparse.ArgumentParser(prog="pgcore-plot", description="Learning curves of runs as a PNG.")
+    parser.add_argument("--version", action="version", version=f"pgcore {__version__}")
     parser.add_argument("run_dir", nargs="+", help="one run (its episodes and running reward), or several to compare")
     parser.add_argument("-o", "--output", default=None, help="PNG path (default RUN_DIR/learning_curve.png; "
                         "required with several runs)")
+    return parser
+
+
+def parse_plot_args(argv=None):
+    """A pgcore-plot command line as a Namespace, without plotting: exits (SystemExit, code 2) as
+    pgcore-plot does on a bad flag, or several runs without -o/--output."""
+    parser = plot_parser()
     args = parser.parse_args(argv)
     if len(args.run_dir) > 1 and args.output is None:
         parser.exit(2, "pgcore-plot: error: comparing several runs needs -o/--output\n")
+    return args
+
+
+def plot_main(argv=None):
+    args = parse_plot_args(argv)
     from pgcore import plot, runs
     try:
         if len(args.run_dir) == 1:

@@ -28,7 +28,6 @@ without it learns early, while it still steps at random, that the cliff's edge i
 dangerous, leaves it, and never comes back to learn that the edge is the short way
 (-17 instead of -13); with the bonus falling from 0.5 to 5e-4 it finds the edge.
 """
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -351,11 +350,6 @@ def make_policy_for(config, kernels):
         return make_policy(config, kernels, env)
     finally:
         env.close()
-
-
-def session(config):
-    """What a run needs around it: nothing for these tasks."""
-    return contextlib.nullcontext()
 
 
 def initial_params(config, policy=None):

@@ -24,35 +24,26 @@ CPUs at once, workers that do not start within STARTUP_TIMEOUT_S.
 """
 import contextlib
 import dataclasses
-import importlib.util
 import os
-import re
 import socket
 import time
 
 import numpy as np
 
-from pgcore import pong, runs
+from pgcore import _threads, pong, runs
+from pgcore.backends import load_backend
 
-INSTALL_HINT = "pip install 'pgcore[ray]'"
+INSTALL_HINT = pong.RAY_INSTALL_HINT
 STARTUP_TIMEOUT_S = 120.0   # for the workers to start their emulators
 CONNECT_TIMEOUT_S = 10.0    # for a TCP connection to the cluster's address
 COLLECT_SECONDS = 1.0       # a collect call returns after this long even when no episode ended
 WAIT_SECONDS = 0.5          # the driver looks at stop requests at least this often
-_ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
 
 
 def check_config(config):
-    """Raises SettingError for a bad `ray` / `workers`, or when Ray is asked for but not installed."""
-    runs.check_whole_number("workers", config.workers, 1)
-    if not isinstance(config.ray, str) or not (config.ray in ("", "local", "auto") or _ADDRESS.match(config.ray)):
-        raise runs.SettingError("ray", f"ray must be local, auto or HOST:PORT, not {config.ray!r}")
-    if not config.ray:
-        if config.workers != 1:
-            raise runs.SettingError("workers", f"workers={config.workers} needs ray (local, auto or HOST:PORT)")
-        return
-    if importlib.util.find_spec("ray") is None:  # (not imported here: see connect)
-        raise runs.SettingError("ray", f"ray={config.ray!r} needs Ray, which is not installed: {INSTALL_HINT}")
+    """Raises SettingError for a bad `ray` / `workers`, or when Ray is asked for but not installed
+    (`pong.check_ray_settings`, which pong's check_config calls)."""
+    pong.check_ray_settings(config)
 
 
 def worker_seeds(config, index, segment):
@@ -65,12 +56,9 @@ class RolloutWorker:
     """The Ray actor's class (made remote by `start_workers`): emulators and episodes in progress."""
 
     def __init__(self, settings, index, segment):
-        import pgcore
-        from pgcore.agent import load_backend
-
         config = pong.PongConfig(**settings)
         kernels = load_backend(config.backend)
-        pgcore.set_num_threads(1)  # as in the single-process trainer: the emulator threads use the cores
+        _threads.set_num_threads(1)  # as in the single-process trainer: the emulator threads use the cores
         rng, env_seed = worker_seeds(config, index, segment)
         self.collector = pong.Collector(config, kernels, rng, env_seed)
         shapes = pong.param_shapes(config)
@@ -141,10 +129,8 @@ def init_ray(**options):
     """
     import ray
 
-    import pgcore
-
     here = os.getcwd()
-    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(pgcore.__file__))))
+    os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the folder that holds pgcore/
     try:
         return ray.init(**options)
     finally:

@@ -2,7 +2,8 @@
 import numpy as np
 
 from pgcore import pong, runs
-from pgcore.agent import Agent, load_backend
+from pgcore.agent import Agent
+from pgcore.backends import load_backend
 
 
 def play(task, checkpoint, episodes, seed, sample=False, gif_path=None, sticky=None):

@@ -1,29 +1,14 @@
 """Learning curves from runs' progress.csv (matplotlib, Agg backend)."""
-import csv
 import os
 
 from pgcore import runs
 
 
 def read_progress(run_dir):
-    path = os.path.join(run_dir, "progress.csv")
-    if not os.path.isfile(path):
-        raise runs.RunError(f"no progress.csv in {run_dir}")
-    columns = {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(runs.PROGRESS_COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise runs.RunError(f"{path} lacks the columns {sorted(missing)}")
-        for row in reader:
-            try:
-                values = {name: float(row[name]) for name in runs.PROGRESS_COLUMNS}
-            except (TypeError, ValueError):
-                break  # a torn last line
-            for name, value in values.items():
-                columns.setdefault(name, []).append(value)
-    if not columns:
-        raise runs.RunError(f"{path} has no finished episodes yet")
+    """The run's progress.csv as columns (`runs.read_progress`), with at least one finished episode."""
+    columns = runs.read_progress(run_dir)
+    if not len(columns["episode"]):
+        raise runs.RunError(f"{os.path.join(run_dir, 'progress.csv')} has no finished episodes yet")
     return columns
 
 

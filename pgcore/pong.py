@@ -20,8 +20,9 @@ inputs) and added in place to the batch gradient; RMSProp applies it every
 `batch_episodes` episodes. The kernels come in as a module
 (`pgcore.kernels` or `pgcore.reference`), so both backends run exactly this code.
 """
-import contextlib
 import dataclasses
+import importlib.util
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from pgcore import _validate, runs
 from pgcore._threads import _default_threads
+from pgcore.backends import load_backend
 
 UP, DOWN, NOOP = 2, 3, 0  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down, NOOP leaves it
 ACTIONS = _validate.PONG_ACTIONS  # the ALE action of each action code the episodes store: down, up, stay
@@ -152,8 +154,7 @@ def check_config(config):
     runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
     runs.check_choice(config, "advantage", ADVANTAGES)
     runs.check_choice(config, "actions", (2, 3))
-    from pgcore import distributed
-    distributed.check_config(config)
+    check_ray_settings(config)
     for name in ("sync", "standardize", "frame_input"):
         if not isinstance(getattr(config, name), bool):
             raise runs.SettingError(name, f"{name} must be True or False, not {getattr(config, name)!r}")
@@ -162,6 +163,24 @@ def check_config(config):
     culprit = min(("hidden", "value_hidden", "envs"),
                   key=lambda name: memory_bytes(dataclasses.replace(config, **{name: getattr(defaults, name)})))
     runs.check_memory(culprit, getattr(config, culprit), memory_bytes(config))
+
+
+RAY_INSTALL_HINT = "pip install 'pgcore[ray]'"
+_RAY_ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
+
+
+def check_ray_settings(config):
+    """Raises SettingError for a bad `ray` / `workers`, or when Ray is asked for but not installed
+    (Ray itself is not imported: pgcore.distributed does that, for a run on Ray workers)."""
+    runs.check_whole_number("workers", config.workers, 1)
+    if not isinstance(config.ray, str) or not (config.ray in ("", "local", "auto") or _RAY_ADDRESS.match(config.ray)):
+        raise runs.SettingError("ray", f"ray must be local, auto or HOST:PORT, not {config.ray!r}")
+    if not config.ray:
+        if config.workers != 1:
+            raise runs.SettingError("workers", f"workers={config.workers} needs ray (local, auto or HOST:PORT)")
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise runs.SettingError("ray", f"ray={config.ray!r} needs Ray, which is not installed: {RAY_INSTALL_HINT}")
 
 
 def memory_bytes(config):
@@ -406,18 +425,19 @@ def _widened(array, columns):
     return wider
 
 
-def session(config):
-    """What a run needs around it: Ray, for a run on Ray workers (see pgcore.distributed)."""
-    if config.ray:
-        from pgcore import distributed
-        return distributed.session(config)
-    return contextlib.nullcontext()
-
-
-def train(config, kernels, resume_meta=None, resume_arrays=None):
+def train(config, kernels, resume_meta=None, resume_arrays=None, collect=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
-    (counters, the name of the signal that stopped it or None). With config.ray the emulators
-    run in Ray workers (pgcore.distributed) and this process is the learner."""
+    (counters, the name of the signal that stopped it or None). `collect(config, run, learner)`
+    feeds the learner its episodes: by default this process's emulators. A run on Ray workers
+    (config.ray) is given pgcore.distributed.collect, whose workers play while this process
+    learns: `pgcore.agent.train` picks it (pong does not import pgcore.distributed)."""
+    if collect is None:
+        if config.ray:
+            raise ValueError("a run on Ray workers (ray set) needs collect=pgcore.distributed.collect; "
+                             "pgcore.agent.train passes it")
+
+        def collect(config, run, learner):
+            _collect(config, kernels, run, learner)
     # The emulator threads keep every core busy; a parallel kernel region would wait for a
     # core to come free (milliseconds), so the trainer's kernels run on the calling thread.
     columns = ["skipped_updates"] + (["value_loss"] if config.advantage == "gae" else []) \
@@ -426,11 +446,7 @@ def train(config, kernels, resume_meta=None, resume_arrays=None):
                   extra_counters={"episodes_in_batch": 0, "steps_in_batch": 0, "worker_restarts": 0},
                   extra_columns=columns) as run:
         learner = Learner(config, kernels, run)
-        if config.ray:
-            from pgcore import distributed
-            distributed.collect(config, run, learner)
-        else:
-            _collect(config, kernels, run, learner)
+        collect(config, run, learner)
         learner.finish()
     return run.counters, run.stopped_by
 
@@ -667,7 +683,7 @@ def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=
     import gymnasium
 
     if kernels is None:
-        from pgcore import kernels
+        kernels = load_backend("cython")
     gymnasium.register_envs(ale_py)
     env = gymnasium.make("ALE/Pong-v5", frameskip=config.frameskip, repeat_action_probability=config.sticky)
     player = Player(kernels, params["w1"], params["w2"], np.random.default_rng(seed))

@@ -23,6 +23,9 @@ import zipfile
 
 import numpy as np
 
+from pgcore import _threads
+from pgcore._version import __version__
+
 PROGRESS_COLUMNS = ["episode", "frames", "steps", "reward", "running_reward", "wall_s", "steps_per_s"]
 CHECKPOINT_NAME = "checkpoint.npz"
 LOCK_NAME = "train.lock"  # held by the process training in a run directory (run_dir_lock)
@@ -227,9 +230,8 @@ def machine_info():
     import ale_py
     import gymnasium
 
-    import pgcore
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "python": sys.version.split()[0], "numpy": np.__version__,
-            "ale_py": ale_py.__version__, "gymnasium": gymnasium.__version__, "pgcore": pgcore.__version__,
+            "ale_py": ale_py.__version__, "gymnasium": gymnasium.__version__, "pgcore": __version__,
             "platform": platform.platform()}
 
 
@@ -287,6 +289,50 @@ def run_dir_lock(path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def read_progress_rows(path):
+    """(header, rows) of the progress.csv file `path`, as text: each a list of its comma-separated
+    fields. A torn last line (one being written, or cut short by a crash: no newline yet) is left
+    out. The one place progress.csv is read: `read_progress` and `ProgressLog` start from it."""
+    with open(path, newline="") as f:
+        text = f.read()
+    lines = text.splitlines()
+    header = lines[0].split(",") if lines else []
+    complete = lines[1:] if text.endswith("\n") else lines[1:-1]
+    return header, [line.split(",") for line in complete]
+
+
+def _row_text(row):
+    return ",".join(row)[:80]
+
+
+def read_progress(run_dir):
+    """The progress.csv of the run in `run_dir` as columns: name -> array, one entry per finished
+    episode, int64 where every value is a whole number, else float64 (a torn last line is left
+    out). Raises RunError when there is no progress.csv, it lacks a column of PROGRESS_COLUMNS,
+    or a row is malformed."""
+    path = os.path.join(run_dir, "progress.csv")
+    if not os.path.isfile(path):
+        raise RunError(f"no progress.csv in {run_dir}")
+    header, rows = read_progress_rows(path)
+    missing = set(PROGRESS_COLUMNS) - set(header)
+    if missing:
+        raise RunError(f"{path} lacks the columns {sorted(missing)}")
+    for row in rows:
+        if len(row) != len(header):
+            raise RunError(f"{path} has a malformed row: {_row_text(row)!r}")
+    columns = {}
+    for index, name in enumerate(header):
+        values = np.array([row[index] for row in rows])
+        try:
+            columns[name] = values.astype(np.int64)
+        except ValueError:
+            try:
+                columns[name] = values.astype(np.float64)
+            except ValueError:
+                raise RunError(f"{path} has a malformed {name} column") from None
+    return columns
+
+
 class ProgressLog:
     """progress.csv, one row per finished episode, flushed row by row.
 
@@ -305,25 +351,21 @@ class ProgressLog:
         self.writer = csv.writer(self.file)
 
     def _read_rows(self, keep_episodes):
-        with open(path_ := self.path, newline="") as f:
-            text = f.read()
-        lines = text.splitlines()
-        header = lines[0].split(",") if lines else []
+        path_ = self.path
+        header, complete = read_progress_rows(path_)
         # A file written before newer columns existed is kept, its rows padded with 0 for them.
         if header != self.columns[: len(header)] or len(header) < len(PROGRESS_COLUMNS):
             raise RunError(f"{path_} does not start with the progress.csv header")
         padding = ["0"] * (len(self.columns) - len(header))
-        complete = lines[1:] if text.endswith("\n") else lines[1:-1]  # drop a torn last line
         rows = []
-        for line in complete:
-            row = line.split(",")
+        for row in complete:
             try:
                 if int(row[0]) > keep_episodes:
                     break  # after the checkpoint: these episodes will be played again
             except ValueError:
-                raise RunError(f"{path_} has a malformed row: {line[:80]!r}") from None
+                raise RunError(f"{path_} has a malformed row: {_row_text(row)!r}") from None
             if len(row) != len(header):
-                raise RunError(f"{path_} has a malformed row: {line[:80]!r}")
+                raise RunError(f"{path_} has a malformed row: {_row_text(row)!r}")
             rows.append(row + padding)
         return rows
 
@@ -422,18 +464,14 @@ class Run:
         self.saved_episode = counters["episode"]
 
     def __enter__(self):
-        import pgcore
-
         self.stop = StopRequest()
-        self.previous_threads = pgcore.get_num_threads()
-        pgcore.set_num_threads(self.kernel_threads)
+        self.previous_threads = _threads.get_num_threads()
+        _threads.set_num_threads(self.kernel_threads)
         self.bar = progress_bar(self.config, self.counters["episode"])
         self.segment_start = self.saved_at = time.perf_counter()
         return self
 
     def __exit__(self, exc_type, exc, traceback):
-        import pgcore
-
         self.bar.close()
         try:
             if exc_type is None and self.state is not None:
@@ -441,7 +479,7 @@ class Run:
         finally:
             self.progress.close()
             self.stop.__exit__()
-            pgcore.set_num_threads(self.previous_threads)
+            _threads.set_num_threads(self.previous_threads)
 
     @property
     def stopped_by(self):

@@ -425,3 +425,46 @@ def test_a_pong_run_killed_in_its_first_seconds_resumes(tmp_path, when):
     assert meta["counters"]["episode"] == saved + 2 and meta["counters"]["segment"] == 1
     header, rows = read_progress_csv(run_dir)
     assert [int(row[0]) for row in rows] == list(range(1, saved + 3))
+
+
+def test_the_errors_are_exported_from_pgcore(tmp_path):
+    """A bad setting raises pgcore.SettingError (a ValueError naming the setting); a run directory
+    or checkpoint that cannot be used, pgcore.RunError."""
+    assert {"SettingError", "RunError"} <= set(pgcore.__all__)
+    assert pgcore.SettingError is runs.SettingError and pgcore.RunError is runs.RunError
+    assert issubclass(pgcore.SettingError, ValueError)
+    with pytest.raises(pgcore.SettingError, match="lr") as error:
+        pgcore.Agent("cartpole", lr=-1)
+    assert error.value.setting == "lr"
+    with pytest.raises(pgcore.RunError, match="not found"):
+        pgcore.Agent.load(tmp_path / "no-such-run")
+
+
+def test_progress_csv_has_one_reader(tmp_path):
+    """runs.read_progress, which Agent.progress and pgcore-plot call: whole-number columns as
+    int64, the others float64, a torn last line (no newline yet) left out, damage a RunError."""
+    from pgcore import plot
+
+    header = ",".join(runs.PROGRESS_COLUMNS + ["updates", "value_loss"])
+    path = tmp_path / "progress.csv"
+    path.write_text(header + "\n1,3400,850,-21.0,-21.0,1.5,566.7,0,0.5\n2,6900,1730,-20.0,-20.99,3.25,532.3,1,nan\n"
+                    "3,10300,25")
+    columns = runs.read_progress(tmp_path)
+    assert list(columns) == header.split(",")
+    assert columns["episode"].tolist() == [1, 2] and columns["episode"].dtype == np.int64
+    assert columns["frames"].dtype == np.int64 and columns["updates"].tolist() == [0, 1]
+    assert columns["reward"].dtype == np.float64 and columns["running_reward"].tolist() == [-21.0, -20.99]
+    assert np.isnan(columns["value_loss"][1])
+    assert plot.read_progress(tmp_path).keys() == columns.keys()
+    path.write_text(header + "\n")
+    assert all(len(values) == 0 for values in runs.read_progress(tmp_path).values())
+    with pytest.raises(runs.RunError, match="no finished episodes"):
+        plot.read_progress(tmp_path)
+    path.write_text(header + "\n1,3400,850\n2,6900,1730,-20.0,-20.99,3.25,532.3,1,0.1\n")
+    with pytest.raises(runs.RunError, match="malformed row"):
+        runs.read_progress(tmp_path)
+    path.write_text("episode,frames\n1,2\n")
+    with pytest.raises(runs.RunError, match="lacks the columns"):
+        runs.read_progress(tmp_path)
+    with pytest.raises(runs.RunError, match="no progress.csv"):
+        runs.read_progress(tmp_path / "elsewhere")

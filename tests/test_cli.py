@@ -1,6 +1,8 @@
 """The command line: pgcore-play, pgcore-plot, errors (exit code 2, one line, no traceback)
 and stopping a training run with Ctrl-C or SIGTERM. Console scripts run as subprocesses.
 """
+import dataclasses
+import json
 import os
 import re
 import signal
@@ -413,3 +415,127 @@ def test_the_shipped_policy_plays_without_a_checkpoint_and_wins():
     assert result.returncode == 0, result.stderr[-3000:]
     score = int(re.findall(r"game 1: score ([+-]?\d+)", result.stdout)[0])
     assert score > 0, result.stdout
+
+
+# ---------------------------------------------------------------------------
+# --version, per-task help, --print-config, and parsing without running
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["pgcore-train", "pgcore-play", "pgcore-plot", "pgcore-bench"])
+def test_every_command_prints_the_version(name):
+    import pgcore
+
+    result = run_cli(name, "--version")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == f"pgcore {pgcore.__version__}"
+
+
+def _help_flags(text):
+    """The long flags a --help text lists (each at the start of an option line)."""
+    return set(re.findall(r"^\s{2}(?:-\w, )?(--[a-z][a-z-]*)", text, re.MULTILINE))
+
+
+def _flags_of(task):
+    """The flags `pgcore-train TASK` takes, from agent.SETTING_TASKS: the table the configs check."""
+    from pgcore import cli
+    from pgcore.agent import SETTING_TASKS
+    return {flags[0] for setting, flags, _ in cli._train_flags() if setting is None or task in SETTING_TASKS[setting]}
+
+
+def test_task_help_lists_only_the_flags_the_task_takes():
+    from pgcore import cli
+    from pgcore.agent import TASKS
+
+    every = {flags[0] for _, flags, _ in cli._train_flags()}
+    common = set.intersection(*(_flags_of(task) for task in TASKS))
+    assert {"--seed", "--lr", "--max-episodes", "--run-dir", "--resume", "--print-config"} <= common
+    for task in TASKS:
+        shown = _help_flags(cli.train_parser(task).format_help()) - {"--help", "--version"}
+        assert shown == _flags_of(task), task
+    pong_refuses = every - _flags_of("pong")
+    assert {"--tau", "--sigma", "--entropy", "--map", "--no-slip", "--baseline"} <= pong_refuses
+    assert len(pong_refuses) == 10
+    # the command itself: pong's flags and the common ones, not the other tasks'
+    result = run_cli("pgcore-train", "pong", "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _help_flags(result.stdout) - {"--help", "--version"} == _flags_of("pong")
+    assert "--frame-input" in result.stdout and "--tau" not in result.stdout
+    result = run_cli("pgcore-train", "--seed", "3", "cartpole", "--help")
+    assert _help_flags(result.stdout) - {"--help", "--version"} == _flags_of("cartpole")
+    assert "--envs" not in result.stdout and "--entropy" in result.stdout
+
+
+def test_help_without_a_task_lists_the_tasks_the_common_flags_and_the_environment():
+    from pgcore.agent import TASKS
+
+    result = run_cli("pgcore-train", "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    assert _help_flags(text) - {"--help", "--version"} == set.intersection(*(_flags_of(task) for task in TASKS))
+    assert "pgcore-train TASK --help" in text
+    for task, description in TASKS.items():
+        assert re.search(rf"^\s+{re.escape(task)}\s+{re.escape(description)}$", text, re.MULTILINE), task
+    for variable in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "PGCORE_NO_OPENMP", "PGCORE_NATIVE"):
+        assert variable in text
+    assert variable in run_cli("pgcore-train", "pong", "--help").stdout
+
+
+@pytest.mark.parametrize("args, flag", [(["pong", "--tau", "0.5"], "--tau"),
+                                        (["pong", "--no-slip"], "--no-slip"), (["taxi", "--hidden", "8"], "--hidden")])
+def test_a_flag_the_task_does_not_list_is_still_refused_in_one_line(args, flag, tmp_path):
+    result = run_cli("pgcore-train", *args, "--run-dir", tmp_path / "run", "--max-episodes", 1)
+    assert_user_error(result, flag, "does not apply")
+    assert not (tmp_path / "run").exists()
+
+
+def test_print_config_prints_the_settings_config_json_records_and_trains_nothing(tmp_path):
+    from pgcore import agent, runs
+
+    result = run_cli("pgcore-train", "pong", "--preset", "gae", "--print-config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = json.loads(result.stdout)
+    assert os.listdir(tmp_path) == [], "--print-config made a run directory"
+    expected = dataclasses.asdict(agent.make_config("pong", preset="gae"))
+    assert printed.pop("run_dir").startswith(os.path.join("runs", "pong-")) and expected.pop("run_dir") == ""
+    assert printed.pop("threads") >= 1 and expected.pop("threads") >= 1  # (OMP_NUM_THREADS may differ)
+    assert printed == expected
+    assert (printed["advantage"], printed["gae_start_frames"], printed["frame_input"]) == ("gae", 20_000_000, False)
+    # what a run records: the same command line with --print-config, and without it
+    flags = ["cartpole", "--max-episodes", "2", "--lr", "0.02", "--run-dir", tmp_path / "run", "--quiet"]
+    result = run_cli("pgcore-train", *flags, "--print-config")
+    assert result.returncode == 0 and not (tmp_path / "run").exists(), result.stderr[-2000:]
+    assert run_cli("pgcore-train", *flags).returncode == 0
+    rows = read_progress_csv(tmp_path / "run")[1]
+    assert json.loads(result.stdout) == runs.read_json(str(tmp_path / "run" / "config.json"))["config"]
+    # resuming: the run's own settings with the new limit
+    result = run_cli("pgcore-train", "cartpole", "--resume", tmp_path / "run", "--max-episodes", "5", "--print-config")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["max_episodes"] == 5 and json.loads(result.stdout)["lr"] == 0.02
+    assert read_progress_csv(tmp_path / "run")[1] == rows, "--print-config trained"
+    assert_user_error(run_cli("pgcore-train", "pong", "--lr", "-1", "--print-config"), "--lr")
+
+
+def test_command_lines_parse_without_running():
+    """The parse functions (what a docs test checks each command line of the docs with) exit as
+    the commands do: 2 on a bad one, 0 for --help and --version; else they return the Namespace."""
+    from pgcore import bench, cli
+
+    args = cli.parse_train_args(["pong", "--preset", "gae", "--max-minutes", "60"])
+    assert (args.task, args.preset, args.max_minutes) == ("pong", "gae", 60.0)
+    assert cli.given_settings(cli.parse_train_args(["frozenlake", "--no-slip"]))["slip"] is False
+    assert cli.parse_play_args(["pong", "--sticky", "0"]).sticky == 0.0
+    assert cli.parse_plot_args(["a", "b", "-o", "x.png"]).run_dir == ["a", "b"]
+    assert bench.parse_args(["--threads", "2", "--only", "adam"]).only == "adam"
+    bad = [(cli.parse_train_args, ["frozen-lake"]), (cli.parse_train_args, ["pong", "--lr", "x"]),
+           (cli.parse_train_args, ["pong", "--no-such-flag"]), (cli.parse_play_args, ["cartpole"]),
+           (cli.parse_play_args, ["taxi", "--checkpoint", "r", "--gif", "g.gif"]), (cli.parse_plot_args, ["a", "b"]),
+           (bench.parse_args, ["--threads", "0"])]
+    for parse, argv in bad:
+        with pytest.raises(SystemExit) as exit_:
+            parse(argv)
+        assert exit_.value.code == 2, argv
+    for parse in (cli.parse_train_args, cli.parse_play_args, cli.parse_plot_args, bench.parse_args):
+        for flag in ("--help", "--version"):
+            with pytest.raises(SystemExit) as exit_:
+                parse([flag])
+            assert exit_.value.code in (0, None), (parse, flag)

@@ -36,3 +36,21 @@ def test_an_unbuilt_source_tree_says_how_to_build_the_kernels(tmp_path):
     message = result.stdout.strip()
     assert message.startswith("ImportError:") and "not built" in message and "pip install" in message, message
     assert str(package) in message and len(message.splitlines()) == 1
+
+
+def test_the_version_is_written_once():
+    """pgcore/_version.py holds it: the installed package's metadata (pyproject.toml reads it from
+    there, dynamic) and pgcore.__version__ agree, and pyproject.toml does not write it again."""
+    import importlib.metadata
+
+    assert importlib.metadata.version("pgcore") == pgcore.__version__
+    pyproject = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "pyproject.toml")
+    if os.path.isfile(pyproject):  # a source checkout (CI runs the tests from one)
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            return
+        with open(pyproject, "rb") as f:
+            project = tomllib.load(f)
+        assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+        assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "pgcore._version.__version__"}

@@ -20,7 +20,9 @@ forward and backward, the updates) on this process's one thread. Capacity = emul
 episode / seconds per episode.
 
 usage: python benchmarks/speed/bench_ray.py [--seconds 40] [--repeats 3] [--envs 16] [--threads 2]
-                                             [--workers 1,2] [--capacity-batches 2]
+                                             [--workers 1,2] [--capacity-batches 2] [--batch-episodes 10]
+(a smoke test, in seconds: --seconds 2 --repeats 1 --envs 2 --threads 1 --workers 1 --capacity-batches 1
+--batch-episodes 1)
 """
 import argparse
 import json
@@ -49,7 +51,10 @@ class _Counters:
     """What pong.Learner asks of runs.Run, without files: counters, an RNG, updates applied."""
 
     def __init__(self):
-        self.counters = {"updates": 0, "episodes_in_batch": 0, "skipped_updates": 0, "worker_restarts": 0}
+        from pgcore import pong
+
+        # every counter a Pong run keeps (runs.Run's and pong's own), as a new run starts them
+        self.counters = dict.fromkeys(pong.COUNTER_TYPES, 0) | {"skipped_updates": 0, "running_reward": None}
         self.rng = np.random.default_rng(0)
 
     def restore(self, new_state):
@@ -69,11 +74,12 @@ class _Counters:
 def learner_capacity(args):
     """(frames/s one learner thread absorbs, ms per episode, frames per episode)."""
     import pgcore
-    from pgcore import agent, pong
+    from pgcore import pong
+    from pgcore.backends import load_backend
 
-    kernels = agent.load_backend("cython")
+    kernels = load_backend("cython")
     pgcore.set_num_threads(1)  # the learner's kernels run on its one thread, as in training
-    config = pong.PongConfig(envs=args.envs, threads=args.threads)
+    config = pong.PongConfig(envs=args.envs, threads=args.threads, batch_episodes=args.batch_episodes)
     learner = pong.Learner(config, kernels, _Counters())
     collector = pong.Collector(config, kernels, np.random.default_rng(0), 0)
     episodes = []
@@ -104,6 +110,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", default="1,2", help="worker counts to measure (comma-separated)")
     parser.add_argument("--capacity-batches", type=int, default=2, help="batches of episodes the learner is timed on")
+    parser.add_argument("--batch-episodes", type=int, default=10,
+                        help="episodes per batch of the learner timed (default 10, PongConfig's)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=float, default=300_000, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -119,8 +127,10 @@ def main():
         for kind in kinds:
             command = [sys.executable, __file__, "--one", kind, "--envs", str(args.envs), "--threads", str(args.threads),
                        "--frames", str(frames)]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            fps = json.loads(output.strip().splitlines()[-1])["frames_per_s"]
+            child = subprocess.run(command, capture_output=True, text=True)
+            if child.returncode:
+                sys.exit(f"{kind} failed (exit {child.returncode}): {(child.stderr.strip().splitlines() or [''])[-1]}")
+            fps = json.loads(child.stdout.strip().splitlines()[-1])["frames_per_s"]
             results[kind].append(fps)
             if kind == "single":
                 frames = fps * args.seconds  # the others run for about --seconds at this pace

@@ -76,6 +76,7 @@ def steady_state(max_frames, **settings):
     alone), and the CPU time of its main thread (all but the emulator threads) per agent step
     over the same span."""
     from pgcore import agent, pong, runs
+    from pgcore.backends import load_backend
 
     marks = []  # (main-thread CPU s, wall s, frames, steps) at each finished episode
     finish_episode = runs.Run.finish_episode
@@ -88,8 +89,11 @@ def steady_state(max_frames, **settings):
     with tempfile.TemporaryDirectory() as run_dir:
         config = pong.PongConfig(run_dir=run_dir, max_frames=int(max_frames), checkpoint_every=0,
                                  checkpoint_minutes=0, quiet=True, **settings)
-        with pong.session(config):
-            pong.train(config, agent.load_backend(config.backend))
+        with agent.session(config):  # Ray for a run on Ray workers (bench_ray.py), else nothing
+            agent.train(config, load_backend(config.backend))
+    if len(marks) < 2:
+        raise SystemExit(f"{len(marks)} episode(s) finished in {max_frames:,.0f} frames: too few to time "
+                         "(give more --seconds, or fewer --envs)")
     (cpu0, wall0, frames0, steps0), (cpu1, wall1, frames1, steps1) = marks[0], marks[-1]
     return (frames1 - frames0) / (wall1 - wall0), (cpu1 - cpu0) / (steps1 - steps0)
 
@@ -221,8 +225,10 @@ def main():
         for kind in kinds:
             command = [sys.executable, __file__, "--one", kind, "--seconds", str(args.seconds), "--envs", str(args.envs),
                        "--threads", str(args.threads), "--frames-hint", str(hint)]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            result = json.loads(output.strip().splitlines()[-1])
+            child = subprocess.run(command, capture_output=True, text=True)
+            if child.returncode:
+                sys.exit(f"{kind} failed (exit {child.returncode}): {(child.stderr.strip().splitlines() or [''])[-1]}")
+            result = json.loads(child.stdout.strip().splitlines()[-1])
             results[kind].append(result)
             if kind == "emulator":
                 hint = result["frames_per_s"]  # the trainers run for about --seconds at this pace

@@ -1,0 +1,69 @@
+"""The benchmark scripts still run: each with tiny settings (seconds, not the minutes of a real
+measurement), in a subprocess, exit 0 and print their table's rows. What they measure is not
+checked here, only that the API they call has not drifted from under them.
+
+benchmarks/ is not in the wheel: the scripts are found beside tests/ (CI runs pytest from the
+repository root), and these tests are skipped when they are not there.
+"""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import pgcore
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "benchmarks")
+pytestmark = pytest.mark.skipif(not os.path.isdir(BENCHMARKS),
+                                reason=f"no benchmarks/ beside tests/ ({os.path.abspath(BENCHMARKS)}): "
+                                       "run the tests from a source checkout")
+
+
+def run_script(path, *args, cwd, timeout=120):
+    """Runs benchmarks/PATH with this Python; returns its stdout (fails with its stderr unless exit 0)."""
+    result = subprocess.run([sys.executable, os.path.join(BENCHMARKS, path), *map(str, args)], cwd=cwd,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{path} exited {result.returncode}:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install 'pgcore[ray]')")
+def test_bench_ray(tmp_path):
+    """The single process against one Ray worker, then the learner's capacity (pong.Learner fed
+    real episodes: its counters are runs.Run's)."""
+    out = run_script("speed/bench_ray.py", "--seconds", 2, "--repeats", 1, "--envs", 2, "--threads", 1,
+                     "--workers", 1, "--capacity-batches", 1, "--batch-episodes", 1, cwd=tmp_path)
+    assert re.search(r"^\| single \| 1 x \(2, 1\) \| [\d,]+ \| 1\.00 \|$", out, re.MULTILINE), out
+    assert re.search(r"^\| ray1 \| 1 x \(2, 1\) \| [\d,]+ \| \d+\.\d\d \|$", out, re.MULTILINE), out
+    assert re.search(r"^learner: \d+\.\d ms per episode .* absorbs [\d,]+ frames/s", out, re.MULTILINE), out
+
+
+def test_bench_train(tmp_path):
+    out = run_script("speed/bench_train.py", "--seconds", 2, "--repeats", 1, "--envs", 2, "--threads", 1,
+                     "--kinds", "cython", cwd=tmp_path)
+    assert re.search(r"^round 1: cython +[\d,]+ frames/s", out, re.MULTILINE), out
+    assert re.search(r"^\| cython \| [\d,]+ \| - \| - \| [\d,]+ \| - \|$", out, re.MULTILINE), out
+
+
+def test_control_targets(tmp_path):
+    """Two tasks on a budget of 64 episodes (--max-episodes: far from their targets)."""
+    out = run_script("learning/control_targets.py", "--tasks", "cartpole,frozenlake", "--backends", "cython",
+                     "--max-episodes", 64, "--out", tmp_path / "table.md", cwd=tmp_path)
+    for task in ("cartpole", "frozenlake"):
+        assert re.search(rf"^\| {task} \| 0 \| cython \| 64 \| [\d,]+ \| ", out, re.MULTILINE), out
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert table[0].startswith("| task | seed | backend |") and len(table) == 4
+
+
+def test_pong_milestones(tmp_path):
+    """It reads any run's progress.csv: a 32-episode cartpole run stands in for a Pong run."""
+    run_dir = tmp_path / "run"
+    pgcore.Agent("cartpole", seed=0).learn(max_episodes=32, run_dir=run_dir, quiet=True)
+    out = run_script("learning/pong_milestones.py", run_dir, "--thresholds", "0,1000", cwd=tmp_path)
+    assert re.search(r"^\| 0 \| 1 \| 0\.0 M \| 0 min \|$", out, re.MULTILINE), out
+    assert re.search(r"^\| 1000 \| not yet \| \| \|$", out, re.MULTILINE), out
+    assert re.search(r"^last row: episode 32, ", out, re.MULTILINE), out
+    out = run_script("learning/pong_milestones.py", run_dir, run_dir, "--at-frames", "0.000001", cwd=tmp_path)
+    assert len(re.findall(rf"^\| {re.escape(str(run_dir))} \| -?\d+\.\d \| ", out, re.MULTILINE)) == 2, out
