@@ -14,7 +14,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_policy", "_nn", "_returns", "_optim", "_atari", "_openmp"]
+MODULES = ["_policy", "_nn", "_returns", "_optim", "_atari", "_sparse", "_openmp"]
 OPENMP_PROBE = r"""
 #include <omp.h>
 int main(void) {

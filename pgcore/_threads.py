@@ -27,7 +27,10 @@ def set_num_threads(n):
     """Sets the thread count of every pgcore kernel, and of BLAS (through threadpoolctl)."""
     global _n_threads
     _n_threads = _validate.thread_count(n)
-    import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS so that threadpoolctl sees it)
+    # threadpoolctl limits the BLAS libraries loaded when it is called: NumPy's (the twins') came with
+    # NumPy; load SciPy's too (its own OpenBLAS, with its own thread pool: the one the compiled kernels
+    # call, through scipy.linalg.cython_blas), or a count set before pgcore.kernels loads misses it.
+    import scipy.linalg.cython_blas  # noqa: F401
     threadpool_limits(limits=_n_threads, user_api="blas")
 
 

@@ -150,13 +150,16 @@ def difference_args(frames, previous, rows, fresh):
 
 
 def distinct_rows(rows, n, upper):
-    """`rows` as (n,) intp: distinct integers in [0, upper). Called every trainer step: few NumPy calls."""
+    """`rows` as (n,) intp: distinct integers in [0, upper). Called every trainer step: few NumPy calls.
+
+    Always a new array, never the caller's: the compiled kernels write rows of other arrays at
+    these indices, so no write of theirs may change them (the caller's could overlap those arrays)."""
     rows = np.asarray(rows)
     if rows.dtype.kind not in "iu":
         raise TypeError(f"rows must have an integer dtype, not {rows.dtype}")
     if rows.shape != (n,):
         raise ValueError(f"rows must have shape ({n},), not {rows.shape}")
-    rows = np.ascontiguousarray(rows, dtype=np.intp)
+    rows = np.array(rows, dtype=np.intp)
     if n:
         try:
             counts = np.bincount(rows, minlength=upper)
@@ -169,8 +172,8 @@ def distinct_rows(rows, n, upper):
     return rows
 
 
-def in_place_array(name, value, dtype=None, shape=None):
-    """An array updated in place: it must be a writeable float ndarray (any strides)."""
+def in_place_array(name, value, dtype=None, shape=None, contiguous=False):
+    """An array updated in place: it must be a writeable float ndarray (any strides, or C-contiguous)."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name} is updated in place and must be a numpy array, not {type(value).__name__}")
     if value.dtype not in FLOAT_DTYPES:
@@ -179,6 +182,8 @@ def in_place_array(name, value, dtype=None, shape=None):
         raise TypeError(f"{name} has dtype {value.dtype} but param has {dtype}")
     if shape is not None and value.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, not {value.shape}")
+    if contiguous and not (value.flags.c_contiguous and value.flags.writeable):
+        raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
     if not value.flags.writeable:
         raise ValueError(f"{name} is updated in place and must be writeable")
     return value
@@ -381,8 +386,8 @@ def sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, g
     starts, indices, signs, w1, w2 = sparse_forward_args(starts, indices, signs, w1, w2)
     grad_logits = same_shape("grad_logits", float_array("grad_logits", grad_logits, (w2.ndim,), w1.dtype),
                              (len(starts) - 1,) + w2.shape[1:])
-    grad_w1 = in_place_array("grad_w1", grad_w1, w1.dtype, w1.shape)
-    grad_w2 = in_place_array("grad_w2", grad_w2, w1.dtype, w2.shape)
+    grad_w1 = in_place_array("grad_w1", grad_w1, w1.dtype, w1.shape, contiguous=True)
+    grad_w2 = in_place_array("grad_w2", grad_w2, w1.dtype, w2.shape, contiguous=True)
     return starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2
 
 
@@ -394,11 +399,15 @@ EPISODE_ARRAYS = {"lengths": (np.dtype(np.int64), 1), "starts": (np.dtype(np.int
 
 
 def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
+    """The checked arguments of pong_step, the episode store as the tuple of the arrays checked
+    (EPISODE_ARRAYS' order: lengths, starts, indices, signs, logits, actions): the kernels use
+    those, not attributes read again."""
     frames, previous, rows, fresh = difference_args(frames, previous, rows, fresh)
     w1, w2 = pong_net_args(w1, w2)
     uniforms = np.asarray(uniforms)
     if uniforms.dtype != np.float64 or uniforms.shape != (len(frames),):
         raise ValueError(f"uniforms must be float64 of shape ({len(frames)},), not {uniforms.dtype} {uniforms.shape}")
+    store = []
     for name, (dtype, ndim) in EPISODE_ARRAYS.items():
         array = getattr(episodes, name, None)
         dtype, ndim = dtype or w1.dtype, ndim or 1 + w2.ndim
@@ -408,15 +417,20 @@ def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
         if not (flags.c_contiguous and flags.writeable) or len(array) != len(previous):
             raise ValueError(f"episodes.{name} must be C-contiguous, writeable and have one row per env "
                              f"({len(previous)})")
-    steps, capacity = episodes.logits.shape[1], episodes.indices.shape[1]
-    if (episodes.starts.shape[1] != steps + 1 or episodes.actions.shape[1] != steps
-            or episodes.signs.shape[1] != capacity or episodes.logits.shape[2:] != w2.shape[1:]):
+        store.append(array)
+    lengths, starts, indices, signs, logits, actions = store
+    steps, capacity = logits.shape[1], indices.shape[1]
+    if (starts.shape[1] != steps + 1 or actions.shape[1] != steps
+            or signs.shape[1] != capacity or logits.shape[2:] != w2.shape[1:]):
         raise ValueError("episodes: starts must have one more column than logits and actions; signs as many as "
                          "indices; logits one per action of w2")
-    t = episodes.lengths[rows]
-    lengths = t.tolist()
-    if lengths and (max(lengths) >= steps or min(lengths) < 0
-                    or max(episodes.starts[rows, t].tolist()) > capacity - w1.shape[0]):
+    t = lengths[rows]
+    taken = t.tolist()  # (builtins on lists: ndarray.max costs microseconds on a few elements)
+    room = not taken or (min(taken) >= 0 and max(taken) < steps)
+    if room and taken:  # each step's first free index, where the compiled kernel writes from
+        first_free = starts[rows, t].tolist()
+        room = min(first_free) >= 0 and max(first_free) <= capacity - w1.shape[0]
+    if not room:
         raise ValueError(f"episodes has no room for another step of some of these envs (each needs a free step and "
                          f"{w1.shape[0]} free indices): call its make_room first")
-    return frames, previous, rows, fresh, w1, w2, uniforms, episodes
+    return frames, previous, rows, fresh, w1, w2, contiguous(uniforms), tuple(store)

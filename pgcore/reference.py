@@ -5,7 +5,6 @@ exist; same signatures, same argument checks and same results as
 `pgcore.kernels` (1e-5 relative in float32, 1e-12 in float64).
 """
 import numpy as np
-from scipy.special import expit
 
 from pgcore import _validate
 from pgcore import _validate as v
@@ -64,6 +63,10 @@ def sigmoid_policy_grad(logits, actions, weights):
     logits (N,) float32/float64, actions (N,) integers or bools in {0, 1}, weights (N,)
     the logits' dtype -> (N,).
     """
+    # Imported where used, as scipy.sparse below: pgcore.kernels imports this module (for its
+    # docstrings), and loading scipy.special would add ~50 ms to every import of the kernels.
+    from scipy.special import expit
+
     logits, actions, weights = v.policy_grad_args(logits, actions, weights, logits_ndim=1)
     return weights * (actions.astype(logits.dtype) - expit(logits))
 
@@ -148,6 +151,11 @@ def mlp_forward(x, w1, w2):
 
     x (N, D) or (D,), float in w1's dtype or int8; w1 (D, H); w2 (H, A) or (H,) in w1's dtype
     -> h (N, H), logits (N, A) or (N,); a 1-d x gives h (H,) and logits (A,) or a scalar.
+
+    Compiled (pgcore.kernels): when every row of x has at most max(1, D // 16) nonzeros (Pong
+    difference frames), x @ w1 is summed from the rows of w1 that the nonzeros select (a NaN or
+    inf in a row no input selects does not reach the result; pgcore.reference's dense product
+    spreads it); otherwise one BLAS GEMM.
     """
     x, w1, w2 = v.mlp_forward_args(x, w1, w2)
     h = np.maximum(x.astype(w1.dtype) @ w1, 0)
@@ -160,6 +168,9 @@ def mlp_backward(x, h, grad_logits, w2):
 
     x (N, D) float in h's dtype or int8; h (N, H) as mlp_forward returned it; w2 (H, A) or (H,);
     grad_logits (N, A) or (N,) (w2's layout) -> (grad_w1 (D, H), grad_w2 shaped like w2).
+
+    Compiled (pgcore.kernels): x.T @ grad_h takes the sparse route of mlp_forward under the same
+    condition.
     """
     x, h, grad_logits, w2 = v.mlp_backward_args(x, h, grad_logits, w2)
     if w2.ndim == 1:
@@ -393,8 +404,11 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     with room for one more step of each env (its make_room), logits (E, steps) or (E, steps, 3)
     as w2 -> (B,) int32 ALE actions (3 down, 2 up, 0 stay).
     """
-    frames, previous, rows, fresh, w1, w2, uniforms, episodes = v.pong_step_args(
+    from scipy.special import expit
+
+    frames, previous, rows, fresh, w1, w2, uniforms, store = v.pong_step_args(
         frames, previous, rows, fresh, w1, w2, uniforms, episodes)
+    lengths, stored_starts, stored_indices, stored_signs, stored_logits, actions = store
     starts, indices, signs = pong_sparse_difference(frames, previous, rows, fresh.astype(bool),
                                                     with_frame=v.sees_frame(w1))
     _, logits = sparse_mlp_forward(starts, indices, signs, w1, w2)
@@ -405,14 +419,14 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
         below = uniforms[:, None] * exps.sum(axis=1, keepdims=True) >= np.cumsum(exps, axis=1)
         chosen = np.minimum(below.sum(axis=1), w2.shape[1] - 1)
     counts = np.diff(starts)
-    t = episodes.lengths[rows]
-    base = episodes.starts[rows, t]
+    t = lengths[rows]
+    base = stored_starts[rows, t]
     env_of = np.repeat(rows, counts)
     position = np.repeat(base - starts[:-1], counts) + np.arange(starts[-1])
-    episodes.indices[env_of, position] = indices
-    episodes.signs[env_of, position] = signs
-    episodes.starts[rows, t + 1] = base + counts
-    episodes.logits[rows, t] = logits
-    episodes.actions[rows, t] = chosen
-    episodes.lengths[rows] = t + 1
+    stored_indices[env_of, position] = indices
+    stored_signs[env_of, position] = signs
+    stored_starts[rows, t + 1] = base + counts
+    stored_logits[rows, t] = logits
+    actions[rows, t] = chosen
+    lengths[rows] = t + 1
     return np.array(v.PONG_ACTIONS, dtype=np.int32)[chosen]

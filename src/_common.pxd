@@ -1,4 +1,5 @@
-# Inline helpers shared by the kernel modules: fused-type math and row-major BLAS.
+# Inline helpers shared by the kernel modules: fused-type math, row-major BLAS and the
+# serial/parallel split of a kernel's loop.
 #
 # The kernels keep arrays C-contiguous (row-major); BLAS is column-major, so a
 # row-major product C = op(A) @ op(B) is computed as the column-major product
@@ -10,6 +11,34 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 # Below this many elements a kernel runs serial: an empty prange costs ~1 us here.
 cdef enum:
     PARALLEL_MIN_ELEMENTS = 32768
+
+
+# ---- the serial/parallel split, written once ----
+#
+# A kernel's loop is a `cdef inline` helper over a range [start, stop), and every kernel runs it
+# the same way:
+#
+#     cdef int parts = parallel_parts(size, THRESHOLD, n_threads)
+#     with nogil:
+#         if parts == 1:  # serial: no OpenMP call at all
+#             helper(..., 0, n)
+#         else:
+#             for part in prange(parts, schedule='static', num_threads=parts):
+#                 helper(..., part_start(n, part, parts), part_start(n, part + 1, parts))
+#
+# The serial branch is not a prange with one thread: an OpenMP region told not to start threads
+# still costs ~1 us a call (DESIGN.md), more than many of these kernels take on small inputs.
+
+cdef inline int parallel_parts(Py_ssize_t size, Py_ssize_t threshold, int n_threads) noexcept nogil:
+    """How many parts a loop over work of `size` (elements, rows, frames or a work estimate) is cut
+    into: one per thread at or above `threshold`, else 1 (run serial by the calling thread)."""
+    return n_threads if n_threads > 1 and size >= threshold else 1
+
+
+cdef inline Py_ssize_t part_start(Py_ssize_t n, Py_ssize_t part, Py_ssize_t parts) noexcept nogil:
+    """Where part `part` of `parts` (static, near-equal) of [0, n) starts; it stops where part + 1
+    starts, so the parts cover [0, n) once, in order."""
+    return n * part // parts
 
 
 cdef extern from *:

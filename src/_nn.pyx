@@ -11,13 +11,16 @@
 # x in blocks of 16 (a vectorised "any nonzero"); dense inputs fall back to BLAS.
 # x may be int8 (stored frames): it is then used by value, never copied to float
 # unless the dense route needs it.
+#
+# Private: only pgcore/kernels.py calls these, with arguments pgcore._validate has checked (the
+# checks the NumPy twins share); they trust them and do not check them again.
 from cython.parallel cimport prange
 from cython cimport floating
 cimport numpy as cnp
 import numpy as np
 from libc.string cimport memcpy, memset
 
-from _common cimport PARALLEL_MIN_ELEMENTS, gemm
+from _common cimport PARALLEL_MIN_ELEMENTS, gemm, parallel_parts, part_start
 
 cnp.import_array()
 
@@ -60,13 +63,13 @@ def relu(const floating[::1] x_view, int n_threads):
     # Raw pointers in locals: the compiler can vectorise (memoryview fields may alias).
     cdef const floating* x = &x_view[0] if n else NULL
     cdef floating* out = &out_view[0] if n else NULL
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+        if parts == 1:  # serial: no OpenMP call at all
             _relu_range(x, out, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
-                _relu_range(x, out, n * part // threads, n * (part + 1) // threads)
+            for part in prange(parts, schedule='static', num_threads=parts):
+                _relu_range(x, out, part_start(n, part, parts), part_start(n, part + 1, parts))
     return out_array
 
 
@@ -77,13 +80,13 @@ def relu_backward(const floating[::1] grad_view, const floating[::1] x_view, int
     cdef const floating* grad = &grad_view[0] if n else NULL
     cdef const floating* x = &x_view[0] if n else NULL
     cdef floating* out = &out_view[0] if n else NULL
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:
+        if parts == 1:  # serial: no OpenMP call at all
             _relu_backward_range(grad, x, out, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
-                _relu_backward_range(grad, x, out, n * part // threads, n * (part + 1) // threads)
+            for part in prange(parts, schedule='static', num_threads=parts):
+                _relu_backward_range(grad, x, out, part_start(n, part, parts), part_start(n, part + 1, parts))
     return out_array
 
 
@@ -150,8 +153,9 @@ cdef bint _collect_sparse(const xvalue[:, ::1] x, int[:, ::1] cols, floating[:, 
     """Fills each row's nonzeros; False as soon as any row has more than cols.shape[1]."""
     cdef Py_ssize_t i, n = x.shape[0], d = x.shape[1], cap = cols.shape[1]
     cdef int dense_rows = 0
-    if n_threads > 1 and n * d >= PARALLEL_MIN_WORK:
-        for i in prange(n, schedule='static', num_threads=n_threads):
+    cdef int parts = parallel_parts(n * d, PARALLEL_MIN_WORK, n_threads)
+    if parts > 1:  # rows dealt to the threads one by one; serial, the loop stops at the first dense row
+        for i in prange(n, schedule='static', num_threads=parts):
             counts[i] = _row_nonzeros(&x[i, 0], d, &cols[i, 0], &vals[i, 0], cap)
             if counts[i] < 0:
                 dense_rows += 1
@@ -186,6 +190,25 @@ cdef inline void _sparse_rows_times(const int* cols, const floating* vals, const
         _sparse_row_times(cols + i * cap, vals + i * cap, counts[i], w, out + i * w.shape[1])
 
 
+cdef inline void _sparse_rows_transposed_times(const int* cols, const floating* vals, const Py_ssize_t* counts,
+                                               Py_ssize_t cap, Py_ssize_t n, const floating* grad_h,
+                                               Py_ssize_t n_hidden, floating* grad_w1, Py_ssize_t start,
+                                               Py_ssize_t stop) noexcept nogil:
+    """Columns start..stop-1 of grad_w1 (D, n_hidden) += x.T @ grad_h, for the N sparse rows of x (cap
+    slots a row): only the rows of grad_w1 that a nonzero selects are touched."""
+    cdef Py_ssize_t i, k, c
+    cdef floating value
+    cdef floating* w_row
+    cdef const floating* g_row
+    for i in range(n):
+        g_row = grad_h + i * n_hidden
+        for k in range(counts[i]):
+            w_row = grad_w1 + <Py_ssize_t>cols[i * cap + k] * n_hidden
+            value = vals[i * cap + k]
+            for c in range(start, stop):
+                w_row[c] += value * g_row[c]
+
+
 def _sparse_buffers(Py_ssize_t n, Py_ssize_t d, dtype):
     cap = max(d // SPARSE_FRACTION, 1)
     return (np.empty((n, cap), dtype=np.int32), np.empty((n, cap), dtype=dtype),
@@ -207,17 +230,17 @@ def mlp_forward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] w1, cons
     cdef Py_ssize_t[::1] counts = counts_array
     cdef const floating[:, ::1] x_dense
     cdef bint sparse
-    cdef int threads = n_threads if n * n_hidden * 32 >= PARALLEL_MIN_WORK else 1
+    cdef int parts = parallel_parts(n * n_hidden * 32, PARALLEL_MIN_WORK, n_threads)
     with nogil:
         sparse = _collect_sparse(x, cols, vals, counts, n_threads)
     if sparse:
         with nogil:
-            if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+            if parts == 1:  # serial: no OpenMP call at all
                 _sparse_rows_times(&cols[0, 0], &vals[0, 0], &counts[0], cols.shape[1], w1, &h[0, 0], 0, n)
             else:
-                for part in prange(threads, schedule='static', num_threads=threads):
+                for part in prange(parts, schedule='static', num_threads=parts):
                     _sparse_rows_times(&cols[0, 0], &vals[0, 0], &counts[0], cols.shape[1], w1, &h[0, 0],
-                                       n * part // threads, n * (part + 1) // threads)
+                                       part_start(n, part, parts), part_start(n, part + 1, parts))
     else:
         x_dense = np.ascontiguousarray(x_array, dtype=dtype)
         with nogil:
@@ -234,9 +257,9 @@ def mlp_forward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] w1, cons
 def mlp_backward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] h,
                  const floating[:, ::1] grad_logits, const floating[:, ::1] w2, int n_threads):
     """grad_w2 = h.T @ grad_logits; grad_h = (grad_logits @ w2.T) * (h > 0); grad_w1 = x.T @ grad_h."""
-    cdef Py_ssize_t i, j, a, k, c, t, start, stop, row
+    cdef Py_ssize_t i, j, a, part
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], n_hidden = h.shape[1], n_out = w2.shape[1]
-    cdef floating total, value
+    cdef floating total
     dtype = np.float32 if floating is float else np.float64
     grad_h_array = np.empty((n, n_hidden), dtype=dtype)
     grad_w2_array = np.empty((n_hidden, n_out), dtype=dtype)
@@ -259,23 +282,22 @@ def mlp_backward(x_array, const xvalue[:, ::1] x, const floating[:, ::1] h,
     cdef floating[:, ::1] vals = vals_array
     cdef Py_ssize_t[::1] counts = counts_array
     cdef bint sparse
-    cdef int threads = n_threads if n * n_hidden * 8 >= PARALLEL_MIN_WORK else 1
+    cdef int parts = parallel_parts(n * n_hidden * 8, PARALLEL_MIN_WORK, n_threads)
     with nogil:
         sparse = _collect_sparse(x, cols, vals, counts, n_threads)
     if sparse:
         grad_w1_array = np.zeros((d, n_hidden), dtype=dtype)
         grad_w1 = grad_w1_array
         with nogil:
-            # Threads own disjoint column ranges of grad_w1, so no two write the same element.
-            for t in prange(threads, schedule='static', num_threads=threads):
-                start = t * n_hidden // threads
-                stop = (t + 1) * n_hidden // threads
-                for i in range(n):
-                    for k in range(counts[i]):
-                        row = cols[i, k]
-                        value = vals[i, k]
-                        for c in range(start, stop):
-                            grad_w1[row, c] += value * grad_h[i, c]
+            if parts == 1:  # serial: no OpenMP call at all
+                _sparse_rows_transposed_times(&cols[0, 0], &vals[0, 0], &counts[0], cols.shape[1], n, &grad_h[0, 0],
+                                              n_hidden, &grad_w1[0, 0], 0, n_hidden)
+            else:  # threads own disjoint column ranges of grad_w1, so no two write the same element
+                for part in prange(parts, schedule='static', num_threads=parts):
+                    _sparse_rows_transposed_times(&cols[0, 0], &vals[0, 0], &counts[0], cols.shape[1], n,
+                                                  &grad_h[0, 0], n_hidden, &grad_w1[0, 0],
+                                                  part_start(n_hidden, part, parts),
+                                                  part_start(n_hidden, part + 1, parts))
     else:
         grad_w1_array = np.empty((d, n_hidden), dtype=dtype)
         grad_w1 = grad_w1_array

@@ -4,10 +4,13 @@
 # here each element is read and written once, the loop vectorises (sqrt with
 # -fno-math-errno), and large tensors are split over threads: each kernel's loop is
 # written once, over a range, which one thread runs whole or each thread runs a part of.
+#
+# Private: only pgcore/kernels.py calls these, with arguments pgcore._validate has checked (the
+# checks the NumPy twins share); they trust them and do not check them again.
 from cython.parallel cimport prange
 from cython cimport floating
 
-from _common cimport PARALLEL_MIN_ELEMENTS, sqrt_
+from _common cimport PARALLEL_MIN_ELEMENTS, parallel_parts, part_start, sqrt_
 
 
 cdef inline void _rmsprop_range(floating* param, const floating* grad, floating* cache, floating lr, floating decay,
@@ -29,14 +32,14 @@ def rmsprop_step(floating[::1] param_view, const floating[::1] grad_view, floati
     cdef floating* param = &param_view[0]
     cdef const floating* grad = &grad_view[0]
     cdef floating* cache = &cache_view[0]
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+        if parts == 1:  # serial: no OpenMP call at all
             _rmsprop_range(param, grad, cache, lr_, decay_, keep, eps_, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
-                _rmsprop_range(param, grad, cache, lr_, decay_, keep, eps_, n * part // threads,
-                               n * (part + 1) // threads)
+            for part in prange(parts, schedule='static', num_threads=parts):
+                _rmsprop_range(param, grad, cache, lr_, decay_, keep, eps_, part_start(n, part, parts),
+                               part_start(n, part + 1, parts))
 
 
 cdef inline void _adam_range(floating* param, const floating* grad, floating* m, floating* v, floating step_size,
@@ -63,11 +66,11 @@ def adam_step(floating[::1] param_view, const floating[::1] grad_view, floating[
     cdef const floating* grad = &grad_view[0]
     cdef floating* m = &m_view[0]
     cdef floating* v = &v_view[0]
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:
+        if parts == 1:  # serial: no OpenMP call at all
             _adam_range(param, grad, m, v, step_, beta1_, beta2_, v_scale_, eps_, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
-                _adam_range(param, grad, m, v, step_, beta1_, beta2_, v_scale_, eps_, n * part // threads,
-                            n * (part + 1) // threads)
+            for part in prange(parts, schedule='static', num_threads=parts):
+                _adam_range(param, grad, m, v, step_, beta1_, beta2_, v_scale_, eps_, part_start(n, part, parts),
+                            part_start(n, part + 1, parts))

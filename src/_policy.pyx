@@ -7,7 +7,8 @@
 # (float32 uses _common's libm-free exp); chunks are split over OpenMP threads when
 # the input is large. z is computed as the NumPy twin does (finite for any finite
 # logits), and row sums are in double, so long float32 rows agree too.
-# Arguments arrive validated and C-contiguous (pgcore._validate).
+# Private: only pgcore/kernels.py calls these, with arguments pgcore._validate has checked (the
+# checks the NumPy twins share), C-contiguous; they trust them and do not check them again.
 from cython.parallel cimport prange
 from cython cimport floating
 cimport numpy as cnp
@@ -16,7 +17,7 @@ import numpy as np
 from libc.math cimport exp, fabs, log, log1p
 from libc.stdlib cimport free, malloc
 
-from _common cimport PARALLEL_MIN_ELEMENTS, exp_, sigmoid_, gemm
+from _common cimport PARALLEL_MIN_ELEMENTS, exp_, gemm, parallel_parts, part_start, sigmoid_
 
 cnp.import_array()
 
@@ -121,14 +122,14 @@ def softmax(const floating[:, ::1] logits_view, double tau, int n_threads, bint 
         return out_array
     cdef const floating* logits = &logits_view[0, 0]
     cdef floating* out = &out_view[0, 0]
-    cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n * n_actions, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+        if parts == 1:  # serial: no OpenMP call at all
             _softmax_chunks(logits, out, n, n_actions, t, log, 0, n_chunks)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
-                _softmax_chunks(logits, out, n, n_actions, t, log, n_chunks * part // threads,
-                                n_chunks * (part + 1) // threads)
+            for part in prange(parts, schedule='static', num_threads=parts):
+                _softmax_chunks(logits, out, n, n_actions, t, log, part_start(n_chunks, part, parts),
+                                part_start(n_chunks, part + 1, parts))
     return out_array
 
 
@@ -155,14 +156,14 @@ def softmax_policy_grad(const floating[:, ::1] logits_view, const cnp.intp_t[::1
     cdef const cnp.intp_t* actions = &actions_view[0]
     cdef const floating* weights = &weights_view[0]
     cdef floating* out = &out_view[0, 0]
-    cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n * n_actions, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:
+        if parts == 1:  # serial: no OpenMP call at all
             _softmax_grad_chunks(logits, actions, weights, out, n, n_actions, t, bonus, 0, n_chunks)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
+            for part in prange(parts, schedule='static', num_threads=parts):
                 _softmax_grad_chunks(logits, actions, weights, out, n, n_actions, t, bonus,
-                                     n_chunks * part // threads, n_chunks * (part + 1) // threads)
+                                     part_start(n_chunks, part, parts), part_start(n_chunks, part + 1, parts))
     return out_array
 
 
@@ -196,13 +197,14 @@ def sigmoid_policy_grad(const floating[::1] logits_view, const cnp.intp_t[::1] a
     cdef const cnp.intp_t* actions = &actions_view[0]
     cdef const floating* weights = &weights_view[0]
     cdef floating* out = &out_view[0]
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:
+        if parts == 1:  # serial: no OpenMP call at all
             _sigmoid_grad_range(logits, actions, weights, out, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
-                _sigmoid_grad_range(logits, actions, weights, out, n * part // threads, n * (part + 1) // threads)
+            for part in prange(parts, schedule='static', num_threads=parts):
+                _sigmoid_grad_range(logits, actions, weights, out, part_start(n, part, parts),
+                                    part_start(n, part + 1, parts))
     return out_array
 
 
@@ -249,14 +251,14 @@ def clipped_sigmoid_policy_grad(const floating[::1] logits_view, const floating[
     cdef const cnp.intp_t* actions = &actions_view[0]
     cdef const floating* advantages = &advantages_view[0]
     cdef floating* out = &out_view[0]
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:
+        if parts == 1:  # serial: no OpenMP call at all
             _clipped_sigmoid_grad_range(logits, old_logits, actions, advantages, clip, out, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
+            for part in prange(parts, schedule='static', num_threads=parts):
                 _clipped_sigmoid_grad_range(logits, old_logits, actions, advantages, clip, out,
-                                            n * part // threads, n * (part + 1) // threads)
+                                            part_start(n, part, parts), part_start(n, part + 1, parts))
     return out_array
 
 
@@ -323,14 +325,14 @@ def clipped_softmax_policy_grad(const floating[:, ::1] logits_view, const floati
     cdef const cnp.intp_t* actions = &actions_view[0]
     cdef const floating* advantages = &advantages_view[0]
     cdef floating* out = &out_view[0, 0]
-    cdef int threads = n_threads if n * n_actions >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n * n_actions, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:
+        if parts == 1:  # serial: no OpenMP call at all
             _clipped_softmax_grad_range(logits, old_logits, actions, advantages, clip, n_actions, out, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
+            for part in prange(parts, schedule='static', num_threads=parts):
                 _clipped_softmax_grad_range(logits, old_logits, actions, advantages, clip, n_actions, out,
-                                            n * part // threads, n * (part + 1) // threads)
+                                            part_start(n, part, parts), part_start(n, part + 1, parts))
     return out_array
 
 

@@ -9,13 +9,16 @@
 # variance), so an all-equal input is exactly zero and float32 sums stay accurate;
 # the passes are split over threads for large inputs. squared_error writes its
 # gradient and sums its loss in one pass (in double, in lanes like standardize).
+#
+# Private: only pgcore/kernels.py calls these, with arguments pgcore._validate has checked (the
+# checks the NumPy twins share); they trust them and do not check them again.
 from cython.parallel cimport prange
 from cython cimport floating
 cimport numpy as cnp
 import numpy as np
 from libc.math cimport sqrt
 
-from _common cimport PARALLEL_MIN_ELEMENTS
+from _common cimport PARALLEL_MIN_ELEMENTS, parallel_parts, part_start
 
 cnp.import_array()
 
@@ -137,28 +140,29 @@ def standardize(const floating[::1] x_view, double eps, int n_threads):
     # Raw pointers in locals: the compiler can vectorise (memoryview fields may alias).
     cdef const floating* x = &x_view[0]
     cdef floating* out = &out_view[0]
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
         first = x[0]
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
+        if parts > 1:
+            for i in prange(n, schedule='static', num_threads=parts):
                 total += x[i] - first
         else:
             total = _sum_shifted(x, n, first)
         mean = total / n
-        if threads > 1:
-            for i in prange(n, schedule='static', num_threads=threads):
+        if parts > 1:
+            for i in prange(n, schedule='static', num_threads=parts):
                 centered = (x[i] - first) - mean
                 squares += centered * centered
         else:
             squares = _sum_squares_shifted(x, n, first, mean)
         scale = sqrt(squares / n) + eps
         scale = 1 / scale if scale != 0 else 0  # all-equal input and eps = 0: zeros, not NaN
-        if threads == 1:  # no OpenMP call at all: it costs ~1 us even when told not to start threads
+        if parts == 1:  # serial: no OpenMP call at all
             _scaled_range(x, out, first, mean, scale, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
-                _scaled_range(x, out, first, mean, scale, n * part // threads, n * (part + 1) // threads)
+            for part in prange(parts, schedule='static', num_threads=parts):
+                _scaled_range(x, out, first, mean, scale, part_start(n, part, parts),
+                              part_start(n, part + 1, parts))
     return out_array
 
 
@@ -195,12 +199,12 @@ def squared_error(const floating[::1] predictions_view, const floating[::1] targ
     cdef const floating* predictions = &predictions_view[0]
     cdef const floating* targets = &targets_view[0]
     cdef floating* grad = &grad_view[0]
-    cdef int threads = n_threads if n >= PARALLEL_MIN_ELEMENTS else 1
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_ELEMENTS, n_threads)
     with nogil:
-        if threads == 1:
+        if parts == 1:  # serial: no OpenMP call at all
             squares = _squared_error_range(predictions, targets, grad, scale, 0, n)
         else:
-            for part in prange(threads, schedule='static', num_threads=threads):
+            for part in prange(parts, schedule='static', num_threads=parts):
                 squares += _squared_error_range(predictions, targets, grad, scale,
-                                                n * part // threads, n * (part + 1) // threads)
+                                                part_start(n, part, parts), part_start(n, part + 1, parts))
     return 0.5 * scale * squares, grad_array

@@ -1,7 +1,12 @@
-"""Kernels called from several Python threads at once give the results of serial calls."""
+"""Kernels called from several Python threads at once give the results of serial calls; one thread
+count holds for the kernels' OpenMP loops and every BLAS library."""
+import ast
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 import pgcore.kernels as K
 
@@ -59,3 +64,30 @@ def test_rmsprop_from_four_threads_on_separate_state(threads):
         concurrent = list(pool.map(lambda g: run(g, [])[0], grads))
     for (p1, c1), (p2, c2) in zip(serial, concurrent):
         assert np.array_equal(p1, p2) and np.array_equal(c1, c2)
+
+
+# In a fresh process (BLAS thread counts are process-wide): the count is set either before or after
+# pgcore.kernels loads SciPy's BLAS (the one the compiled kernels call), then read back from every
+# BLAS library threadpoolctl finds (NumPy's and SciPy's OpenBLAS: two copies, two thread pools).
+BLAS_COUNTS = """
+import sys
+from threadpoolctl import threadpool_info
+import pgcore
+if sys.argv[1] == "before":
+    pgcore.set_num_threads(1)
+import pgcore.kernels
+if sys.argv[1] == "after":
+    pgcore.set_num_threads(1)
+blas = [(p["filepath"], p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
+print(pgcore.get_num_threads(), blas)
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_set_num_threads_limits_every_blas_library(when):
+    result = subprocess.run([sys.executable, "-c", BLAS_COUNTS, when], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    count, blas = result.stdout.split(" ", 1)
+    blas = ast.literal_eval(blas)
+    assert count == "1" and blas, result.stdout
+    assert all(threads == 1 for _, threads in blas), f"set_num_threads(1) {when} the kernels load: {blas}"
