@@ -1,20 +1,20 @@
 """pgcore's Python API: one `Agent` for every task, in the spirit of Stable-Baselines3.
 
     import pgcore
-    agent = pgcore.Agent("cartpole", seed=0, lr=0.01)     # keywords: the CLI's settings
+    agent = pgcore.Agent(task, seed=0, lr=0.01)           # a task of pgcore.TASKS; keywords: the CLI's settings
     agent.learn(max_episodes=1500, run_dir="runs/cp")     # blocks; Ctrl-C saves and returns
     returns = agent.evaluate(episodes=100, seed=10_000)   # greedy episode returns
     action = agent.predict(observation)                   # one observation or a batch
     agent = pgcore.Agent.resume("runs/cp"); agent.learn(max_episodes=3000)
 
-The command line (`pgcore.cli`) is argparse over these calls. Settings are checked once, by
-the task's config (`pong.check_config`, `control.check_config`): a bad one raises
+The command line (`pgcore.cli`) is argparse over these calls. Every task is reached through the
+registry (`pgcore.tasks`) and its `pgcore.task.Task` interface: settings are checked once, by the
+task (`Task.check_config`, from the bounds its config's fields carry): a bad one raises
 `pgcore.SettingError` (runs.SettingError), a ValueError naming it. `open_checkpoint` opens any run
-directory or checkpoint file (a run's, `Agent.save`'s, the shipped policy) for the CLI, `play` and
-`Agent`. `session` and `train` run a task's trainer: they pick Ray workers (pgcore.distributed)
-or this process's emulators for Pong, so that pong itself does not import pgcore.distributed.
+directory or checkpoint file (a run's, `Agent.save`'s, a shipped policy) for the CLI, `play` and
+`Agent`. `session` and `train` run a task's trainer (`Task.run_context`, `Task.train`: Pong picks Ray
+workers or this process's emulators).
 """
-import contextlib
 import dataclasses
 import os
 import time
@@ -22,85 +22,51 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pgcore import control, distributed, pong, runs
+from pgcore import runs, settings, tasks
 from pgcore.backends import load_backend
 
-TRAINERS = {"pong": pong} | {name: control for name in control.TASKS}
-TASKS = {"pong": "Atari Pong from pixels: PPO-style clipped passes, GAE over a value net"} | {name: spec.description
-                                                           for name, spec in control.TASKS.items()}
-PACKAGED_POLICIES = {"pong": os.path.join(os.path.dirname(__file__), "data", "pong.npz")}
+TASKS = tasks.descriptions()  # the tasks registered when pgcore was imported: name -> one line
+PACKAGED_POLICIES = {name: task.packaged_policy for name, task in tasks.REGISTRY.items() if task.packaged_policy}
 POLICY_FORMAT = "pgcore-policy-1"
 # Settings a resumed run may change; the others are the run's own, saved in its checkpoint.
 RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "max_minutes", "checkpoint_every",
                    "checkpoint_minutes", "backend", "ray", "workers", "lr", "lr_decay_frames",
                    "lr_decay_to")  # the learning rates: lowered once learning flattens
-_NOT_SETTINGS = {"task", "run_dir"}  # fixed by the Agent's task and by learn()
-
-
-def _tasks_of(families):
-    return tuple(name for name, spec in control.TASKS.items() if spec.family in families)
-
-
-# Settings of the other tasks that only some of them have (the rest apply to all of them).
-_CONTROL_ONLY_FOR = {
-    "tau": _tasks_of({"tabular"}), "tau_final": _tasks_of({"tabular"}),
-    "sigma": _tasks_of({"gaussian"}), "sigma_final": _tasks_of({"gaussian"}),
-    "entropy": _tasks_of({"tabular", "mlp"}), "entropy_final": _tasks_of({"tabular", "mlp"}),
-    "hidden": _tasks_of({"mlp"}), "map": ("frozenlake",), "slip": ("frozenlake",),
-}
-
-
-def _setting_tasks():
-    """setting name -> the tasks that take it."""
-    table = {}
-    for field in dataclasses.fields(pong.PongConfig):
-        table.setdefault(field.name, []).append("pong")
-    table["preset"] = ["pong"]
-    for field in dataclasses.fields(control.ControlConfig):
-        table.setdefault(field.name, []).extend(_CONTROL_ONLY_FOR.get(field.name, control.TASKS))
-    return {name: tuple(tasks) for name, tasks in table.items() if name not in _NOT_SETTINGS}
-
-
-SETTING_TASKS = _setting_tasks()
+SETTING_TASKS = tasks.setting_tasks()  # setting name -> the tasks that take it (as imported; tasks.setting_tasks())
 
 
 def _check_applies(name, task, why=""):
-    """Raises SettingError unless `task` takes the setting `name` (one of SETTING_TASKS)."""
-    if task not in SETTING_TASKS[name]:
-        raise runs.SettingError(name, f"{name} does not apply to {task} (only to {', '.join(SETTING_TASKS[name])}){why}")
+    """Raises SettingError unless `task` takes the setting `name` (one of tasks.setting_tasks())."""
+    takers = tasks.setting_tasks()[name]
+    if task not in takers:
+        raise runs.SettingError(name, f"{name} does not apply to {task} (only to {', '.join(takers)}){why}")
 
 
-def make_config(task, **settings):
-    """The checked config of a new run of `task`: its defaults (Pong: a preset's), then `settings`.
-    Raises SettingError (a ValueError) naming an unknown, inapplicable or out-of-range setting."""
-    if task not in TASKS:
-        raise runs.SettingError("task", f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
-    for name in settings:
-        if name not in SETTING_TASKS:
+def make_config(task, **settings_):
+    """The checked config of a new run of `task`: its defaults (Pong: a preset's), then `settings_`.
+    Raises SettingError (a ValueError) naming an unknown task, or an unknown, inapplicable or
+    out-of-range setting."""
+    spec, known = tasks.get(task), tasks.setting_tasks()
+    for name in settings_:
+        if name not in known:
             raise runs.SettingError(name, f"unknown setting {name!r}; {task} takes "
-                                          f"{', '.join(n for n, tasks in SETTING_TASKS.items() if task in tasks)}")
+                                          f"{', '.join(n for n, takers in known.items() if task in takers)}")
         _check_applies(name, task)
-    config = pong.make_config(**settings) if task == "pong" else control.default_config(task, **settings)
-    TRAINERS[task].check_config(config)
+    config = spec.make_config(**settings_)
+    spec.check_config(config)
     return config
 
 
 def session(config):
-    """What a run needs around it: Ray (started or joined, pgcore.distributed) for a Pong run on
-    Ray workers; nothing otherwise."""
-    if getattr(config, "ray", ""):
-        return distributed.session(config)
-    return contextlib.nullcontext()
+    """What a run needs around it (its task's `run_context`: Ray, started or joined, for a Pong run on
+    Ray workers; nothing otherwise)."""
+    return tasks.of(config).run_context(config)
 
 
 def train(config, kernels, resume_meta=None, resume_arrays=None):
-    """Runs the task's trainer (inside `session(config)`): `pong.train` fed by Ray workers
-    (`distributed.collect`) when config.ray, by this process's emulators otherwise, or
-    `control.train`. Returns (counters, the signal that stopped it or None)."""
-    trainer = TRAINERS[config.task]
-    if getattr(config, "ray", ""):
-        return trainer.train(config, kernels, resume_meta, resume_arrays, collect=distributed.collect)
-    return trainer.train(config, kernels, resume_meta, resume_arrays)
+    """Runs the task's trainer (inside `session(config)`). Returns (counters, the signal that
+    stopped it or None)."""
+    return tasks.of(config).train(config, kernels, resume_meta, resume_arrays)
 
 
 class Checkpoint(NamedTuple):
@@ -122,11 +88,10 @@ def open_checkpoint(path, for_training=False):
     file = os.path.join(path, runs.CHECKPOINT_NAME) if os.path.isdir(path) else path
     _, meta = runs.load_checkpoint(file)
     saved = meta.get("config")
-    task = saved.get("task", "pong" if str(meta.get("format", "")).startswith("pgcore-pong") else None) \
-        if isinstance(saved, dict) else None
-    if task not in TRAINERS:
+    task = tasks.name_in_checkpoint(meta)
+    if not isinstance(task, str) or task not in tasks.REGISTRY:
         raise runs.RunError(f"corrupt checkpoint {file}: it records no known task ({task!r})")
-    trainer = TRAINERS[task]
+    trainer = tasks.get(task)
     run_dir = os.path.dirname(file) if os.path.exists(os.path.join(os.path.dirname(file), "progress.csv")) else ""
     if for_training and os.path.exists(os.path.join(run_dir, "config.json")):
         runs.read_json(os.path.join(run_dir, "config.json"))  # a damaged record of the run is reported
@@ -134,8 +99,8 @@ def open_checkpoint(path, for_training=False):
         config = trainer.config_from_saved(saved)
         trainer.check_config(config)
         if for_training:
-            runs.check_resume_meta(meta, trainer.COUNTER_TYPES, trainer.RUNNING_REWARD_BOUNDS,
-                                   trainer.COUNTERS_ADDED_LATER)
+            runs.check_resume_meta(meta, trainer.counter_types, trainer.running_reward_bounds,
+                                   trainer.counters_added_later)
             expected = trainer.checkpoint_arrays(config)
         else:
             expected = {name: (shape, None) for name, shape in trainer.policy_shapes(config).items()}
@@ -158,8 +123,8 @@ class Agent:
     Training writes a run directory: config.json, progress.csv and checkpoint.npz.
     """
 
-    def __init__(self, task, **settings):
-        self._setup(make_config(task, **settings))
+    def __init__(self, task, **settings_):
+        self._setup(make_config(task, **settings_))
 
     def _setup(self, config):
         self.config = config
@@ -183,7 +148,7 @@ class Agent:
         """The policy's parameters (name -> array): the newest checkpoint's after learn(), the
         seeded initial ones before."""
         if self._params is None:
-            self._params = TRAINERS[self.task].initial_params(self.config)
+            self._params = tasks.get(self.task).initial_params(self.config)
         return self._params
 
     # ---- training ----
@@ -195,7 +160,7 @@ class Agent:
         which saves a checkpoint and returns. The first call starts a run in `run_dir` (default
         runs/TASK-TIMESTAMP); later calls, and an agent from `Agent.resume`, continue it. Returns the agent."""
         limits = self._limits(max_frames, max_episodes, quiet, max_minutes)
-        trainer = TRAINERS[self.task]
+        trainer = tasks.get(self.task)
         config, opened = self._learning_config(trainer, run_dir, limits)
         with session(config):
             kernels = load_backend(config.backend)
@@ -220,7 +185,7 @@ class Agent:
         """The checked config that `learn` with these arguments would train with (and record in
         the run's config.json), without training or writing anything (`pgcore-train --print-config`)."""
         limits = self._limits(max_frames, max_episodes, quiet, max_minutes)
-        return self._learning_config(TRAINERS[self.task], run_dir, limits)[0]
+        return self._learning_config(tasks.get(self.task), run_dir, limits)[0]
 
     def _limits(self, max_frames, max_episodes, quiet, max_minutes):
         if not self._trainable:
@@ -254,17 +219,18 @@ class Agent:
         deterministic Pong of the v4 environments other systems report on)."""
         runs.check_whole_number("episodes", episodes, 1)
         runs.check_whole_number("seed", seed, 0)
-        return TRAINERS[self.task].evaluate(self.play_config(sticky), self.params, episodes, seed,
-                                            greedy=not sample, kernels=load_backend(self.config.backend))
+        return tasks.get(self.task).evaluate(self.play_config(sticky), self.params, episodes, seed,
+                                             greedy=not sample, kernels=load_backend(self.config.backend))
 
     def play_config(self, sticky=None):
-        """The config the policy plays with: the run's, or with Pong's `sticky` in its place (checked)."""
+        """The config the policy plays with: the run's, or with Pong's `sticky` in its place (checked
+        as a run's sticky is)."""
         if sticky is None:
             return self.config
         _check_applies("sticky", self.task)
-        config = dataclasses.replace(self.config, sticky=sticky)
-        runs.check_numbers(config, {"sticky": pong.NUMBER_BOUNDS["sticky"]})  # as a run's sticky is checked
-        return config
+        opt = tasks.get(self.task).option("sticky")
+        settings.check_value("sticky", sticky, opt.type, opt.metadata)
+        return dataclasses.replace(self.config, sticky=sticky)
 
     def predict(self, observation, deterministic=True, episode_start=None):
         """The action for one observation, or an array of actions for a batch (first axis).
@@ -276,29 +242,10 @@ class Agent:
         the previous frame of each of the N games: pass `episode_start=True` (or an (N,) bool
         array) with a game's first frame; a new batch size starts every game afresh.
         """
-        kernels = load_backend(self.config.backend)
-        if self.task == "pong":
-            frames = np.asarray(observation)
-            single = frames.ndim == 3
-            frames = frames[None] if single else frames
-            if frames.ndim != 4 or frames.shape[1:] != (210, 160, 3) or frames.dtype != np.uint8:
-                raise ValueError(f"observation must be Pong frames (210, 160, 3) or (N, 210, 160, 3) uint8, "
-                                 f"not {frames.shape} {frames.dtype}")
-            if self._policy is None:
-                self._policy = pong.Player(kernels, self.params["w1"], self.params["w2"], self._rng)
-            new_game = None if episode_start is None else np.broadcast_to(np.asarray(episode_start, bool),
-                                                                          (len(frames),))
-            actions = self._policy.act(frames, new_game, greedy=deterministic)
-        else:
-            if self._policy is None:
-                self._policy = control.make_policy_for(self.config, kernels)
-            policy = self._policy
-            single, x = policy.check_observations(observation, np.dtype(self.config.dtype))
-            temperature = control.temperature_at(self.config, self.config.max_episodes)
-            actions = policy.act(self.params, x, self._rng, temperature, greedy=deterministic)
-            if isinstance(policy, control.LinearGaussian):
-                actions = policy.env_action(actions)
-        return actions[0] if single else actions
+        if self._policy is None:  # the task's player (Task.player), kept between calls
+            self._policy = tasks.get(self.task).player(self.config, self.params, load_backend(self.config.backend),
+                                                       self._rng)
+        return self._policy.predict(observation, deterministic, episode_start)
 
     @property
     def progress(self):
@@ -328,7 +275,7 @@ class Agent:
         return agent
 
     @classmethod
-    def resume(cls, run_dir, **settings):
+    def resume(cls, run_dir, **settings_):
         """An agent that continues the run in `run_dir` when `learn` is called. `settings` may
         change only what does not change the run's model: threads, quiet, backend, max_frames,
         max_episodes, max_minutes, checkpoint_every, checkpoint_minutes, Pong's ray and workers,
@@ -338,26 +285,26 @@ class Agent:
         when it describes the run); a setting the run's task does not take is a SettingError."""
         opened = open_checkpoint(run_dir, for_training=True)
         task = opened.config.task
-        for name in settings.keys() & SETTING_TASKS.keys():
+        for name in settings_.keys() & tasks.setting_tasks().keys():
             _check_applies(name, task, f": {run_dir} holds a {task} run")
-        if "preset" in settings:
-            pong.check_preset_describes(opened.config, **settings)
-            settings = {name: value for name, value in settings.items() if name != "preset"}
-        for name, value in settings.items():
+        settings_ = tasks.get(task).resume_settings(opened.config, settings_)  # Pong's preset, checked
+        for name, value in settings_.items():
             if name not in RESUME_SETTINGS and getattr(opened.config, name, None) != value:
                 raise runs.SettingError(name, f"{name} cannot change when resuming a run (it is saved in its "
                                               f"checkpoint); resuming may change {', '.join(RESUME_SETTINGS)}")
-        settings = {name: value for name, value in settings.items() if name in RESUME_SETTINGS}
-        config = dataclasses.replace(opened.config, **settings)
-        TRAINERS[config.task].check_config(config)
+        settings_ = {name: value for name, value in settings_.items() if name in RESUME_SETTINGS}
+        config = dataclasses.replace(opened.config, **settings_)
+        tasks.get(task).check_config(config)
         agent = cls._from(config)
         agent.run_dir = opened.run_dir or os.path.dirname(opened.path)
         agent._params = agent._loaded_params(opened)
         return agent
 
     @classmethod
-    def pretrained(cls, task="pong"):
-        """The policy that ships with pgcore (only Pong's: `pgcore-play pong` plays it)."""
+    def pretrained(cls, task=None):
+        """The policy that ships with pgcore for `task` (default: the first task that ships one;
+        only Pong's does: `pgcore-play pong` plays it)."""
+        task = next(iter(PACKAGED_POLICIES), None) if task is None else task
         if task not in PACKAGED_POLICIES:
             raise ValueError(f"no trained policy ships for {task!r}; pgcore ships: {', '.join(PACKAGED_POLICIES)}")
         if not os.path.isfile(PACKAGED_POLICIES[task]):
@@ -373,7 +320,7 @@ class Agent:
         return agent
 
     def _loaded_params(self, opened):
-        names = TRAINERS[self.task].policy_shapes(opened.config)   # a value net trains, it does not play
+        names = tasks.get(self.task).policy_shapes(opened.config)   # a value net trains, it does not play
         # float16 is a storage format only (the shipped policy): compute in the run's dtype
         return {name: opened.arrays[name].astype(self.config.dtype) for name in names}
 

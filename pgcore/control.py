@@ -30,10 +30,14 @@ dangerous, leaves it, and never comes back to learn that the edge is the short w
 """
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from pgcore import runs
+from pgcore import runs, settings
+from pgcore.task import Task
+
+RunConfig, setting, override = settings.RunConfig, settings.setting, settings.override
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,9 @@ class TaskSpec:
     lr: float
     batch_episodes: int
     max_episodes: int      # the default budget, which is also the anneal horizon
+    observations: object   # states (tabular) or the observation's length; {map: states} where --map sets it
+    actions: int           # discrete actions, or the Gaussian's action dimensions
+    action_bound: float = 0.0  # Gaussian: actions are clipped to [-action_bound, action_bound]
     gamma: float = 0.99
     tau: float = 1.0
     tau_final: float = 1.0
@@ -56,52 +63,64 @@ class TaskSpec:
     max_episode_steps: int = 0  # a step limit where gymnasium sets none (0: gymnasium's own)
 
 
+# The sizes (observations, actions, action_bound) are the environments' spaces, written here so that a
+# policy loads and plays without making its environment (MuJoCo's need not be installed to play one);
+# tests/test_control.py checks them against the environments.
 TASKS = {
     "frozenlake": TaskSpec("FrozenLake-v1", "tabular", "tabular softmax on FrozenLake (4x4 slippery; --map 8x8, --no-slip)",
-                           lr=0.05, batch_episodes=64, max_episodes=40_000, tau=1.0, tau_final=0.3),
+                           lr=0.05, batch_episodes=64, max_episodes=40_000, observations={"4x4": 16, "8x8": 64},
+                           actions=4, tau=1.0, tau_final=0.3),
     "taxi": TaskSpec("Taxi-v4", "tabular", "tabular softmax on Taxi",
-                     lr=0.02, batch_episodes=32, max_episodes=40_000, tau=1.0, tau_final=0.05, baseline=True),
+                     lr=0.02, batch_episodes=32, max_episodes=40_000, observations=500, actions=6, tau=1.0,
+                     tau_final=0.05, baseline=True),
     "cliffwalking": TaskSpec("CliffWalking-v1", "tabular", "tabular softmax on CliffWalking",
-                             lr=0.1, batch_episodes=4, max_episodes=10_000, tau=1.0, tau_final=0.05,
-                             entropy=0.5, entropy_final=5e-4, max_episode_steps=2_000),
+                             lr=0.1, batch_episodes=4, max_episodes=10_000, observations=48, actions=4, tau=1.0,
+                             tau_final=0.05, entropy=0.5, entropy_final=5e-4, max_episode_steps=2_000),
     "cartpole": TaskSpec("CartPole-v1", "mlp", "softmax MLP on CartPole",
-                         lr=0.01, batch_episodes=16, max_episodes=1_500, hidden=32),
+                         lr=0.01, batch_episodes=16, max_episodes=1_500, observations=4, actions=2, hidden=32),
     "acrobot": TaskSpec("Acrobot-v1", "mlp", "softmax MLP on Acrobot",
-                        lr=0.01, batch_episodes=8, max_episodes=600, hidden=32),
+                        lr=0.01, batch_episodes=8, max_episodes=600, observations=6, actions=3, hidden=32),
     "inverted-pendulum": TaskSpec("InvertedPendulum-v5", "gaussian", "linear Gaussian on MuJoCo's InvertedPendulum",
-                                  lr=0.05, batch_episodes=8, max_episodes=1_000, sigma=1.0, sigma_final=0.3,
-                                  baseline=True),
+                                  lr=0.05, batch_episodes=8, max_episodes=1_000, observations=4, actions=1,
+                                  action_bound=3.0, sigma=1.0, sigma_final=0.3, baseline=True),
 }
+RECIPE = ("lr", "gamma", "batch_episodes", "hidden", "tau", "tau_final", "sigma", "sigma_final", "entropy",
+          "entropy_final", "max_episodes", "baseline")  # the settings whose defaults a TaskSpec gives
 
 
 @dataclass
-class ControlConfig:
-    task: str = "cartpole"
-    seed: int = 0
-    lr: float = 0.01               # Adam
-    gamma: float = 0.99
-    batch_episodes: int = 8        # episodes per update = parallel copies of the env
-    hidden: int = 0                # MLP tasks
-    tau: float = 1.0               # tabular tasks: temperature at the start...
-    tau_final: float = 1.0         # ...and at max_episodes
-    sigma: float = 1.0             # Gaussian task: action noise at the start...
-    sigma_final: float = 1.0       # ...and at max_episodes
-    entropy: float = 0.0           # softmax tasks: entropy bonus at the start...
-    entropy_final: float = 0.0     # ...and at max_episodes
-    anneal: str = "exponential"    # or "linear"
-    baseline: bool = False         # running per-step baseline instead of the batch mean
-    map: str = "4x4"               # frozenlake
-    slip: bool = True              # frozenlake
-    dtype: str = "float64"
-    backend: str = "cython"
-    threads: int = 1               # kernel threads (small arrays: the kernels' serial paths)
-    max_frames: int = 0            # environment steps; 0: no limit
-    max_episodes: int = 2000       # 0: no limit (then tau and sigma cannot anneal)
-    max_minutes: float = 0.0       # minutes of training wall time over every segment; 0: no limit
-    checkpoint_every: int = 500    # episodes (0: only by time and at the end)
-    checkpoint_minutes: float = 5.0  # wall time between checkpoints (0: only by episodes and at the end)
-    run_dir: str = ""
-    quiet: bool = False
+class ControlConfig(RunConfig):
+    """Every setting of a run of the other tasks; each task's TaskSpec gives its own defaults of
+    RECIPE (ControlTask.defaults), the fields' defaults are what older checkpoints lack."""
+    task: str = override(RunConfig, "task", default="cartpole")
+    max_frames: int = override(RunConfig, "max_frames", help="stop after N environment steps (0: no limit)")
+    max_episodes: int = override(RunConfig, "max_episodes", default=2000)  # each task's: the anneal horizon too
+    threads: int = override(RunConfig, "threads", help="kernel threads (a batch's arrays are small: the kernels' "
+                                                       "serial paths)")
+    hidden: int = setting(0, minimum=1, metavar="N", applies_to=("mlp",), help="the MLP's hidden units")
+    tau: float = setting(1.0, bounds=(0.0, math.inf, True), metavar="X", applies_to=("tabular",),
+                         help="softmax temperature at the start, > 0")
+    tau_final: float = setting(1.0, bounds=(0.0, math.inf, True), metavar="X", applies_to=("tabular",),
+                               help="softmax temperature reached at --max-episodes, > 0")
+    sigma: float = setting(1.0, bounds=(0.0, math.inf, True), metavar="X", applies_to=("gaussian",),
+                           help="action noise (the Gaussian's standard deviation) at the start, > 0")
+    sigma_final: float = setting(1.0, bounds=(0.0, math.inf, True), metavar="X", applies_to=("gaussian",),
+                                 help="action noise reached at --max-episodes, > 0")
+    entropy: float = setting(0.0, bounds=(0.0, math.inf, False), metavar="X", applies_to=("tabular", "mlp"),
+                             help="entropy bonus at the start, >= 0, added to the objective per step; an "
+                                  "exponential anneal needs it and --entropy-final both above 0 or both 0")
+    entropy_final: float = setting(0.0, bounds=(0.0, math.inf, False), metavar="X", applies_to=("tabular", "mlp"),
+                                   help="entropy bonus reached at --max-episodes, >= 0")
+    anneal: str = setting("exponential", choices=("exponential", "linear"),
+                          help="how tau, sigma and entropy move from start to final over --max-episodes (each "
+                               "task's episode budget by default): start * (final/start)**(episode/max_episodes) "
+                               "(exponential) or linearly; anything that anneals needs --max-episodes above 0")
+    baseline: bool = setting(False, switch="both",
+                             help="advantages from a running mean of the return at each step index (a per-step "
+                                  "baseline, saved in the checkpoint) instead of the batch mean")
+    map: str = setting("4x4", choices=("4x4", "8x8"), applies_to=("frozenlake",), help="the FrozenLake map")
+    slip: bool = setting(True, switch="off", flag="--no-slip", applies_to=("frozenlake",),
+                         help="FrozenLake without its slippery ice (the flag sets slip False)")
 
 
 FORMAT = "pgcore-control-1"
@@ -114,13 +133,7 @@ def default_config(task, **overrides):
     """The task's tuned defaults, then any overrides (None values are ignored)."""
     if task not in TASKS:
         raise runs.SettingError("task", f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
-    spec = TASKS[task]
-    values = dict(task=task, lr=spec.lr, gamma=spec.gamma, batch_episodes=spec.batch_episodes, hidden=spec.hidden,
-                  tau=spec.tau, tau_final=spec.tau_final, sigma=spec.sigma, sigma_final=spec.sigma_final,
-                  entropy=spec.entropy, entropy_final=spec.entropy_final, max_episodes=spec.max_episodes,
-                  baseline=spec.baseline)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return ControlConfig(**values)
+    return ControlTask(task).make_config(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def config_from_saved(saved):
@@ -131,13 +144,11 @@ def config_from_saved(saved):
 def check_config(config):
     """Raises SettingError (a ValueError) naming the first setting out of range."""
     runs.check_choice(config, "task", tuple(TASKS))
-    runs.check_common(config)
-    if TASKS[config.task].family == "mlp":
-        runs.check_whole_numbers(config, ("hidden",), 1)
-    runs.check_numbers(config, {name: (0.0, math.inf, True) for name in ("tau", "tau_final", "sigma", "sigma_final")})
-    runs.check_numbers(config, {name: (0.0, math.inf, False) for name in ("entropy", "entropy_final")})
-    runs.check_choice(config, "anneal", ("exponential", "linear"))
-    runs.check_choice(config, "map", ("4x4", "8x8"))
+    ControlTask(config.task).check_config(config)
+
+
+def check_more(config):
+    """The checks that span settings, after each setting's own bounds (ControlTask.check_config)."""
     if (config.entropy or config.entropy_final) and TASKS[config.task].family == "gaussian":
         raise runs.SettingError("entropy", f"entropy applies to the softmax policies, not to {config.task}'s "
                                            "Gaussian one")
@@ -150,9 +161,6 @@ def check_config(config):
     if annealing and config.max_episodes == 0:
         raise runs.SettingError("max_episodes", "tau, sigma or entropy anneals over max_episodes, so max_episodes "
                                                 "must be above 0")
-    for name in ("baseline", "slip"):
-        if not isinstance(getattr(config, name), bool):
-            raise runs.SettingError(name, f"{name} must be True or False, not {getattr(config, name)!r}")
 
 
 def annealed(start, final, episode, config):
@@ -321,13 +329,35 @@ def sample_categorical(probabilities, rng):
     return np.minimum((cumulative <= u).sum(axis=1), probabilities.shape[1] - 1)
 
 
-def make_policy(config, kernels, env):
+class Space(NamedTuple):
+    """What the policies read of a gymnasium space, known without making the environment: `n`
+    (a Discrete space's size), or `shape`, `low` and `high` (a Box's)."""
+    n: int = 0
+    shape: tuple = ()
+    low: object = None
+    high: object = None
+
+
+def spaces(config):
+    """(observation space, action space) of the task, from its TaskSpec (no environment made)."""
+    spec = TASKS[config.task]
+    size = spec.observations[config.map] if isinstance(spec.observations, dict) else spec.observations
+    observation = Space(n=size) if spec.family == "tabular" else Space(shape=(size,))
+    if spec.family != "gaussian":
+        return observation, Space(n=spec.actions)
+    bound = np.full(spec.actions, spec.action_bound, dtype=np.float32)  # gymnasium's Box bounds are float32
+    return observation, Space(shape=(spec.actions,), low=-bound, high=bound)
+
+
+def make_policy(config, kernels, env=None):
+    """The task's policy over the spaces of `spaces(config)` (or of `env`, when given)."""
     family = TASKS[config.task].family
+    observation_space, action_space = spaces(config) if env is None else (env.observation_space, env.action_space)
     if family == "tabular":
-        return Tabular(kernels, env.observation_space, env.action_space)
+        return Tabular(kernels, observation_space, action_space)
     if family == "mlp":
-        return SoftmaxMLP(kernels, env.observation_space, env.action_space, config.hidden)
-    return LinearGaussian(kernels, env.observation_space, env.action_space)
+        return SoftmaxMLP(kernels, observation_space, action_space, config.hidden)
+    return LinearGaussian(kernels, observation_space, action_space)
 
 
 def temperature_name(config):
@@ -341,20 +371,12 @@ def temperature_at(config, episode):
     return annealed(config.tau, config.tau_final, episode, config)
 
 
-
-
-def make_policy_for(config, kernels):
-    """The task's policy, its sizes read from one environment."""
-    env = make_env(config)
-    try:
-        return make_policy(config, kernels, env)
-    finally:
-        env.close()
+make_policy_for = make_policy  # (config, kernels): the name agent.py called before the sizes were static
 
 
 def initial_params(config, policy=None):
     """The parameters a new run starts from (seeded by config.seed)."""
-    policy = policy or make_policy_for(config, None)
+    policy = policy or make_policy(config, None)
     return policy.init_params(np.random.default_rng(runs.seed_streams(config.seed)[0]), np.dtype(config.dtype))
 
 
@@ -366,7 +388,7 @@ def new_state(config, policy):
 
 
 def param_shapes(config):
-    """name -> shape of the policy's parameters (they follow from the task's spaces)."""
+    """name -> shape of the policy's parameters (they follow from the task's spaces, `spaces`)."""
     return {k: v.shape for k, v in initial_params(config).items()}
 
 
@@ -419,7 +441,7 @@ def _train(config, kernels, run, column, bonus):
     dtype = np.dtype(config.dtype)
     counters, rng = run.counters, run.rng
     envs = make_envs(config)
-    policy = make_policy(config, kernels, envs.envs[0])
+    policy = make_policy(config, kernels)
     continuous = isinstance(policy, LinearGaussian)
 
     state = run.restore(lambda: new_state(config, policy))  # parameters, Adam moments, running baseline
@@ -479,12 +501,13 @@ def _train(config, kernels, run, column, bonus):
         envs.close()
 
 
-def evaluate(config, params, episodes, seed, greedy=True, kernels=None):
-    """Mean return of the policy over `episodes` episodes on fresh environments (seeds seed..)."""
+def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_episode=None):
+    """Returns of the policy over `episodes` episodes on fresh environments (seeds seed..);
+    `on_episode(index, return)` is called after each."""
     if kernels is None:
         from pgcore import kernels
     env = make_env(config)
-    policy = make_policy(config, kernels, env)
+    policy = make_policy(config, kernels)
     rng = np.random.default_rng(seed)
     temperature = temperature_at(config, config.max_episodes)
     continuous = isinstance(policy, LinearGaussian)
@@ -500,6 +523,81 @@ def evaluate(config, params, episodes, seed, greedy=True, kernels=None):
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
+            if on_episode is not None:
+                on_episode(episode, total)
     finally:
         env.close()
     return np.array(returns)
+
+
+class Player:
+    """Agent.predict's policy: greedy or sampled actions of fixed parameters, at the final
+    temperature (or sigma), for one observation or a batch."""
+
+    def __init__(self, config, params, kernels, rng):
+        self.config, self.params, self.rng = config, params, rng
+        self.policy = make_policy(config, kernels)
+        self.temperature = temperature_at(config, config.max_episodes)
+
+    def predict(self, observation, deterministic=True, episode_start=None):
+        """The action of one observation (a state index, or a (D,) vector), or the (N,) or (N, K)
+        actions of a batch; the Gaussian's clipped to the action space. `episode_start` is unused
+        (the policies have no memory)."""
+        single, x = self.policy.check_observations(observation, np.dtype(self.config.dtype))
+        actions = self.policy.act(self.params, x, self.rng, self.temperature, greedy=deterministic)
+        if isinstance(self.policy, LinearGaussian):
+            actions = self.policy.env_action(actions)
+        return actions[0] if single else actions
+
+
+class ControlTask(Task):
+    """One of gymnasium's small tasks (pgcore.task.Task): a TaskSpec of TASKS, over ControlConfig."""
+
+    config_class = ControlConfig
+    checkpoint_format = FORMAT
+    help_note = "Adam; each update plays --batch-episodes episodes in parallel"
+    docs_group, docs_label = "control", "the other tasks"
+    docs_heading = ("Flags of the other tasks (which always use Adam, beta1 0.9, beta2 0.999, eps 1e-8, and play "
+                    "each batch's --batch-episodes episodes in parallel):")
+
+    def __init__(self, name):
+        self.name, self.spec = name, TASKS[name]
+        self.description, self.family = self.spec.description, self.spec.family
+
+    def __repr__(self):
+        return f"ControlTask({self.name!r})"
+
+    def __reduce__(self):
+        return ControlTask, (self.name,)
+
+    def defaults(self):
+        return {"task": self.name} | {name: getattr(self.spec, name) for name in RECIPE}
+
+    def check_more(self, config):
+        check_more(config)
+
+    def config_from_saved(self, saved):
+        return config_from_saved(saved)
+
+    def param_shapes(self, config):
+        return param_shapes(config)
+
+    def checkpoint_arrays(self, config):
+        return checkpoint_arrays(config)
+
+    def initial_params(self, config):
+        return initial_params(config)
+
+    def train(self, config, kernels, resume_meta=None, resume_arrays=None):
+        return train(config, kernels, resume_meta, resume_arrays)
+
+    def player(self, config, params, kernels, rng):
+        return Player(config, params, kernels, rng)
+
+    def evaluate(self, config, params, episodes, seed, greedy=True, kernels=None, on_episode=None, frames=None):
+        if frames is not None:
+            raise ValueError(f"{self.name} records no frames")
+        return evaluate(config, params, episodes, seed, greedy, kernels, on_episode)
+
+
+CONTROL_TASKS = tuple(ControlTask(name) for name in TASKS)  # what pgcore.tasks registers

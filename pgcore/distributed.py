@@ -1,7 +1,9 @@
 """Pong rollouts on Ray workers: more emulators, on more machines, for one learner.
 
-Each worker is a Ray actor holding a `pong.Collector` (its own `--envs` emulators on
-`--threads` threads, the same compiled step as the single-process trainer). A `collect` call
+Each worker is a Ray actor holding a collector, `pong.Collector` (its own `--envs` emulators on
+`--threads` threads, the same compiled step as the single-process trainer), which the task
+hands in (`make_collector`): this module imports no task, and pgcore.pong picks it for a run
+with `ray` set. A `collect` call
 brings the newest weights (one `ray.put` object per update, shared by every worker), plays
 until at least one episode ends (or a second passes), and returns the finished episodes in
 their compact sparse form: the nonzero pixels of each difference frame, the behaviour
@@ -23,27 +25,40 @@ the workers, is a RunError: an address where nothing listens within CONNECT_TIME
 CPUs at once, workers that do not start within STARTUP_TIMEOUT_S.
 """
 import contextlib
-import dataclasses
+import importlib.util
 import os
+import re
 import socket
 import time
 
 import numpy as np
 
-from pgcore import _threads, pong, runs
+from pgcore import _threads, runs
 from pgcore.backends import load_backend
 
-INSTALL_HINT = pong.RAY_INSTALL_HINT
+INSTALL_HINT = "pip install 'pgcore[ray]'"
 STARTUP_TIMEOUT_S = 120.0   # for the workers to start their emulators
 CONNECT_TIMEOUT_S = 10.0    # for a TCP connection to the cluster's address
 COLLECT_SECONDS = 1.0       # a collect call returns after this long even when no episode ended
 WAIT_SECONDS = 0.5          # the driver looks at stop requests at least this often
 
 
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
+
+
 def check_config(config):
     """Raises SettingError for a bad `ray` / `workers`, or when Ray is asked for but not installed
-    (`pong.check_ray_settings`, which pong's check_config calls)."""
-    pong.check_ray_settings(config)
+    (Ray itself is not imported here: `connect` does that, for a run on Ray workers). Pong's
+    check_config calls it."""
+    runs.check_whole_number("workers", config.workers, 1)
+    if not isinstance(config.ray, str) or not (config.ray in ("", "local", "auto") or _ADDRESS.match(config.ray)):
+        raise runs.SettingError("ray", f"ray must be local, auto or HOST:PORT, not {config.ray!r}")
+    if not config.ray:
+        if config.workers != 1:
+            raise runs.SettingError("workers", f"workers={config.workers} needs ray (local, auto or HOST:PORT)")
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise runs.SettingError("ray", f"ray={config.ray!r} needs Ray, which is not installed: {INSTALL_HINT}")
 
 
 def worker_seeds(config, index, segment):
@@ -53,35 +68,34 @@ def worker_seeds(config, index, segment):
 
 
 class RolloutWorker:
-    """The Ray actor's class (made remote by `start_workers`): emulators and episodes in progress."""
+    """The Ray actor's class (made remote by `start_workers`): a collector (emulators and episodes
+    in progress), made by `make_collector(config, kernels, rng, env_seed)`."""
 
-    def __init__(self, settings, index, segment):
-        config = pong.PongConfig(**settings)
+    def __init__(self, config, make_collector, index, segment):
         kernels = load_backend(config.backend)
         _threads.set_num_threads(1)  # as in the single-process trainer: the emulator threads use the cores
         rng, env_seed = worker_seeds(config, index, segment)
-        self.collector = pong.Collector(config, kernels, rng, env_seed)
-        shapes = pong.param_shapes(config)
-        self.w1 = np.zeros(shapes["w1"], dtype=config.dtype)
-        self.w2 = np.zeros(shapes["w2"], dtype=config.dtype)
+        self.collector = make_collector(config, kernels, rng, env_seed)
+        self.weights = None  # the newest weights, copied into arrays of this worker's own
 
     def pid(self):
         return os.getpid()
 
     def collect(self, weights, version, seconds=COLLECT_SECONDS):
-        """Plays with `weights` (update `version`) until an episode ends or `seconds` pass; returns
-        {"episodes": [(compact episode, start version), ...], "steps": agent steps, "frames": emulator frames}."""
-        self.w1[...] = weights["w1"]
-        self.w2[...] = weights["w2"]
+        """Plays with `weights` (update `version`: name -> array, the collector's step's keywords)
+        until an episode ends or `seconds` pass; returns {"episodes": [(compact episode, start
+        version), ...], "steps": agent steps, "frames": emulator frames}."""
+        if self.weights is None:
+            self.weights = {name: np.empty_like(array) for name, array in weights.items()}
+        for name, array in weights.items():
+            self.weights[name][...] = array
         collector, done, steps, frames = self.collector, [], 0, 0
         deadline = time.perf_counter() + seconds
         while not done and time.perf_counter() < deadline:
-            finished, new_steps, new_frames = collector.step(self.w1, self.w2, version)
+            finished, new_steps, new_frames = collector.step(**self.weights, version=version)
             steps += new_steps
             frames += new_frames
-            for env in finished:
-                done.append((pong.compact(collector.episodes.episode(env)), int(collector.start_version[env])))
-                collector.release(env)
+            done += [collector.take(env) for env in finished]
         return {"episodes": done, "steps": steps, "frames": frames}
 
 
@@ -163,14 +177,13 @@ def session(config):
             ray.shutdown()
 
 
-def start_workers(config, segment):
-    """The K workers, each ready (emulators started); RunError when they do not start within
+def start_workers(config, segment, make_collector):
+    """The K workers, each ready (its collector started); RunError when they do not start within
     STARTUP_TIMEOUT_S."""
     import ray
 
     remote = ray.remote(num_cpus=config.threads, max_restarts=-1, max_task_retries=0)(RolloutWorker)
-    settings = dataclasses.asdict(config)
-    workers = [remote.remote(settings, index, segment) for index in range(config.workers)]
+    workers = [remote.remote(config, make_collector, index, segment) for index in range(config.workers)]
     try:
         ray.get([worker.pid.remote() for worker in workers], timeout=STARTUP_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
@@ -190,21 +203,22 @@ def stop_workers(workers):
         ray.kill(worker)
 
 
-def collect(config, run, learner):
-    """The driver's loop: one collect call in flight per worker; each result's episodes go to the
-    learner, and the next call carries the newest weights."""
+def collect(config, run, learner, make_collector):
+    """The driver's loop: one collect call in flight per worker (each a `make_collector` collector);
+    each result's episodes go to the learner, and the next call carries the newest weights
+    (`learner.weights`)."""
     import ray
 
     counters = run.counters
     workers = []
     try:
-        workers = start_workers(config, counters["segment"])
+        workers = start_workers(config, counters["segment"], make_collector)
         weights, version = None, None
         pending = {}
         while run.running():
             if version != counters["updates"]:  # one object per update, shared by every call
                 version = counters["updates"]
-                weights = ray.put({"w1": learner.w1, "w2": learner.w2})
+                weights = ray.put(learner.weights)
             for index in set(range(len(workers))) - set(pending.values()):
                 pending[workers[index].collect.remote(weights, version)] = index
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)

@@ -1,27 +1,31 @@
-"""pgcore-play: watch a trained policy play (Pong, or one of the other tasks), print the scores."""
+"""pgcore-play: watch a trained policy play any task, print the scores."""
 import numpy as np
 
-from pgcore import pong, runs
+from pgcore import runs, tasks
 from pgcore.agent import Agent
 from pgcore.backends import load_backend
 
 
 def play(task, checkpoint, episodes, seed, sample=False, gif_path=None, sticky=None):
-    """Scores (Pong) or returns of `episodes` episodes of the policy in `checkpoint` (a run
-    directory or a checkpoint file; None: the policy shipped for the task), greedy unless
-    `sample`; Pong prints each game's score as it ends, may record the first in a GIF, and
-    plays with `sticky` as its repeat_action_probability when given (else the run's)."""
+    """Scores or returns of `episodes` episodes of the policy in `checkpoint` (a run directory or a
+    checkpoint file; None: the policy shipped for the task), greedy unless `sample`. A task that
+    prints each episode (Pong: each game's score as it ends) does so; one that takes them (Pong)
+    may record the first episode in a GIF (`gif_path`) and play with `sticky` as its
+    repeat_action_probability instead of the run's."""
     runs.check_whole_number("episodes", episodes, 1)
     runs.check_whole_number("seed", seed, 0)
     agent = Agent.pretrained(task) if checkpoint is None else Agent.load(checkpoint)
     if agent.task != task:
         raise runs.RunError(f"{checkpoint} holds a {agent.task} policy, not {task}")
-    if task != "pong":
-        return agent.evaluate(episodes, seed, sample, sticky)
+    spec = tasks.get(task)
     frames = [] if gif_path else None
-    scores = pong.evaluate(agent.play_config(sticky), agent.params, episodes, seed, greedy=not sample,
+
+    def announce(episode, score):
+        print(f"{spec.episode_word} {episode + 1}: {spec.score_word} {score:+.0f}", flush=True)
+
+    scores = spec.evaluate(agent.play_config(sticky), agent.params, episodes, seed, greedy=not sample,
                            kernels=load_backend(agent.config.backend), frames=frames,
-                           on_game=lambda game, score: print(f"game {game + 1}: score {score:+.0f}", flush=True))
+                           on_episode=announce if spec.print_each_episode else None)
     if gif_path:
         write_gif(gif_path, frames)
     return np.asarray(scores)

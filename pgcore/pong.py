@@ -21,16 +21,17 @@ inputs) and added in place to the batch gradient; RMSProp applies it every
 (`pgcore.kernels` or `pgcore.reference`), so both backends run exactly this code.
 """
 import dataclasses
-import importlib.util
-import re
+import functools
+import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from pgcore import _validate, runs
+from pgcore import _validate, distributed, runs, settings
 from pgcore._threads import _default_threads
 from pgcore.backends import load_backend
+from pgcore.task import Task
 
 UP, DOWN, NOOP = 2, 3, 0  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down, NOOP leaves it
 ACTIONS = _validate.PONG_ACTIONS  # the ALE action of each action code the episodes store: down, up, stay
@@ -39,125 +40,182 @@ FIRST_BUFFER_STEPS = 2048  # per env; doubled when an episode runs longer
 FIRST_INDEX_CAPACITY = FIRST_BUFFER_STEPS * 64  # nonzero pixels per env (~26 a step); doubled when full
 
 
-@dataclass
-class PongConfig:
-    task: str = "pong"
-    seed: int = 0
-    envs: int = 16                 # parallel emulators
-    threads: int = field(default_factory=_default_threads)  # emulator threads (default: every core)
-    sync: bool = False             # step all envs together: slower, but bitwise reproducible
-    frameskip: int = 4
-    sticky: float = 0.25           # repeat_action_probability
-    hidden: int = 200
-    frame_input: bool = False      # the policy sees each frame as well as its difference from the previous one
-    actions: int = 2               # 2: up or down (a sigmoid); 3: down, up or stay (a softmax)
-    optimizer: str = "rmsprop"     # or "adam"
-    lr: float = 1e-3               # the classic recipe's 1e-4 is preset "classic"
-    lr_decay_frames: int = 0       # N: both learning rates fall linearly to lr_decay_to of theirs at N frames (0: constant)
-    lr_decay_to: float = 0.1       # the learning rates' share left from lr_decay_frames on
-    decay: float = 0.99            # RMSProp
-    beta1: float = 0.9             # Adam
-    beta2: float = 0.999           # Adam
-    gamma: float = 0.99
-    advantage: str = "returns"     # "returns": the returns; "gae": GAE over a learned value net
-    gae_lambda: float = 0.95       # GAE's lambda (1 with V = 0 is "returns")
-    gae_start_frames: int = 0      # advantage "gae": the policy learns from the returns until this many frames
-    standardize: bool = True       # advantages standardized per episode (else used as they are)
-    value_hidden: int = 64         # the value net's hidden units (advantage "gae")
-    value_lr: float = 1e-3         # the value net's learning rate (advantage "gae")
-    batch_episodes: int = 10       # episodes per batch (unless batch_steps)
-    batch_steps: int = 0           # N: a batch ends at the episode that brings its agent steps to N or more
-    epochs: int = 4                # passes over each batch (1 with minibatches 1: one REINFORCE update a batch)
-    minibatches: int = 4           # updates per pass, each on a share of the batch's episodes (at most one each)
-    clip: float = 0.2              # PPO's clip on the probability ratio, when a batch is replayed
-    dtype: str = "float32"
-    backend: str = "cython"
-    max_frames: int = 0            # 0: no limit
-    max_episodes: int = 0          # 0: no limit
-    max_minutes: float = 0.0       # minutes of training wall time over every segment; 0: no limit
-    checkpoint_every: int = 50     # episodes (0: only by time and at the end)
-    checkpoint_minutes: float = 5.0  # wall time between checkpoints (0: only by episodes and at the end)
-    ray: str = ""                  # "": this process's emulators; local, auto or HOST:PORT: Ray workers
-    workers: int = 1               # Ray workers, each with `envs` emulators on `threads` threads
-    run_dir: str = ""
-    quiet: bool = False
-
-
+RunConfig, setting, override = settings.RunConfig, settings.setting, settings.override
 ADVANTAGES = ("returns", "gae")
+# The optimizer's per-parameter arrays, saved in checkpoints as PREFIX + param name.
+OPTIMIZER_STATE = {"rmsprop": ("cache_",), "adam": ("m_", "v_")}
 
-# What each preset sets over PongConfig's defaults (settings given explicitly win).
-# gae, the default before frame: three actions; the returns for 20 M frames, then GAE over a value net
-# that learned from the start (docs/results/pong-gae-hour)
-GAE_PRESET = {"actions": 3, "advantage": "gae", "gae_start_frames": 20_000_000}
+
+@dataclass
+class PongConfig(RunConfig):
+    """Every setting of a Pong run; the defaults are the default recipe, the frame preset."""
+    task: str = override(RunConfig, "task", default="pong")
+    max_frames: int = override(RunConfig, "max_frames", help="stop after N emulator frames, over all emulators "
+                                                             "(frameskip included; 0: no limit)")
+    threads: int = override(RunConfig, "threads", default_factory=_default_threads, default_text="every core",
+                            help="emulator threads (the trainer's kernels run on one thread: the emulators keep "
+                                 "the cores busy)")
+    dtype: str = override(RunConfig, "dtype", default="float32")
+    checkpoint_every: int = override(RunConfig, "checkpoint_every", default=50)
+    batch_episodes: int = override(RunConfig, "batch_episodes", default=10)  # (--batch-steps, --workers)
+    lr: float = override(RunConfig, "lr", default=1e-3)
+    hidden: int = setting(200, minimum=1, metavar="N", help="the policy net's hidden units")
+    batch_steps: int = setting(
+        0, minimum=0, metavar="N",
+        help="a batch ends at the episode that brings it to N agent steps or more, instead of after "
+             "--batch-episodes episodes (0: count episodes). A batch of 10 beginner's episodes is ~11,500 steps; "
+             "a skilled player's episodes are ~3x longer, so a batch counted in episodes grows 3x as the agent "
+             "learns. Per worker with --workers.")
+    envs: int = setting(16, minimum=1, metavar="N", help="parallel emulators (per worker with --workers)")
+    optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZER_STATE),
+                             help="the policy's and the value net's optimizer (rmsprop: decay 0.99, eps 1e-5; "
+                                  "adam: beta1 0.9, beta2 0.999, eps 1e-8)")
+    frameskip: int = setting(4, minimum=1, metavar="N", help="emulator frames per agent step")
+    sticky: float = setting(0.25, bounds=(0.0, 1.0, False), metavar="P",
+                            help="probability that the emulator repeats the previous action "
+                                 "(repeat_action_probability), in [0, 1]")
+    sync: bool = setting(False, switch="on", help="step all emulators together: slower, bitwise reproducible")
+    frame_input: bool = setting(
+        True, switch="both",
+        help="the policy (and value net) sees each preprocessed frame as well as its difference from the "
+             "previous one: 12800 inputs, the frame's ~34 object pixels after the difference's ~26, each +1. A "
+             "difference frame hides a paddle that did not move (the agent's own paddle, in 12% of the steps of "
+             "three games of a trained policy). Saved in the config; cannot change on resume.")
+    actions: int = setting(
+        3, choices=(2, 3),
+        help="2: up or down, one logit through a sigmoid; 3: down, up or stay (ALE's NOOP), a softmax over "
+             "three logits (w2 (H, 3)), updated with softmax_policy_grad and clipped_softmax_policy_grad. "
+             "Saved in the config; cannot change on resume.")
+    advantage: str = setting("gae", choices=ADVANTAGES,
+                             help="returns: the discounted returns (cut at every point); gae: generalized advantage "
+                                  "estimation over a learned value net, cut at the same points (see --standardize)")
+    standardize: bool = setting(True, switch="both",
+                                help="standardize the advantages over each episode, or use them as they are")
+    gae_lambda: float = setting(0.95, bounds=(0.0, 1.0, False), metavar="X",
+                                help="GAE's lambda, in [0, 1]; with --advantage gae (1 with V = 0 is the returns)")
+    gae_start_frames: int = setting(
+        5_000_000, minimum=0, metavar="N",
+        help="with --advantage gae: the policy learns from the returns until the run has played N emulator "
+             "frames, then from GAE; the value net learns from the start. --advantage returns over a preset "
+             "that sets it drops it (0)")
+    lr_decay_frames: int = setting(
+        0, minimum=0, metavar="N",
+        help="the learning rates (--lr, and --value-lr with --advantage gae) fall linearly from the first frame "
+             "to --lr-decay-to of theirs at N emulator frames, then stay; counted in frames so a run's updates "
+             "do not depend on the machine's speed (0: constant). May change on resume: the rate then follows "
+             "the new schedule at the run's frame count.")
+    lr_decay_to: float = setting(0.1, bounds=(0.0, 1.0, False), metavar="SHARE",
+                                 help="the learning rates' share left at --lr-decay-frames, in [0, 1]; may change "
+                                      "on --resume")
+    value_hidden: int = setting(64, minimum=1, metavar="N",
+                                help="the value net's hidden units; with --advantage gae")
+    value_lr: float = setting(1e-3, bounds=(0.0, 1.0, True), metavar="X",
+                              help="the value net's learning rate, in (0, 1], same optimizer as the policy; "
+                                   "with --advantage gae")
+    epochs: int = setting(
+        4, minimum=1, metavar="N",
+        help="passes over each batch of --batch-episodes episodes: PPO's clipped surrogate, the logits "
+             "recomputed from the current weights each pass. --epochs 1 --minibatches 1 is one REINFORCE update "
+             "a batch, from the logits the episodes were played with.")
+    minibatches: int = setting(4, minimum=1, metavar="N",
+                               help="updates per pass, each on a share of the batch's episodes (shuffled each "
+                                    "pass), at most one per episode")
+    clip: float = setting(0.2, bounds=(0.0, 10.0, True), metavar="X",
+                          help="PPO's clip on the probability ratio, in (0, 10]; when a batch is replayed "
+                               "(--epochs or --minibatches above 1)")
+    decay: float = setting(0.99, bounds=(0.0, 1.0, False), flag=None, help="RMSProp's decay, in [0, 1]")
+    beta1: float = setting(0.9, bounds=(0.0, 0.999999, False), flag=None, help="Adam's beta1, in [0, 0.999999]")
+    beta2: float = setting(0.999, bounds=(0.0, 0.999999, False), flag=None, help="Adam's beta2, in [0, 0.999999]")
+    ray: str = setting(
+        "", metavar="{local,auto,HOST:PORT}", default_text="none: this process's emulators",
+        help="play on Ray workers (needs pip install 'pgcore[ray]' on every node): local starts Ray on this "
+             "machine (loopback only, workers at normal priority); auto joins the cluster `ray start` made here; "
+             "HOST:PORT joins the cluster whose head is there. This process is the learner.")
+    workers: int = setting(1, minimum=1, metavar="K",
+                           help="Ray workers; --envs, --threads, --batch-episodes and --batch-steps are per worker, "
+                                "so an update takes K * batch_episodes episodes (or K * batch_steps steps)")
+
+
+# The presets: what each sets over PongConfig's defaults, which are the frame preset (settings given
+# explicitly win). gae, the default before frame: three actions; the returns for 20 M frames, then GAE
+# over a value net that learned from the start (docs/results/pong-gae-hour). fast: two actions and the
+# returns only, 4 clipped passes over each batch.
+FAST = {"actions": 2, "advantage": "returns", "gae_start_frames": 0, "frame_input": False}
 PRESETS = {
     # the default: gae with the frame beside its difference and the switch at 5 M frames
     # (docs/results/pong-frame-input: three hour-long seeds)
-    "frame": GAE_PRESET | {"gae_start_frames": 5_000_000, "frame_input": True},
-    "gae": GAE_PRESET,
-    "fast": {},                # PongConfig's defaults: two actions, 4 clipped passes over each batch of returns
-    "reinforce": {"epochs": 1, "minibatches": 1},  # one REINFORCE update a batch at lr 1e-3 (see docs/results/pong)
-    "classic": {"lr": 1e-4, "epochs": 1, "minibatches": 1},   # the original "Pong from pixels" settings
+    "frame": {},
+    "gae": {"frame_input": False, "gae_start_frames": 20_000_000},
+    "fast": FAST,
+    "reinforce": FAST | {"epochs": 1, "minibatches": 1},  # one REINFORCE update a batch at lr 1e-3 (docs/results/pong)
+    "classic": FAST | {"lr": 1e-4, "epochs": 1, "minibatches": 1},  # the original "Pong from pixels" settings
+}
+PRESET_NOTES = {
+    "frame": "three actions, the frame beside its difference, GAE from 5 M frames",
+    "gae": "frame without the frame input, switching to GAE at 20 M frames",
+    "fast": "two actions and the returns only (no value net), 4 clipped passes of 4 updates over each batch",
+    "reinforce": "fast with one update a batch (the gradients of 10 episodes summed, one RMSProp step)",
+    "classic": "reinforce at lr 1e-4, the original recipe",
 }
 DEFAULT_PRESET = "frame"
 PRESET_SETTINGS = tuple(sorted({name for preset in PRESETS.values() for name in preset}))  # what presets decide
 FORMAT = "pgcore-pong-1"
+POLICY_FORMAT = "pgcore-pong-policy-1"  # the policy shipped in pgcore/data/pong.npz
 RUNNING_REWARD_BOUNDS = (-21, 21)  # a Pong game scores -21..21
 COUNTER_TYPES = runs.COUNTER_TYPES | {"episodes_in_batch": int, "steps_in_batch": int, "worker_restarts": int}
 COUNTERS_ADDED_LATER = {"worker_restarts": 0, "steps_in_batch": 0}  # older checkpoints lack them
+# What a checkpoint saved before a setting existed ran with: the settings PongConfig had then, and
+# the defaults of the time (the fast preset's, before the frame preset became PongConfig's defaults).
+SAVED_BEFORE = {"optimizer": "rmsprop", "threads": 2, "advantage": "returns", "epochs": 1, "minibatches": 1,
+                "actions": 2, "frame_input": False, "gae_start_frames": 0}
 
 
-# (low, high, low_open) of each real-valued setting that check_config checks
-NUMBER_BOUNDS = {"decay": (0.0, 1.0, False), "beta1": (0.0, 0.999999, False), "beta2": (0.0, 0.999999, False),
-                 "sticky": (0.0, 1.0, False), "gae_lambda": (0.0, 1.0, False), "value_lr": (0.0, 1.0, True),
-                 "lr_decay_to": (0.0, 1.0, False), "clip": (0.0, 10.0, True)}
-
-
-def make_config(preset=None, **settings):
-    """PongConfig from a preset (default DEFAULT_PRESET) and settings, which win over the preset."""
+def make_config(preset=None, **settings_):
+    """PongConfig from a preset (default DEFAULT_PRESET) and settings, which win over the preset
+    (unchecked: check_config checks it)."""
     if preset is not None and preset not in PRESETS:
         raise runs.SettingError("preset", f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
-    chosen = PRESETS[preset or DEFAULT_PRESET]
-    if settings.get("advantage", chosen.get("advantage")) != "gae":
-        # `--advantage returns` over the gae preset: its switch to GAE has nothing to switch to
-        chosen = {name: value for name, value in chosen.items() if name != "gae_start_frames"}
-    return PongConfig(**chosen | settings)
+    values = PRESETS[preset or DEFAULT_PRESET] | settings_
+    if values.get("advantage", PongConfig.advantage) != "gae" and "gae_start_frames" not in settings_:
+        # `--advantage returns` over a preset that switches to GAE: its switch has nothing to switch to
+        values["gae_start_frames"] = 0
+    return PongConfig(**values)
 
 
-def check_preset_describes(config, preset, **settings):
-    """Raises SettingError unless `preset` with `settings` (a command line repeated with --resume)
+def preset_flags(preset):
+    """The flags that `preset` amounts to over PongConfig's defaults (--actions 2 --no-frame-input ...)."""
+    return TASK.preset_flags(preset)
+
+
+def check_preset_describes(config, preset, **settings_):
+    """Raises SettingError unless `preset` with `settings_` (a command line repeated with --resume)
     sets every setting a preset decides as `config`, a saved run's, has it."""
     fields = {field.name for field in dataclasses.fields(PongConfig)}
-    implied = make_config(preset, **{name: value for name, value in settings.items() if name in fields})
+    implied = make_config(preset, **{name: value for name, value in settings_.items() if name in fields})
     for name in PRESET_SETTINGS:
-        if name not in settings and getattr(implied, name) != getattr(config, name):
+        if name not in settings_ and getattr(implied, name) != getattr(config, name):
             raise runs.SettingError("preset", f"preset {preset!r} does not describe this run: it sets {name} "
                                               f"{getattr(implied, name)!r}, the run has {getattr(config, name)!r}")
 
 
 def config_from_saved(saved):
-    """The PongConfig a checkpoint recorded (older ones had no optimizer choice, task, time cadence,
-    value net or epochs: they ran with RMSProp and standardized returns, one update a batch)."""
-    return PongConfig(**{"optimizer": "rmsprop", "threads": 2, "advantage": "returns", "epochs": 1,
-                         "minibatches": 1} | saved)
+    """The PongConfig a checkpoint recorded; a setting it lacks (older ones had no optimizer choice,
+    task, time cadence, value net, epochs, actions or frame input) is what it ran with (SAVED_BEFORE),
+    else PongConfig's default."""
+    return PongConfig(**SAVED_BEFORE | saved)
 
 
 def check_config(config):
     """Raises SettingError (a ValueError) naming the first setting out of range."""
-    runs.check_choice(config, "task", ("pong",))
-    runs.check_common(config)
-    runs.check_whole_numbers(config, ("envs", "frameskip", "hidden", "value_hidden", "epochs", "minibatches"), 1)
-    runs.check_whole_numbers(config, ("batch_steps", "gae_start_frames", "lr_decay_frames"), 0)
+    TASK.check_config(config)
+
+
+def check_more(config):
+    """The checks that span settings, after each setting's own bounds (PongTask.check_config)."""
     if config.gae_start_frames and config.advantage != "gae":
         raise runs.SettingError("gae_start_frames", "gae_start_frames applies to advantage gae only "
                                                     f"(this run's advantage is {config.advantage!r})")
-    runs.check_numbers(config, NUMBER_BOUNDS)
-    runs.check_choice(config, "optimizer", tuple(OPTIMIZER_STATE))
-    runs.check_choice(config, "advantage", ADVANTAGES)
-    runs.check_choice(config, "actions", (2, 3))
     check_ray_settings(config)
-    for name in ("sync", "standardize", "frame_input"):
-        if not isinstance(getattr(config, name), bool):
-            raise runs.SettingError(name, f"{name} must be True or False, not {getattr(config, name)!r}")
     # name the setting that made the run too big: the one whose default would shrink it most
     defaults = PongConfig()
     culprit = min(("hidden", "value_hidden", "envs"),
@@ -165,22 +223,8 @@ def check_config(config):
     runs.check_memory(culprit, getattr(config, culprit), memory_bytes(config))
 
 
-RAY_INSTALL_HINT = "pip install 'pgcore[ray]'"
-_RAY_ADDRESS = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
-
-
-def check_ray_settings(config):
-    """Raises SettingError for a bad `ray` / `workers`, or when Ray is asked for but not installed
-    (Ray itself is not imported: pgcore.distributed does that, for a run on Ray workers)."""
-    runs.check_whole_number("workers", config.workers, 1)
-    if not isinstance(config.ray, str) or not (config.ray in ("", "local", "auto") or _RAY_ADDRESS.match(config.ray)):
-        raise runs.SettingError("ray", f"ray must be local, auto or HOST:PORT, not {config.ray!r}")
-    if not config.ray:
-        if config.workers != 1:
-            raise runs.SettingError("workers", f"workers={config.workers} needs ray (local, auto or HOST:PORT)")
-        return
-    if importlib.util.find_spec("ray") is None:
-        raise runs.SettingError("ray", f"ray={config.ray!r} needs Ray, which is not installed: {RAY_INSTALL_HINT}")
+RAY_INSTALL_HINT = distributed.INSTALL_HINT
+check_ray_settings = distributed.check_config
 
 
 def memory_bytes(config):
@@ -250,10 +294,6 @@ def param_shapes(config):
         shapes |= {"value_w1": (input_size(config), config.value_hidden), "value_w2": (config.value_hidden,),
                    "value_b": (1,)}
     return shapes
-
-
-# The optimizer's per-parameter arrays, saved in checkpoints as PREFIX + param name.
-OPTIMIZER_STATE = {"rmsprop": ("cache_",), "adam": ("m_", "v_")}
 
 
 def checkpoint_arrays(config):
@@ -428,16 +468,14 @@ def _widened(array, columns):
 def train(config, kernels, resume_meta=None, resume_arrays=None, collect=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
     (counters, the name of the signal that stopped it or None). `collect(config, run, learner)`
-    feeds the learner its episodes: by default this process's emulators. A run on Ray workers
-    (config.ray) is given pgcore.distributed.collect, whose workers play while this process
-    learns: `pgcore.agent.train` picks it (pong does not import pgcore.distributed)."""
+    feeds the learner its episodes: by default Ray workers (pgcore.distributed.collect, each
+    worker a Collector; inside `distributed.session`) when config.ray, else this process's emulators."""
     if collect is None:
         if config.ray:
-            raise ValueError("a run on Ray workers (ray set) needs collect=pgcore.distributed.collect; "
-                             "pgcore.agent.train passes it")
-
-        def collect(config, run, learner):
-            _collect(config, kernels, run, learner)
+            collect = functools.partial(distributed.collect, make_collector=Collector)
+        else:
+            def collect(config, run, learner):
+                _collect(config, kernels, run, learner)
     # The emulator threads keep every core busy; a parallel kernel region would wait for a
     # core to come free (milliseconds), so the trainer's kernels run on the calling thread.
     columns = ["skipped_updates"] + (["value_loss"] if config.advantage == "gae" else []) \
@@ -484,6 +522,7 @@ class Learner:
         self.config, self.kernels, self.run = config, kernels, run
         self.state = run.restore(lambda: new_state(config))  # parameters, batch gradient, optimizer state
         self.w1, self.w2 = self.state["w1"], self.state["w2"]
+        self.weights = {"w1": self.w1, "w2": self.w2}  # what the collectors play with (Collector.step's)
         # per worker, as --envs is; a batch counted in steps keeps its size as episodes lengthen
         self.batch_episodes = config.batch_episodes * config.workers
         self.batch_steps = config.batch_steps * config.workers
@@ -604,6 +643,13 @@ class Collector:
         """Frees env's finished episode: its next step starts a new one."""
         self.episodes.lengths[env] = 0
 
+    def take(self, env):
+        """(env's finished episode in compact form, the update it began at), and frees it (`release`):
+        what a Ray worker returns."""
+        episode = compact(self.episodes.episode(env)), int(self.start_version[env])
+        self.release(env)
+        return episode
+
     def _restart_emulators(self, returned):
         in_progress = int((self.episodes.lengths > 0).sum())
         warnings.warn(f"ale-py's vector env returned envs {returned.tolist()} in one batch (one of them twice); "
@@ -675,6 +721,19 @@ class Player:
         net); greedy: the likeliest action, else sampled; `new_game` as `inputs`."""
         return np.asarray(ACTIONS)[self.choose(self.probabilities(self.inputs(frames, new_game)), greedy)]
 
+    def predict(self, observation, deterministic=True, episode_start=None):
+        """Agent.predict: one frame (210, 160, 3) or a batch (N, 210, 160, 3) uint8 -> its ALE action
+        or (N,) actions; `episode_start` True or (N,) bools marks a game's first frame."""
+        frames = np.asarray(observation)
+        single = frames.ndim == 3
+        frames = frames[None] if single else frames
+        if frames.ndim != 4 or frames.shape[1:] != (210, 160, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"observation must be Pong frames (210, 160, 3) or (N, 210, 160, 3) uint8, "
+                             f"not {frames.shape} {frames.dtype}")
+        new_game = None if episode_start is None else np.broadcast_to(np.asarray(episode_start, bool), (len(frames),))
+        actions = self.act(frames, new_game, greedy=deterministic)
+        return actions[0] if single else actions
+
 
 def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=None, frames=None):
     """Scores of `episodes` games against the built-in AI on fresh emulators (seeds seed, seed + 1, ...).
@@ -706,3 +765,96 @@ def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=
     finally:
         env.close()
     return np.array(scores)
+
+
+class PongTask(Task):
+    """Atari Pong from pixels (pgcore.task.Task)."""
+
+    name = "pong"
+    title = "Pong"
+    description = "Atari Pong from pixels: PPO-style clipped passes, GAE over a value net"
+    config_class = PongConfig
+    docs_group = "pong"
+    docs_heading = "Pong's flags:"
+    presets = PRESETS
+    checkpoint_format = FORMAT
+    policy_formats = (POLICY_FORMAT,)
+    counter_types = COUNTER_TYPES
+    counters_added_later = COUNTERS_ADDED_LATER
+    running_reward_bounds = RUNNING_REWARD_BOUNDS
+    packaged_policy = os.path.join(os.path.dirname(__file__), "data", "pong.npz")
+    episode_word, score_word, play_episodes, print_each_episode = "game", "score", 1, True
+    play_options = {
+        "gif": "write an animated GIF of the first game here",
+        "sticky": "probability of repeating the last action, in [0, 1] (default: the run's, 0.25; 0 is the "
+                  "deterministic Pong other systems report on)",
+    }
+
+    preset_notes = PRESET_NOTES
+    docs_label = "pong"
+
+    @functools.lru_cache(maxsize=1)
+    def extra_options(self):
+        recipes = "; ".join(f"{name}: {PRESET_NOTES[name]}" + (f" ({' '.join(preset_flags(name))})" if PRESETS[name]
+                                                                 else "") for name in PRESETS)
+        return (settings.option(
+            "preset", str, choices=tuple(PRESETS), default_text=DEFAULT_PRESET,
+            help=f"a recipe: a set of the flags below over their defaults (a flag given explicitly wins over it). "
+                 f"{recipes}. --advantage returns over frame or gae drops its --gae-start-frames. Their measured "
+                 "runs: docs/results.md; --list-presets prints each"),)
+
+    def make_config(self, preset=None, **settings_):
+        return make_config(preset, **settings_)
+
+    def check_more(self, config):
+        check_more(config)
+
+    def config_from_saved(self, saved):
+        return config_from_saved(saved)
+
+    def resume_settings(self, config, given):
+        if "preset" in given:
+            check_preset_describes(config, **given)
+        return {name: value for name, value in given.items() if name != "preset"}
+
+    def default_text(self, name, preset=None):
+        """The default preset's value, and the other presets' where they set another (with
+        `preset`: that preset's)."""
+        text = super().default_text(name, preset)
+        if name not in PRESET_SETTINGS or preset is not None:
+            return text
+        others = {}
+        for preset in PRESETS:
+            value = settings.value_text(getattr(make_config(preset), name))
+            if value != text:
+                others.setdefault(value, []).append(preset)
+        return ", or ".join([text] + [f"{value} with the {settings.join_words(presets, 'or')} preset"
+                                      for value, presets in others.items()])
+
+    def param_shapes(self, config):
+        return param_shapes(config)
+
+    def policy_shapes(self, config):
+        return policy_shapes(config)
+
+    def checkpoint_arrays(self, config):
+        return checkpoint_arrays(config)
+
+    def initial_params(self, config):
+        return initial_params(config)
+
+    def run_context(self, config):
+        """Ray, started or joined (pgcore.distributed), for a run on Ray workers."""
+        return distributed.session(config) if config.ray else super().run_context(config)
+
+    def train(self, config, kernels, resume_meta=None, resume_arrays=None):
+        return train(config, kernels, resume_meta, resume_arrays)
+
+    def player(self, config, params, kernels, rng):
+        return Player(kernels, params["w1"], params["w2"], rng)
+
+    def evaluate(self, config, params, episodes, seed, greedy=True, kernels=None, on_episode=None, frames=None):
+        return evaluate(config, params, episodes, seed, greedy, kernels, on_game=on_episode, frames=frames)
+
+
+TASK = PongTask()

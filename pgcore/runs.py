@@ -62,33 +62,36 @@ def check_whole_numbers(config, names, low):
         check_whole_number(name, getattr(config, name), low)
 
 
+def check_number(name, value, low, high, low_open=False):
+    """Raises SettingError unless `value` is a finite number in [low, high] (or (low, high] when
+    low_open)."""
+    if (not _is_real(value) or not math.isfinite(value) or not (low < value if low_open else low <= value)
+            or not value <= high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high == math.inf else ']'}"
+        raise SettingError(name, f"{name} must be a number in {interval}, not {value!r}")
+
+
 def check_numbers(config, bounds):
     """`bounds` maps a setting to (low, high, low_open); raises SettingError naming the first
     setting that is not a finite number in [low, high] (or (low, high] when low_open)."""
     for name, (low, high, low_open) in bounds.items():
-        value = getattr(config, name)
-        if (not _is_real(value) or not math.isfinite(value) or not (low < value if low_open else low <= value)
-                or not value <= high):
-            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high == math.inf else ']'}"
-            raise SettingError(name, f"{name} must be a number in {interval}, not {value!r}")
+        check_number(name, getattr(config, name), low, high, low_open)
 
 
 def check_choice(config, name, choices):
-    value = getattr(config, name)
+    check_one_of(name, getattr(config, name), choices)
+
+
+def check_one_of(name, value, choices):
+    """Raises SettingError unless `value` is one of `choices`."""
     if value not in choices:
         raise SettingError(name, f"{name} must be one of {', '.join(map(str, choices))}, not {value!r}")
 
 
-def check_common(config):
-    """The settings every trainer has, with the same bounds for all (the CLI's included)."""
-    check_whole_numbers(config, ("batch_episodes", "threads"), 1)
-    check_whole_numbers(config, ("seed", "max_frames", "max_episodes", "checkpoint_every"), 0)
-    check_numbers(config, {"lr": (0.0, 1.0, True), "gamma": (0.0, 1.0, False),
-                           "checkpoint_minutes": (0.0, math.inf, False), "max_minutes": (0.0, math.inf, False)})
-    check_choice(config, "dtype", ("float32", "float64"))
-    check_choice(config, "backend", ("cython", "numpy"))
-    if not isinstance(config.quiet, bool):
-        raise SettingError("quiet", f"quiet must be True or False, not {config.quiet!r}")
+def check_bool(name, value):
+    """Raises SettingError unless `value` is True or False."""
+    if not isinstance(value, bool):
+        raise SettingError(name, f"{name} must be True or False, not {value!r}")
 
 
 def available_memory():

@@ -381,7 +381,7 @@ def test_help_shows_the_task_defaults():
     assert cli._task_defaults("tau_final") == "0.3 for frozenlake, 0.05 otherwise"
     assert cli._task_defaults("baseline") == "on for taxi and inverted-pendulum, off otherwise"
     assert cli._task_defaults("sigma") == "1"
-    assert "0.0005 for cliffwalking" in " ".join(run_cli("pgcore-train", "cliffwalking", "--help").stdout.split())
+    assert "(default 0.0005)" in " ".join(run_cli("pgcore-train", "cliffwalking", "--help").stdout.split())
 
 
 def test_cli_train_resume_and_play(tmp_path):

@@ -25,7 +25,7 @@ FORBIDDEN = {
     "an issue number": re.compile(r"\bissues? #?\d+", re.IGNORECASE),
     "'today's'": re.compile(r"\btoday'?s\b", re.IGNORECASE),
     "'the review'": re.compile(r"\bthe review\b", re.IGNORECASE),
-    "'session'": re.compile(r"\bsessions?\b", re.IGNORECASE),
+    "a work session": re.compile(r"\b(this|last|next|previous|earlier|later|that|one) sessions?\b", re.IGNORECASE),
     "an absolute path": re.compile(r"(?<![\w.])/(?:work|tmp|home|root|Users|opt)/"),
 }
 

@@ -65,7 +65,7 @@ def dense_episode_gradient(kernels, x, h, logits, actions, rewards, w2, gamma):
 def added_gradient(kernels, x, logits, actions, rewards, w1, w2, gamma, start=0.0):
     state = {"w1": w1, "w2": w2, "grad_w1": np.full_like(w1, start), "grad_w2": np.full_like(w2, start)}
     value_loss = pong.add_episode_gradient(kernels, (*sparse_episode(x), logits, actions, rewards), state,
-                                           pong.PongConfig(gamma=gamma))
+                                           pong.make_config("fast", gamma=gamma))
     assert value_loss == 0.0, "no value net, no value loss"
     return state["grad_w1"], state["grad_w2"]
 
@@ -566,8 +566,8 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, keep_thr
     import errno
     run_dir = str(tmp_path / "run")
     runs.prepare_run_dir(run_dir, resume=False)
-    config = pong.PongConfig(seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
-                             max_episodes=6, checkpoint_every=2, run_dir=run_dir, quiet=True)
+    config = pong.make_config("fast", seed=1, envs=2, threads=2, sync=True, hidden=8, batch_episodes=1,
+                              max_episodes=6, checkpoint_every=2, run_dir=run_dir, quiet=True)
     path = os.path.join(run_dir, runs.CHECKPOINT_NAME)
     real_fdopen = os.fdopen
     writes = []
@@ -640,8 +640,8 @@ def test_a_batch_naming_an_env_twice_restarts_the_emulators(tmp_path, keep_threa
     monkeypatch.setattr(pong, "make_envs", make_envs)
     run_dir = str(tmp_path / "run")
     runs.prepare_run_dir(run_dir, resume=False)
-    config = pong.PongConfig(seed=1, envs=4, threads=2, sync=False, hidden=8, batch_episodes=1, epochs=1,
-                             minibatches=1, max_episodes=2, run_dir=run_dir, quiet=True)
+    config = pong.make_config("fast", seed=1, envs=4, threads=2, sync=False, hidden=8, batch_episodes=1, epochs=1,
+                              minibatches=1, max_episodes=2, run_dir=run_dir, quiet=True)
     with pytest.warns(RuntimeWarning, match=r"twice\); its emulators were started again and their [1-4] episodes"):
         counters, _ = pong.train(config, pgcore.kernels)
     assert len(made) == 2 and counters["episode"] == 2

@@ -159,7 +159,7 @@ def test_replayed_episode_gradient_matches_finite_differences(kernels):
     rewards = np.zeros(steps)
     rewards[[7, 15, 16, 30, steps - 1]] = [1.0, -1.0, 1.0, -1.0, 1.0]
     episode = (*sparse_episode(x), played, actions, rewards)
-    config = pong.PongConfig(gamma=gamma, epochs=2, clip=clip)
+    config = pong.make_config("fast", gamma=gamma, epochs=2, clip=clip)
     state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
     targets = pong.episode_targets(kernels, episode, state, config)
     returns = cut_returns(rewards, gamma)
@@ -191,7 +191,7 @@ def test_replayed_gradient_at_the_played_weights_is_the_one_update_gradient(dtyp
     episode = (*sparse_episode(x), logits, actions, rewards)
     grads = []
     for replay in (False, True):
-        config = pong.PongConfig(gamma=0.99, epochs=2 if replay else 1)
+        config = pong.make_config("fast", gamma=0.99, epochs=2 if replay else 1)
         state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
         pong.add_episode_gradient(K, episode, state, config,
                                   pong.episode_targets(K, episode, state, config) if replay else None)

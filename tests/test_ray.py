@@ -6,7 +6,6 @@ seeds, so they give the same gradient; bad settings and missing clusters are one
 
 Skipped when Ray is not installed (`pip install 'pgcore[ray]'`; CI installs it).
 """
-import dataclasses
 import os
 import signal
 import subprocess
@@ -67,10 +66,10 @@ def test_two_node_cluster_trains_and_writes_the_run_directory(cluster, tmp_path)
 def test_a_workers_episodes_give_the_single_process_gradient(cluster):
     """Same weights, same seeds: the worker (through Ray) and a local Collector play the same
     episodes (sync emulators), and add_episode_gradient turns them into the same gradient."""
-    config = pong.PongConfig(sync=True, seed=9, envs=2, hidden=8, threads=1)
+    config = pong.make_config("fast", sync=True, seed=9, envs=2, hidden=8, threads=1)
     params = pong.initial_params(config)
     remote = ray.remote(num_cpus=1)(distributed.RolloutWorker)
-    worker = remote.remote(dataclasses.asdict(config), 0, 0)
+    worker = remote.remote(config, pong.Collector, 0, 0)
     result = {"episodes": []}
     while not result["episodes"]:
         result = ray.get(worker.collect.remote(params, 3, 30.0), timeout=300)

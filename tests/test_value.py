@@ -43,9 +43,9 @@ def test_before_gae_start_frames_the_advantages_are_the_returns_and_the_value_ne
     x, w1, w2, _, logits, actions, rewards = synthetic_episode(rng)
     episode = (*sparse_episode(x), logits, actions, rewards)
     state = gae_state(rng, w1, w2)
-    gae = pong.PongConfig(gamma=0.99, advantage="gae", gae_lambda=0.9)
+    gae = pong.make_config("fast", gamma=0.99, advantage="gae", gae_lambda=0.9)
     starting_later = dataclasses.replace(gae, gae_start_frames=1000)
-    returns_only, _, _ = pong.episode_targets(kernels, episode, state, pong.PongConfig(gamma=0.99))
+    returns_only, _, _ = pong.episode_targets(kernels, episode, state, pong.make_config("fast", gamma=0.99))
     with_gae, returns, value_loss = pong.episode_targets(kernels, episode, state, gae)
     assert np.abs(with_gae - returns_only).max() > 0.01, "V is not zero: GAE differs from the returns"
     before = pong.episode_targets(kernels, episode, state, starting_later, frames=999)
@@ -57,7 +57,7 @@ def test_before_gae_start_frames_the_advantages_are_the_returns_and_the_value_ne
                                       with_gae)
     # the one-update path: the policy's gradient is the returns', the value net's is GAE's
     returns_state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
-    pong.add_episode_gradient(kernels, episode, returns_state, pong.PongConfig(gamma=0.99))
+    pong.add_episode_gradient(kernels, episode, returns_state, pong.make_config("fast", gamma=0.99))
     gae_grads = {name: np.zeros_like(value) for name, value in state.items() if name.startswith("grad_")}
     pong.add_episode_gradient(kernels, episode, state | gae_grads, gae)
     assert pong.add_episode_gradient(kernels, episode, state, starting_later, frames=999) == pytest.approx(value_loss)
@@ -75,11 +75,11 @@ def test_gae_at_lambda_1_with_zero_values_is_the_returns_path_exactly(kernels, d
     x, w1, w2, _, logits, actions, rewards = synthetic_episode(rng, dtype=dtype)
     episode = (*sparse_episode(x), logits, actions, rewards)
     returns_state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
-    pong.add_episode_gradient(kernels, episode, returns_state, pong.PongConfig(gamma=0.99))
+    pong.add_episode_gradient(kernels, episode, returns_state, pong.make_config("fast", gamma=0.99))
     state = gae_state(rng, w1, w2)
     state["value_w2"][:] = 0
     state["value_b"][:] = 0
-    config = pong.PongConfig(gamma=0.99, advantage="gae", gae_lambda=1.0)
+    config = pong.make_config("fast", gamma=0.99, advantage="gae", gae_lambda=1.0)
     value_loss = pong.add_episode_gradient(kernels, episode, state, config)
     np.testing.assert_array_equal(state["grad_w1"], returns_state["grad_w1"])
     np.testing.assert_array_equal(state["grad_w2"], returns_state["grad_w2"])
@@ -116,7 +116,7 @@ def test_gae_episode_gradients_match_finite_differences(kernels):
     gae = gae_by_definition(rewards, values, rewards != 0, gamma, lam)
     advantages = (gae - gae.mean()) / (gae.std() + 1e-8)                  # constants of the policy's objective
 
-    config = pong.PongConfig(gamma=gamma, advantage="gae", gae_lambda=lam)
+    config = pong.make_config("fast", gamma=gamma, advantage="gae", gae_lambda=lam)
     value_loss = pong.add_episode_gradient(kernels, (*sparse_episode(x), logits, actions, rewards), state, config)
     assert value_loss == pytest.approx(0.5 * np.sum((values - returns) ** 2), rel=1e-10)
     for name in ("w1", "value_w1"):
@@ -152,7 +152,7 @@ def test_gae_episode_gradient_is_the_same_on_both_backends(dtype):
     rng = np.random.default_rng(9)
     x, w1, w2, _, logits, actions, rewards = synthetic_episode(rng, steps=500, dtype=dtype)
     episode = (*sparse_episode(x), logits, actions, rewards)
-    config = pong.PongConfig(gamma=0.99, advantage="gae", gae_lambda=0.95)
+    config = pong.make_config("fast", gamma=0.99, advantage="gae", gae_lambda=0.95)
     template = gae_state(rng, w1, w2, value_scale=0.3)
     got = {name: value.copy() for name, value in template.items()}
     want = {name: value.copy() for name, value in template.items()}
@@ -294,8 +294,8 @@ def test_bad_gae_settings_in_python_name_the_setting():
 
 
 def test_memory_estimate_counts_the_value_net():
-    returns = pong.memory_bytes(pong.PongConfig())
-    gae = pong.memory_bytes(pong.PongConfig(advantage="gae", value_hidden=64))
+    returns = pong.memory_bytes(pong.make_config("fast"))
+    gae = pong.memory_bytes(pong.make_config("fast", advantage="gae", value_hidden=64))
     per_param = 4 * (2 + len(pong.OPTIMIZER_STATE["rmsprop"]))
     assert gae - returns == (pong.INPUT_SIZE * 64 + 64 + 1) * per_param
     assert dataclasses.asdict(pong.config_from_saved({"lr": 1e-3}))["advantage"] == "returns"

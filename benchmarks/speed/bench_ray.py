@@ -79,7 +79,7 @@ def learner_capacity(args):
 
     kernels = load_backend("cython")
     pgcore.set_num_threads(1)  # the learner's kernels run on its one thread, as in training
-    config = pong.PongConfig(envs=args.envs, threads=args.threads, batch_episodes=args.batch_episodes)
+    config = pong.make_config("fast", envs=args.envs, threads=args.threads, batch_episodes=args.batch_episodes)
     learner = pong.Learner(config, kernels, _Counters())
     collector = pong.Collector(config, kernels, np.random.default_rng(0), 0)
     episodes = []
@@ -111,7 +111,7 @@ def main():
     parser.add_argument("--workers", default="1,2", help="worker counts to measure (comma-separated)")
     parser.add_argument("--capacity-batches", type=int, default=2, help="batches of episodes the learner is timed on")
     parser.add_argument("--batch-episodes", type=int, default=10,
-                        help="episodes per batch of the learner timed (default 10, PongConfig's)")
+                        help="episodes per batch of the learner timed (default 10, Pong's)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=float, default=300_000, help=argparse.SUPPRESS)
     args = parser.parse_args()

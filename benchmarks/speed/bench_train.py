@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-# The trainer kinds: PongConfig's defaults (the fast preset) with these settings over them. The presets
+# The trainer kinds: the fast preset (pong.make_config("fast")) with these settings over them. The presets
 # train their value nets from the start, so three-actions-gae is the gae preset's cost at every frame
 # and frame-gae the default's (the frame preset).
 THREE_ACTIONS_GAE = {"actions": 3, "advantage": "gae"}
@@ -45,7 +45,7 @@ KINDS = ("emulator", *TRAINERS, "classic")
 def run_emulator(args):
     from pgcore import pong
 
-    config = pong.PongConfig(envs=args.envs, threads=args.threads)
+    config = pong.make_config("fast", envs=args.envs, threads=args.threads)
     envs = pong.make_envs(config)
     rng = np.random.default_rng(0)
     last = np.zeros(args.envs, dtype=np.int64)
@@ -87,8 +87,8 @@ def steady_state(max_frames, **settings):
 
     runs.Run.finish_episode = marked
     with tempfile.TemporaryDirectory() as run_dir:
-        config = pong.PongConfig(run_dir=run_dir, max_frames=int(max_frames), checkpoint_every=0,
-                                 checkpoint_minutes=0, quiet=True, **settings)
+        config = pong.make_config("fast", run_dir=run_dir, max_frames=int(max_frames), checkpoint_every=0,
+                                  checkpoint_minutes=0, quiet=True, **settings)
         with agent.session(config):  # Ray for a run on Ray workers (bench_ray.py), else nothing
             agent.train(config, load_backend(config.backend))
     if len(marks) < 2:
