@@ -45,7 +45,8 @@ def _number(text):
 _ACTIONS = {
     "resume": settings.option("resume", str, metavar="RUN_DIR", help=(
         "continue the run in RUN_DIR from its checkpoint, with new limits, threads, backend, checkpoint cadence or "
-        "learning rate; its other settings are its own (see Resuming)")),
+        "learning rate; its other settings are its own (see Resuming). A file written by Agent.save continues in "
+        "a new run directory, named by --run-dir")),
     "print_config": settings.option("print_config", bool, switch="on", help=(
         "print the run's resolved settings (JSON: what config.json records) and exit, without training")),
     "list_presets": settings.option("list_presets", bool, switch="on", help=(

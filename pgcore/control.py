@@ -10,7 +10,9 @@ whole episode with the current parameters, so the batch is on-policy and long
 episodes are not under-represented; a copy that has finished idles (its steps are
 not recorded) until the others finish, and the next batch starts from a reset.
 Row t of the batch's (T, N) arrays is then step t of every episode, which gives
-the time-indexed baseline below for free.
+the time-indexed baseline below for free. A run ends at `max_episodes` exactly: when
+fewer episodes are left than a batch holds, the last batch records and learns from
+only that many (its other copies idle from the start).
 
   observations -> policy forward (one call for the N copies) -> sample -> step
   at the batch's end: discounted_returns over (T, N) with dones
@@ -35,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pgcore import runs, settings
-from pgcore.task import Task
+from pgcore.task import Task, episode_starts, no_state
 
 RunConfig, setting, override = settings.RunConfig, settings.setting, settings.override
 
@@ -94,7 +96,9 @@ class ControlConfig(RunConfig):
     RECIPE (ControlTask.defaults), the fields' defaults are what older checkpoints lack."""
     task: str = override(RunConfig, "task", default="cartpole")
     max_frames: int = override(RunConfig, "max_frames", help="stop after N environment steps (0: no limit)")
-    max_episodes: int = override(RunConfig, "max_episodes", default=2000)  # each task's: the anneal horizon too
+    max_episodes: int = override(RunConfig, "max_episodes", default=2000,  # each task's: the anneal horizon too
+                                 help="stop after exactly N episodes, the last batch playing only the episodes "
+                                      "left (0: no limit)")
     threads: int = override(RunConfig, "threads", help="kernel threads (a batch's arrays are small: the kernels' "
                                                        "serial paths)")
     hidden: int = setting(0, minimum=1, metavar="N", applies_to=("mlp",), help="the MLP's hidden units")
@@ -460,6 +464,9 @@ def _train(config, kernels, run, column, bonus):
             # ---- play one episode in each of the N copies, with the current parameters ----
             inputs, actions, rewards, dones, actives = [], [], [], [], []
             active = np.ones(n, dtype=bool)     # (N,) still in its episode
+            if config.max_episodes:  # the run ends at max_episodes exactly: a last batch plays only the episodes left
+                active[max(config.max_episodes - counters["episode"], 0):] = False   # (the other copies idle)
+            played = active.copy()
             finish_wall = np.zeros(n)
             while active.any() and run.stopped_by is None:
                 x = policy.inputs(observations, dtype)                  # (N,) states or (N, D + 1)
@@ -491,7 +498,8 @@ def _train(config, kernels, run, column, bonus):
             run.apply_update(grads.values(), step)
             # ---- bookkeeping: one progress row per episode, in the order they finished ----
             lengths, totals = actives.sum(axis=0), rewards.sum(axis=0)
-            for env in np.argsort(finish_wall, kind="stable"):
+            order = np.argsort(finish_wall, kind="stable")
+            for env in order[played[order]]:
                 counters["steps"] += int(lengths[env])
                 counters["frames"] = counters["steps"]
                 run.finish_episode(float(totals[env]), wall=float(finish_wall[env]),
@@ -501,9 +509,9 @@ def _train(config, kernels, run, column, bonus):
         envs.close()
 
 
-def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_episode=None):
-    """Returns of the policy over `episodes` episodes on fresh environments (seeds seed..);
-    `on_episode(index, return)` is called after each."""
+def evaluate(config, params, episodes, seed, deterministic=True, kernels=None, on_episode=None):
+    """Returns of the policy over `episodes` episodes on fresh environments (seeds seed..), greedy
+    unless not `deterministic`; `on_episode(index, return)` is called after each."""
     if kernels is None:
         from pgcore import kernels
     env = make_env(config)
@@ -518,7 +526,7 @@ def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_episo
             total, done = 0.0, False
             while not done:
                 x = policy.inputs(np.asarray([observation]), np.dtype(config.dtype))
-                a = policy.act(params, x, rng, temperature, greedy=greedy)[0]
+                a = policy.act(params, x, rng, temperature, greedy=deterministic)[0]
                 observation, reward, terminated, truncated, _ = env.step(policy.env_action(a) if continuous else a)
                 total += float(reward)
                 done = terminated or truncated
@@ -539,15 +547,17 @@ class Player:
         self.policy = make_policy(config, kernels)
         self.temperature = temperature_at(config, config.max_episodes)
 
-    def predict(self, observation, deterministic=True, episode_start=None):
-        """The action of one observation (a state index, or a (D,) vector), or the (N,) or (N, K)
-        actions of a batch; the Gaussian's clipped to the action space. `episode_start` is unused
-        (the policies have no memory)."""
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        """(the action of one observation (a state index, or a (D,) vector), or the (N,) or (N, K)
+        actions of a batch, None): the Gaussian's clipped to the action space. The policies have no
+        memory: `state` must be None, and `episode_start` (checked) changes nothing."""
+        no_state(state)
         single, x = self.policy.check_observations(observation, np.dtype(self.config.dtype))
+        episode_starts(episode_start, len(x))
         actions = self.policy.act(self.params, x, self.rng, self.temperature, greedy=deterministic)
         if isinstance(self.policy, LinearGaussian):
             actions = self.policy.env_action(actions)
-        return actions[0] if single else actions
+        return (actions[0] if single else actions), None
 
 
 class ControlTask(Task):
@@ -594,10 +604,11 @@ class ControlTask(Task):
     def player(self, config, params, kernels, rng):
         return Player(config, params, kernels, rng)
 
-    def evaluate(self, config, params, episodes, seed, greedy=True, kernels=None, on_episode=None, frames=None):
+    def evaluate(self, config, params, episodes, seed, deterministic=True, kernels=None, on_episode=None,
+                 frames=None):
         if frames is not None:
             raise ValueError(f"{self.name} records no frames")
-        return evaluate(config, params, episodes, seed, greedy, kernels, on_episode)
+        return evaluate(config, params, episodes, seed, deterministic, kernels, on_episode)
 
 
 CONTROL_TASKS = tuple(ControlTask(name) for name in TASKS)  # what pgcore.tasks registers

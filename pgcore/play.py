@@ -8,10 +8,10 @@ from pgcore.backends import load_backend
 
 def play(task, checkpoint, episodes, seed, sample=False, gif_path=None, sticky=None):
     """Scores or returns of `episodes` episodes of the policy in `checkpoint` (a run directory or a
-    checkpoint file; None: the policy shipped for the task), greedy unless `sample`. A task that
-    prints each episode (Pong: each game's score as it ends) does so; one that takes them (Pong)
-    may record the first episode in a GIF (`gif_path`) and play with `sticky` as its
-    repeat_action_probability instead of the run's."""
+    checkpoint file; None: the policy shipped for the task), greedy unless `sample` (--sample: the
+    task's evaluate with deterministic=False). A task that prints each episode (Pong: each game's
+    score as it ends) does so; one that takes them (Pong) may record the first episode in a GIF
+    (`gif_path`) and play with `sticky` as its repeat_action_probability instead of the run's."""
     runs.check_whole_number("episodes", episodes, 1)
     runs.check_whole_number("seed", seed, 0)
     agent = Agent.pretrained(task) if checkpoint is None else Agent.load(checkpoint)
@@ -23,7 +23,7 @@ def play(task, checkpoint, episodes, seed, sample=False, gif_path=None, sticky=N
     def announce(episode, score):
         print(f"{spec.episode_word} {episode + 1}: {spec.score_word} {score:+.0f}", flush=True)
 
-    scores = spec.evaluate(agent.play_config(sticky), agent.params, episodes, seed, greedy=not sample,
+    scores = spec.evaluate(agent.play_config(sticky), agent.params, episodes, seed, deterministic=not sample,
                            kernels=load_backend(agent.config.backend), frames=frames,
                            on_episode=announce if spec.print_each_episode else None)
     if gif_path:

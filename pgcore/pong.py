@@ -31,7 +31,7 @@ import numpy as np
 from pgcore import _validate, distributed, runs, settings
 from pgcore._threads import _default_threads
 from pgcore.backends import load_backend
-from pgcore.task import Task
+from pgcore.task import Task, episode_starts
 
 UP, DOWN, NOOP = 2, 3, 0  # Pong's minimal action set: RIGHT moves the paddle up, LEFT down, NOOP leaves it
 ACTIONS = _validate.PONG_ACTIONS  # the ALE action of each action code the episodes store: down, up, stay
@@ -500,6 +500,8 @@ def _collect(config, kernels, run, learner):
             counters["steps"] += steps
             counters["frames"] += frames
             for env in finished:
+                if not run.running():
+                    break  # past a limit or asked to stop: the rest are dropped, as episodes in progress are
                 learner.learn(collector.episodes.episode(env), collector.start_version[env])
                 collector.release(env)
     finally:
@@ -672,27 +674,22 @@ class Collector:
 
 
 class Player:
-    """Plays Pong from raw frames with fixed parameters, keeping each game's previous frame
-    as the trainer does (the policy sees this frame minus the previous one)."""
+    """Plays Pong from raw frames with fixed parameters. The policy sees each frame minus the
+    game's previous one, as the trainer does; the caller keeps that previous frame (preprocessed:
+    (N, 6400) uint8, 0s and 1s), as `previous` of `inputs` and `act` or as the state of `predict`,
+    so a player keeps nothing of a game between calls (only its random generator)."""
 
     def __init__(self, kernels, w1, w2, rng):
         self.kernels, self.w1, self.w2, self.rng = kernels, w1, w2, rng
-        self.previous = np.zeros((0, INPUT_SIZE), dtype=np.uint8)  # (N, 6400) preprocessed, 0/1
 
-    def inputs(self, frames, new_game=None):
+    def inputs(self, frames, previous, fresh):
         """frames (N, 210, 160, 3) uint8 -> the net's dense inputs (N, 6400) int8: each frame's
-        difference from the game's previous one, followed (a frame input) by the frame (N, 12800).
-        `new_game` (N,) bool marks the games whose frame is their first (default: all, when N
-        changed, else none)."""
-        n = len(frames)
-        if len(self.previous) != n:
-            self.previous = np.zeros((n, INPUT_SIZE), dtype=np.uint8)
-            new_game = np.ones(n, dtype=bool)
-        elif new_game is None:
-            new_game = np.zeros(n, dtype=bool)
-        x = self.kernels.pong_difference(frames, self.previous, np.arange(n), np.asarray(new_game, dtype=bool))
+        difference from its game's previous frame, `previous` (N, 6400) uint8, C-contiguous (zeros
+        where `fresh` (N,) bool: a game's first frame), followed (a frame input) by the frame (N, 12800).
+        `previous` is then the frames, preprocessed (pong_difference)."""
+        x = self.kernels.pong_difference(frames, previous, np.arange(len(frames)), np.asarray(fresh, dtype=bool))
         if _validate.sees_frame(self.w1):  # previous is now the frame
-            x = np.hstack((x, self.previous.view(np.int8)))
+            x = np.hstack((x, previous.view(np.int8)))
         return x
 
     def probabilities(self, x):
@@ -716,28 +713,55 @@ class Player:
         # the first action whose cumulative probability passes the uniform
         return (self.rng.random(len(p))[:, None] >= np.cumsum(p, axis=1)[:, :-1]).sum(axis=1)
 
-    def act(self, frames, new_game=None, greedy=True):
+    def act(self, frames, previous, fresh, greedy=True):
         """frames (N, 210, 160, 3) uint8 -> ALE actions (N,) int (UP, DOWN, or NOOP for a 3-action
-        net); greedy: the likeliest action, else sampled; `new_game` as `inputs`."""
-        return np.asarray(ACTIONS)[self.choose(self.probabilities(self.inputs(frames, new_game)), greedy)]
+        net); greedy: the likeliest action, else sampled; `previous` and `fresh` as `inputs`."""
+        return np.asarray(ACTIONS)[self.choose(self.probabilities(self.inputs(frames, previous, fresh)), greedy)]
 
-    def predict(self, observation, deterministic=True, episode_start=None):
-        """Agent.predict: one frame (210, 160, 3) or a batch (N, 210, 160, 3) uint8 -> its ALE action
-        or (N,) actions; `episode_start` True or (N,) bools marks a game's first frame."""
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        """Agent.predict: one frame (210, 160, 3) or a batch (N, 210, 160, 3) uint8 -> (its ALE action,
+        the state) or ((N,) actions, the state). The state is the previous frame of each game,
+        preprocessed: (6400,) or (N, 6400) uint8, a new array each call, to pass back with the
+        game's next frame; None starts every game with this frame, and `episode_start` True (or
+        (N,) bools) starts the games it marks. The state passed in is not modified."""
         frames = np.asarray(observation)
         single = frames.ndim == 3
         frames = frames[None] if single else frames
         if frames.ndim != 4 or frames.shape[1:] != (210, 160, 3) or frames.dtype != np.uint8:
             raise ValueError(f"observation must be Pong frames (210, 160, 3) or (N, 210, 160, 3) uint8, "
                              f"not {frames.shape} {frames.dtype}")
-        new_game = None if episode_start is None else np.broadcast_to(np.asarray(episode_start, bool), (len(frames),))
-        actions = self.act(frames, new_game, greedy=deterministic)
-        return actions[0] if single else actions
+        n = len(frames)
+        fresh = episode_starts(episode_start, n)
+        if state is None:
+            previous, fresh[:] = np.zeros((n, INPUT_SIZE), dtype=np.uint8), True
+        else:
+            previous = previous_frames(state, n, single)
+        actions = self.act(frames, previous, fresh, greedy=deterministic)
+        return (actions[0], previous[0]) if single else (actions, previous)
 
 
-def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=None, frames=None):
-    """Scores of `episodes` games against the built-in AI on fresh emulators (seeds seed, seed + 1, ...).
-    `on_game(game, score)` is called after each game; `frames`, a list, collects the first game's frames."""
+def previous_frames(state, n, single):
+    """Agent.predict's Pong state, checked: a new (n, 6400) uint8 C-contiguous copy of it. It must be
+    what predict returned: (6400,) (or (1, 6400)) for one frame, (n, 6400) for n, uint8, 0s and 1s."""
+    if isinstance(state, (bool, np.bool_)):
+        raise ValueError(f"state must be None or the state predict returned, not {state!r} (predict's arguments "
+                         "are observation, state, episode_start, deterministic: give deterministic by name)")
+    array = np.asarray(state)
+    shapes = [(INPUT_SIZE,), (1, INPUT_SIZE)] if single else [(n, INPUT_SIZE)]
+    if array.dtype != np.uint8 or array.shape not in shapes:
+        frames = "one frame" if single else f"{n} frames"
+        raise ValueError(f"state must be None or the state predict returned for {frames}: the previous frames, "
+                         f"{' or '.join(map(str, shapes))} uint8, not {array.shape} {array.dtype}")
+    if array.size and array.max() > 1:
+        raise ValueError("state must be None or the state predict returned: preprocessed frames of 0s and 1s, "
+                         f"not values up to {int(array.max())}")
+    return np.array(array.reshape(n, INPUT_SIZE), dtype=np.uint8, order="C", copy=True)
+
+
+def evaluate(config, params, episodes, seed, deterministic=True, kernels=None, on_game=None, frames=None):
+    """Scores of `episodes` games against the built-in AI on fresh emulators (seeds seed, seed + 1, ...),
+    greedy unless not `deterministic`. `on_game(game, score)` is called after each game; `frames`, a
+    list, collects the first game's frames."""
     import ale_py
     import gymnasium
 
@@ -746,13 +770,14 @@ def evaluate(config, params, episodes, seed, greedy=True, kernels=None, on_game=
     gymnasium.register_envs(ale_py)
     env = gymnasium.make("ALE/Pong-v5", frameskip=config.frameskip, repeat_action_probability=config.sticky)
     player = Player(kernels, params["w1"], params["w2"], np.random.default_rng(seed))
+    previous = np.zeros((1, INPUT_SIZE), dtype=np.uint8)
     scores = []
     try:
         for game in range(episodes):
             frame, _ = env.reset(seed=seed + game)
             score, done, first = 0.0, False, True
             while not done:
-                action = player.act(frame[None], np.array([first]), greedy)[0]
+                action = player.act(frame[None], previous, np.array([first]), deterministic)[0]
                 first = False
                 frame, reward, terminated, truncated, _ = env.step(action)
                 score += reward
@@ -853,8 +878,9 @@ class PongTask(Task):
     def player(self, config, params, kernels, rng):
         return Player(kernels, params["w1"], params["w2"], rng)
 
-    def evaluate(self, config, params, episodes, seed, greedy=True, kernels=None, on_episode=None, frames=None):
-        return evaluate(config, params, episodes, seed, greedy, kernels, on_game=on_episode, frames=frames)
+    def evaluate(self, config, params, episodes, seed, deterministic=True, kernels=None, on_episode=None,
+                 frames=None):
+        return evaluate(config, params, episodes, seed, deterministic, kernels, on_game=on_episode, frames=frames)
 
 
 TASK = PongTask()

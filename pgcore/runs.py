@@ -6,6 +6,7 @@ renamed over the old one, so a crash at any moment leaves the last good one. It 
 read with `allow_pickle=False`, so loading never runs code from the file.
 """
 import contextlib
+import contextvars
 import csv
 import dataclasses
 import fcntl
@@ -424,6 +425,45 @@ def seed_streams(seed):
 COUNTER_TYPES = {"episode": int, "frames": int, "steps": int, "updates": int, "wall_s": (int, float), "segment": int}
 
 
+def new_counters(extra=None):
+    """A new run's counters: every trainer's, then `extra` (a trainer's own: name -> start value)."""
+    return {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "skipped_updates": 0, "running_reward": None,
+            "wall_s": 0.0, "segment": 0} | dict(extra or {})
+
+
+def new_meta(config, counter_types, checkpoint_format):
+    """The metadata of a new run's first checkpoint (what `Run` saves as it starts): the config,
+    new counters (one for each of `counter_types`, the task's), the action sampler's seeded state."""
+    counters = new_counters()
+    counters |= {name: 0 for name in counter_types if name not in counters}
+    rng = np.random.default_rng(seed_streams(config.seed)[1])
+    return {"config": dataclasses.asdict(config), "counters": counters, "rng": rng.bit_generator.state,
+            "format": checkpoint_format}
+
+
+# The callback of the runs made inside `episode_callback` (Agent.learn's `callback`).
+_EPISODE_CALLBACK = contextvars.ContextVar("pgcore_episode_callback", default=None)
+
+
+@contextlib.contextmanager
+def episode_callback(callback):
+    """Every `Run` made inside calls `callback(row)` after each finished episode (see Run): how
+    `Agent.learn(callback=...)` reaches any task's trainer without the trainer passing it on."""
+    if callback is not None and not callable(callback):
+        raise SettingError("callback", f"callback must be callable (called with each episode's progress row), "
+                                       f"not {callback!r}")
+    token = _EPISODE_CALLBACK.set(callback)
+    try:
+        yield
+    finally:
+        _EPISODE_CALLBACK.reset(token)
+
+
+def _row_value(value):
+    """A progress row's value for a callback: a number (the trainers give some extra columns as text)."""
+    return float(value) if isinstance(value, str) else value
+
+
 class Run:
     """One segment of a training run: all that a trainer does besides collecting episodes and
     forming gradients, written once for every trainer.
@@ -436,6 +476,16 @@ class Run:
     of wall time (checked where the trainer calls `maybe_checkpoint`), and when the loop ends
     cleanly. An exception (a second Ctrl-C, a full disk) leaves the last good checkpoint as it was.
 
+    A resumed run whose run directory holds no checkpoint yet (a saved file continued in a new
+    directory) starts a new progress.csv, at the file's episode count, and saves as it starts.
+
+    `callback` (default: the one of `episode_callback`) is called with each episode's progress
+    row, a dict of progress.csv's columns, after the row is written. Returning False (exactly
+    False) stops the run as Ctrl-C does (`stopped_by` "callback"): the loop ends at its next check
+    (the trainer finishes the step or batch in progress) and the checkpoint is saved. An exception
+    in it stops the run the same way and is raised again once the checkpoint is saved. Either way
+    the callback is not called again.
+
         with runs.Run(config, "pgcore-x-1", kernel_threads=1, resume_meta=meta, resume_arrays=arrays) as run:
             state = run.restore(lambda: {...a new run's arrays, seeded by run.seeds[0]...})
             while run.running():
@@ -445,13 +495,16 @@ class Run:
     """
 
     def __init__(self, config, checkpoint_format, *, kernel_threads, resume_meta=None, resume_arrays=None,
-                 extra_counters=None, extra_columns=()):
+                 extra_counters=None, extra_columns=(), callback=None):
         self.config, self.format, self.kernel_threads = config, checkpoint_format, kernel_threads
         self.resumed = resume_meta is not None
         self.arrays = resume_arrays
         self.seeds = seed_streams(config.seed)
-        counters = {"episode": 0, "frames": 0, "steps": 0, "updates": 0, "skipped_updates": 0,
-                    "running_reward": None, "wall_s": 0.0, "segment": 0} | dict(extra_counters or {})
+        self.callback = _EPISODE_CALLBACK.get() if callback is None else callback
+        self.callback_done = False    # it asked to stop (or raised): not called again
+        self.callback_error = None    # what it raised, raised again after the final checkpoint
+        self.callback_stopped = False
+        counters = new_counters(extra_counters)
         if self.resumed:
             self.rng = np.random.default_rng()
             self.rng.bit_generator.state = resume_meta["rng"]
@@ -461,8 +514,10 @@ class Run:
             self.rng = np.random.default_rng(self.seeds[1])
         self.counters = counters
         self.checkpoint_path = os.path.join(config.run_dir, CHECKPOINT_NAME)
+        # resumed in its own run directory, or (no checkpoint there yet) from a file, in a new one
+        self.continued_here = self.resumed and os.path.isfile(self.checkpoint_path)
         self.progress = ProgressLog(os.path.join(config.run_dir, "progress.csv"), ["updates", *extra_columns],
-                                    keep_episodes=counters["episode"] if self.resumed else None)
+                                    keep_episodes=counters["episode"] if self.continued_here else None)
         self.state = None
         self.saved_episode = counters["episode"]
 
@@ -483,11 +538,13 @@ class Run:
             self.progress.close()
             self.stop.__exit__()
             _threads.set_num_threads(self.previous_threads)
+        if exc_type is None and self.callback_error is not None:
+            raise self.callback_error  # the checkpoint is saved: nothing is lost
 
     @property
     def stopped_by(self):
-        """None, or the signal ("Ctrl-C", "SIGTERM") that asked the run to stop."""
-        return self.stop.signal_name
+        """None, or what asked the run to stop: the signal ("Ctrl-C", "SIGTERM"), or "callback"."""
+        return "callback" if self.callback_stopped else self.stop.signal_name
 
     def restore(self, new_state):
         """The trainer's state, name -> array (parameters, optimizer state, ...): the checkpoint's
@@ -495,7 +552,7 @@ class Run:
         updates its arrays in place or puts new ones in it. A new run saves its first checkpoint
         here, so a kill at any moment after this leaves a run to resume."""
         self.state = dict(self.arrays) if self.resumed else new_state()
-        if not self.resumed:
+        if not self.continued_here:
             self.save()
         return self.state
 
@@ -530,12 +587,24 @@ class Run:
         counters["episode"] += 1
         counters["running_reward"] = running_mean(counters["running_reward"], reward)
         wall = self.wall() if wall is None else wall
-        self.progress.append([counters["episode"], counters["frames"], counters["steps"], reward,
-                              round(counters["running_reward"], 6), round(wall, 3),
-                              round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"], *extra])
+        row = [counters["episode"], counters["frames"], counters["steps"], reward, round(counters["running_reward"], 6),
+               round(wall, 3), round(counters["steps"] / max(wall, 1e-9), 1), counters["updates"], *extra]
+        self.progress.append(row)
         self.bar.update(1)
         self.bar.set_postfix(running=f"{counters['running_reward']:.2f}",
                              fps=f"{counters['frames'] / max(wall, 1e-9):,.0f}", refresh=False)
+        if self.callback is not None and not self.callback_done:
+            self._call_back(dict(zip(self.progress.columns, map(_row_value, row))))
+
+    def _call_back(self, row):
+        """Calls the callback with a progress row; False, or an exception, stops the run."""
+        try:
+            stop = self.callback(row) is False
+        except Exception as error:  # raised again once the checkpoint is saved (__exit__)
+            self.callback_error, stop = error, True
+        if stop:
+            self.callback_done = True
+            self.callback_stopped = self.stopped_by is None  # a signal that came first keeps its name
 
     def maybe_checkpoint(self):
         """Saves if `checkpoint_every` episodes or `checkpoint_minutes` have passed since the last save."""

@@ -167,7 +167,7 @@ class RunConfig:
     max_frames: int = setting(0, minimum=0, metavar="N", run=True,
                               help="stop after N frames (0: no limit)")
     max_episodes: int = setting(0, minimum=0, metavar="N", run=True,
-                                help="stop after N episodes (0: no limit)")
+                                help="stop after exactly N episodes (0: no limit)")
     max_minutes: float = setting(
         0.0, bounds=(0.0, math.inf, False), metavar="M", run=True,
         help="stop after M minutes of training wall time, counted over every segment of a resumed run, so "

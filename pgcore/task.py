@@ -14,8 +14,9 @@ tables of docs/API.md reach every task through that registry and this interface 
         def checkpoint_arrays(self, config): ...   # name -> (shape, dtype) of every saved array
         def initial_params(self, config): ...      # a new run's parameters, seeded by config.seed
         def train(self, config, kernels, resume_meta=None, resume_arrays=None): ...  # (counters, stopped_by)
-        def player(self, config, params, kernels, rng): ...   # .predict(observation, deterministic, episode_start)
-        def evaluate(self, config, params, episodes, seed, greedy=True, kernels=None, on_episode=None,
+        def player(self, config, params, kernels, rng): ...   # .predict(observation, state, episode_start,
+                                                              #          deterministic) -> (action, state)
+        def evaluate(self, config, params, episodes, seed, deterministic=True, kernels=None, on_episode=None,
                      frames=None): ...                          # (episodes,) returns
 
 docs/DESIGN.md ("Adding a task") has a whole one.
@@ -24,6 +25,8 @@ import abc
 import contextlib
 import dataclasses
 import math
+
+import numpy as np
 
 from pgcore import runs, settings
 
@@ -156,6 +159,14 @@ class Task(abc.ABC):
     def initial_params(self, config):
         """The parameters a new run starts from (seeded by config.seed)."""
 
+    def new_state(self, config):
+        """Every array of a new run's first checkpoint: `initial_params`, and zeros for the rest of
+        `checkpoint_arrays` (optimizer state, gradients; an array of any length: empty). What
+        `Agent.save` writes for an agent that has not trained."""
+        params = self.initial_params(config)
+        return params | {name: np.zeros((0,) if shape is None else shape, dtype)
+                         for name, (shape, dtype) in self.checkpoint_arrays(config).items() if name not in params}
+
     # ---- training ----
 
     def run_context(self, config):
@@ -172,11 +183,34 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def player(self, config, params, kernels, rng):
-        """An object whose predict(observation, deterministic=True, episode_start=None) returns
-        the action for one observation, or an array of actions for a batch (Agent.predict)."""
+        """An object whose predict(observation, state=None, episode_start=None, deterministic=True)
+        returns (the action for one observation or an array of actions for a batch, the state):
+        Agent.predict. The state is what the policy needs of the observations before (Pong: each
+        game's previous frame), None for a policy without memory; the player keeps none of it."""
 
     @abc.abstractmethod
-    def evaluate(self, config, params, episodes, seed, greedy=True, kernels=None, on_episode=None, frames=None):
-        """(episodes,) returns of the policy on fresh environments seeded seed, seed + 1, ...;
-        on_episode(index, score) after each; `frames`, a list, collects the first episode's
-        frames (only where 'gif' is among play_options)."""
+    def evaluate(self, config, params, episodes, seed, deterministic=True, kernels=None, on_episode=None,
+                 frames=None):
+        """(episodes,) returns of the policy on fresh environments seeded seed, seed + 1, ...,
+        greedy unless not `deterministic`; on_episode(index, score) after each; `frames`, a list,
+        collects the first episode's frames (only where 'gif' is among play_options)."""
+
+
+def episode_starts(episode_start, n):
+    """A player's `episode_start` for n observations, checked: a new (n,) bool array (None: all
+    False; one bool: all of them). Raises ValueError naming it otherwise."""
+    if episode_start is None:
+        return np.zeros(n, dtype=bool)
+    starts = np.asarray(episode_start)
+    if starts.dtype.kind not in "biu" or starts.shape not in ((), (n,)):
+        raise ValueError(f"episode_start must be None, True or False, or {n} of them (bools, one per observation), "
+                         f"not {episode_start!r}")
+    return np.array(np.broadcast_to(starts != 0, (n,)))
+
+
+def no_state(state):
+    """A memoryless player's state, checked: it must be None (the state predict returned)."""
+    if state is not None:
+        raise ValueError(f"state must be None: this policy has no memory (predict returns None as its state; "
+                         f"predict's arguments are observation, state, episode_start, deterministic), not {state!r}")
+    return None

@@ -50,9 +50,13 @@ def test_every_call_of_the_readme_example(task, tmp_path, keep_threads):
     assert agent.counters["episode"] == first and agent.stopped_by is None
     returns = agent.evaluate(episodes=2, seed=10_000)
     assert returns.shape == (2,) and returns.dtype == np.float64
-    single = agent.predict(observation)
-    batch = agent.predict(np.stack([observation] * 3))
+    single, state = agent.predict(observation)
+    batch, states = agent.predict(np.stack([observation] * 3))
     assert len(batch) == 3 and np.shape(batch)[1:] == np.shape(single)
+    if task == "pong":  # the previous frames, preprocessed
+        assert state.shape == (6400,) and states.shape == (3, 6400) and states.dtype == np.uint8
+    else:               # no memory
+        assert state is None and states is None
 
     loaded = pgcore.Agent.load(run_dir)
     assert loaded.task == task and all(np.array_equal(loaded.params[k], agent.params[k]) for k in agent.params)
@@ -77,9 +81,9 @@ def test_mlp_task_learn_evaluate_predict_load_resume(tmp_path, keep_threads):
     returns = agent.evaluate(episodes=3, seed=10_000)
     assert returns.shape == (3,) and np.all((returns >= 1) & (returns <= 500))
     observation = np.array([0.01, -0.02, 0.03, 0.0])
-    action = agent.predict(observation)
-    assert np.ndim(action) == 0 and action in (0, 1)
-    batch = agent.predict(np.stack([observation] * 5))
+    action, state = agent.predict(observation)
+    assert np.ndim(action) == 0 and action in (0, 1) and state is None
+    batch, _ = agent.predict(np.stack([observation] * 5))
     assert batch.shape == (5,) and np.all(batch == action), "the same state, the same greedy action"
 
     progress = agent.progress
@@ -115,9 +119,9 @@ def test_tabular_task_predict_save_load(tmp_path, keep_threads):
     agent = pgcore.Agent("frozenlake", seed=1, batch_episodes=16, max_episodes=64)
     agent.learn(run_dir=str(tmp_path / "fl"), quiet=True)
     assert agent.counters["episode"] == 64
-    action = agent.predict(0)
+    action, _ = agent.predict(0)
     assert np.ndim(action) == 0 and 0 <= action < 4
-    actions = agent.predict(np.arange(16))
+    actions, _ = agent.predict(np.arange(16))
     assert actions.shape == (16,) and np.all((actions >= 0) & (actions < 4))
     for bad in (16, -1, 0.5, [[0, 1]], "state"):
         with pytest.raises(ValueError, match="observation"):
@@ -126,7 +130,7 @@ def test_tabular_task_predict_save_load(tmp_path, keep_threads):
     copy = pgcore.Agent.load(path)
     assert copy.task == "frozenlake" and np.array_equal(copy.params["w"], agent.params["w"])
     np.testing.assert_array_equal(copy.evaluate(episodes=20, seed=10_000), agent.evaluate(episodes=20, seed=10_000))
-    assert copy.progress == {}, "a policy file has no run"
+    assert copy.progress == {}, "a saved file is in no run"
     result = run_cli("pgcore-play", "frozenlake", "--checkpoint", path, "--episodes", 20, "--seed", 10_000)
     assert result.returncode == 0, result.stderr[-2000:]
     mean = agent.evaluate(episodes=20, seed=10_000).mean()
@@ -139,9 +143,9 @@ def test_gaussian_task_predicts_actions_in_the_action_space(tmp_path, keep_threa
     returns = agent.evaluate(episodes=2, seed=10_000)
     assert returns.shape == (2,) and np.all(returns >= 1)
     far = np.array([[0.0, 0.0, 0.0, 0.0], [100.0, -100.0, 100.0, -100.0]])
-    actions = agent.predict(far)
+    actions, _ = agent.predict(far)
     assert actions.shape == (2, 1) and np.all(np.abs(actions) <= 3.0), "clipped to the action space"
-    sampled = agent.predict(far[0], deterministic=False)
+    sampled, _ = agent.predict(far[0], deterministic=False)
     assert sampled.shape == (1,)
     with pytest.raises(ValueError, match="observation"):
         agent.predict(np.zeros(3))
@@ -178,14 +182,16 @@ def pong_frames_played(steps):
 def assert_predicts_from_the_dense_input(agent, frames):
     """Each action is that of the largest logit of the dense input: preprocess(this frame) -
     preprocess(previous frame), followed by preprocess(this frame) with a frame input (one
-    logit: up where it is positive; three: down, up, stay)."""
+    logit: up where it is positive; three: down, up, stay). The previous frame is the state
+    predict returns, passed back with the next frame."""
     from pgcore import kernels
 
     w1, w2 = agent.params["w1"], agent.params["w2"]
-    previous = None
+    previous, state = None, None
     for index, frame in enumerate(frames):
-        got = agent.predict(frame, episode_start=index == 0)
+        got, state = agent.predict(frame, state, episode_start=index == 0)
         current = kernels.pong_preprocess(frame)
+        assert state.shape == (6400,) and np.array_equal(state, current), "the state is the preprocessed frame"
         x = np.zeros_like(current) if previous is None else current - previous
         if len(w1) == 2 * len(current):
             x = np.concatenate((x, current))
@@ -203,8 +209,8 @@ def test_pong_predict_sees_the_difference_of_consecutive_frames():
     agent = pgcore.Agent.pretrained("pong")
     frames = pong_frames_played(120)
     assert_predicts_from_the_dense_input(agent, frames)
-    both = agent.predict(np.stack([frames[0], frames[0]]), episode_start=True)
-    assert both.shape == (2,)
+    both, state = agent.predict(np.stack([frames[0], frames[0]]), episode_start=True)
+    assert both.shape == (2,) and state.shape == (2, 6400)
     with pytest.raises(ValueError, match="observation"):
         agent.predict(np.zeros((80, 80), np.uint8))
 
@@ -225,7 +231,7 @@ def test_pong_net_variants_learn_save_and_predict(tmp_path, keep_threads, settin
     for player in (agent, pgcore.Agent.load(agent.run_dir), pgcore.Agent.load(agent.save(tmp_path / "p.npz"))):
         assert_predicts_from_the_dense_input(player, frames)
     if setting == "actions":
-        sampled = {int(agent.predict(frame, deterministic=False)) for frame in frames}
+        sampled = {int(agent.predict(frame, deterministic=False)[0]) for frame in frames}
         assert sampled <= set(pong.ACTIONS) and len(sampled) >= 2
     resumed = pgcore.Agent.resume(agent.run_dir).learn(max_episodes=2)
     assert resumed.counters["episode"] == 2 and getattr(resumed.config, setting) == value
@@ -259,6 +265,260 @@ def test_pong_plays_without_sticky_actions_when_asked():
     cartpole = pgcore.Agent("cartpole", seed=0)
     with pytest.raises(ValueError, match="sticky does not apply to cartpole"):
         cartpole.evaluate(episodes=1, sticky=0.0)
+
+
+# ---- Stable-Baselines3's conventions: predict's state, deterministic, save / resume, callback ----
+
+def test_pong_predict_keeps_no_game_state_so_callers_may_interleave_games():
+    """The state is each game's previous frame, passed back by the caller: one agent plays two games
+    interleaved (or as a batch of two) exactly as it plays each alone, and leaves the state it was
+    given as it was."""
+    agent = pgcore.Agent.pretrained("pong")
+    frames = pong_frames_played(80)
+    games = frames[:40], frames[40:]
+
+    def alone(game):
+        state, actions = None, []
+        for frame in game:
+            action, state = agent.predict(frame, state)
+            actions.append(int(action))
+        return actions
+
+    expected = [alone(game) for game in games]
+    states, interleaved = [None, None], [[], []]
+    for step in range(40):
+        for index, game in enumerate(games):
+            given = states[index]
+            before = None if given is None else given.copy()
+            action, states[index] = agent.predict(game[step], given)
+            assert given is None or (np.array_equal(given, before) and not np.shares_memory(given, states[index]))
+            interleaved[index].append(int(action))
+    assert interleaved == expected
+    state, batched = None, []
+    for step in range(40):
+        actions, state = agent.predict(np.stack([games[0][step], games[1][step]]), state)
+        batched.append(actions.tolist())
+    assert [list(pair) for pair in zip(*expected)] == batched
+    # episode_start starts the games it marks: as if their state were None
+    _, after_a = agent.predict(games[0][0])
+    restarted, _ = agent.predict(games[1][0], after_a, episode_start=True)
+    assert int(restarted) == expected[1][0]
+    both, _ = agent.predict(np.stack([games[0][1], games[1][0]]), np.stack([after_a, after_a]),
+                            episode_start=np.array([False, True]))
+    assert both.tolist() == [expected[0][1], expected[1][0]]
+
+
+def test_predict_refuses_a_bad_state_or_episode_start():
+    agent = pgcore.Agent.pretrained("pong")
+    frame = np.zeros((210, 160, 3), np.uint8)
+    _, state = agent.predict(frame)
+    for bad in (np.zeros((2, 6400), np.uint8), state.astype(np.float32), np.full(6400, 2, np.uint8),
+                np.zeros(100, np.uint8), "frames", False):
+        with pytest.raises(ValueError, match="state"):
+            agent.predict(frame, bad)
+    with pytest.raises(ValueError, match="state must be None or the state predict returned for 3 frames"):
+        agent.predict(np.stack([frame] * 3), np.stack([state] * 2))
+    with pytest.raises(ValueError, match="episode_start"):
+        agent.predict(np.stack([frame] * 3), episode_start=[True, False])
+    with pytest.raises(ValueError, match="deterministic"):
+        agent.predict(frame, deterministic="yes")
+    cartpole = pgcore.Agent("cartpole", seed=0)
+    for bad in (np.zeros(3), False):
+        with pytest.raises(ValueError, match="state must be None"):
+            cartpole.predict(np.zeros(4), bad)
+    with pytest.raises(ValueError, match="episode_start"):
+        cartpole.predict(np.zeros((2, 4)), episode_start=np.ones(3, bool))
+    assert cartpole.predict(np.zeros((2, 4)), None, np.array([True, False]))[1] is None
+
+
+def test_evaluate_says_deterministic_not_sample(tmp_path):
+    agent = pgcore.Agent("frozenlake", seed=0)
+    greedy = agent.evaluate(episodes=20, seed=0)
+    np.testing.assert_array_equal(agent.evaluate(episodes=20, seed=0, deterministic=True), greedy)
+    sampled = agent.evaluate(episodes=20, seed=0, deterministic=False)
+    assert sampled.shape == (20,)
+    with pytest.raises(TypeError, match="deterministic=False"):
+        agent.evaluate(episodes=20, sample=True)
+    with pytest.raises(TypeError):
+        agent.evaluate(20, 0, False)  # keyword-only: an old positional `sample` cannot flip its meaning
+    with pytest.raises(TypeError, match="unexpected keyword argument 'greedy'"):
+        agent.evaluate(greedy=True)
+    with pytest.raises(ValueError, match="deterministic"):
+        agent.evaluate(episodes=2, deterministic=0)
+
+
+STOP_AT = 50.0  # the issue's stop_at_475, with a bound that a cartpole run reaches in ~200 episodes
+
+
+def test_the_stable_baselines3_style_snippet_runs(tmp_path, monkeypatch, keep_threads):
+    """model = pgcore.Agent("cartpole"); model.learn(max_episodes=500, callback=stop_at_475);
+    action, state = model.predict(obs): the callback sees every finished episode's progress row and
+    its False stops the run (after the batch in progress, with a checkpoint)."""
+    monkeypatch.chdir(tmp_path)
+    rows = []
+
+    def stop_at_475(row):
+        rows.append(row)
+        if row["running_reward"] >= STOP_AT:
+            return False
+
+    model = pgcore.Agent("cartpole")
+    model.learn(max_episodes=500, callback=stop_at_475)
+    obs = np.array([0.01, -0.02, 0.03, 0.0])
+    action, state = model.predict(obs)
+    assert action in (0, 1) and state is None
+
+    assert model.stopped_by == "callback"
+    assert rows[-1]["running_reward"] >= STOP_AT > max(row["running_reward"] for row in rows[:-1]), \
+        "it stopped at the first row that met the condition, and was not called after it"
+    batch = model.config.batch_episodes  # the stop takes effect when the batch of that row ends
+    assert model.counters["episode"] % batch == 0 and 0 <= model.counters["episode"] - rows[-1]["episode"] < batch
+    assert model.counters["episode"] < 500
+    assert [row["episode"] for row in rows] == list(range(1, len(rows) + 1))
+    progress = model.progress
+    assert set(rows[0]) == set(progress) and list(rows[0]) == list(progress)
+    assert progress["episode"][-1] == model.counters["episode"]
+    for name in progress:
+        assert [row[name] for row in rows] == pytest.approx(progress[name][:len(rows)].tolist()), name
+    _, meta = load_run_checkpoint(model.run_dir)
+    assert meta["counters"] == model.counters
+
+
+def test_an_exception_in_the_callback_propagates_after_the_checkpoint(tmp_path, keep_threads):
+    calls = []
+
+    def broken(row):
+        calls.append(row["episode"])
+        if row["episode"] == 5:
+            raise RuntimeError("the callback broke")
+
+    agent = pgcore.Agent("cartpole", seed=2, batch_episodes=8)
+    with pytest.raises(RuntimeError, match="the callback broke"):
+        agent.learn(max_episodes=32, run_dir=str(tmp_path / "run"), quiet=True, callback=broken)
+    assert calls == [1, 2, 3, 4, 5], "not called again after it raised"
+    assert agent.stopped_by == "callback" and agent.run_dir == str(tmp_path / "run")
+    _, meta = load_run_checkpoint(agent.run_dir)
+    assert meta["counters"]["episode"] == 8 == agent.counters["episode"], "its batch finished and was saved"
+    assert agent.progress["episode"].tolist() == list(range(1, 9))
+    agent.learn(max_episodes=24)  # nothing lost: it goes on as one run
+    once = pgcore.Agent("cartpole", seed=2, batch_episodes=8).learn(max_episodes=24, run_dir=str(tmp_path / "once"),
+                                                                   quiet=True)
+    assert rewards(agent.run_dir) == rewards(once.run_dir)
+    assert all(np.array_equal(agent.params[k], once.params[k]) for k in once.params)
+    with pytest.raises(ValueError, match="callback must be callable"):
+        agent.learn(max_episodes=32, callback="stop")
+
+
+def test_a_callback_stops_pong_after_that_game(tmp_path, keep_threads):
+    rows = []
+    agent = pgcore.Agent("pong", seed=3, **SMALL_PONG)
+    agent.learn(max_episodes=3, run_dir=str(tmp_path / "pong"), quiet=True,
+                callback=lambda row: rows.append(row) or False)
+    assert agent.stopped_by == "callback" and agent.counters["episode"] == 1 and len(rows) == 1
+    assert rows[0]["episode"] == 1 and -21 <= rows[0]["reward"] <= 21 and "skipped_updates" in rows[0]
+    assert agent.progress["episode"].tolist() == [1]
+    agent.learn(callback=lambda row: None)  # None is not False: it goes on to the limit
+    assert agent.counters["episode"] == 3 and agent.stopped_by is None
+
+
+def test_max_episodes_is_exact_for_the_other_tasks(tmp_path, keep_threads):
+    """A batch of 16 finishes 16 episodes at once: the run's last batch plays only those left."""
+    agent = pgcore.Agent("cartpole", seed=0, batch_episodes=16)
+    agent.learn(max_episodes=40, run_dir=str(tmp_path / "run"), quiet=True)
+    progress = agent.progress
+    assert agent.counters["episode"] == 40 and progress["episode"].tolist() == list(range(1, 41))
+    assert progress["updates"].tolist() == [1] * 16 + [2] * 16 + [3] * 8, "the last batch: 8 episodes, one update"
+    assert agent.counters["steps"] == progress["steps"][-1] == int(progress["reward"].sum())
+    agent.learn(max_episodes=56)
+    assert agent.counters["episode"] == 56 and agent.progress["updates"][-16:].tolist() == [4] * 16
+
+
+def test_save_load_resume_round_trip(tmp_path, keep_threads):
+    """Agent.save writes the whole training state (the run's checkpoint): Agent.load plays it,
+    Agent.resume continues from its counters in a new run directory that learn must name, as the
+    run itself continues."""
+    agent = pgcore.Agent("cartpole", seed=5, batch_episodes=8)
+    agent.learn(max_episodes=16, run_dir=str(tmp_path / "run"), quiet=True)
+    path = agent.save(tmp_path / "saved.npz")
+    arrays, meta = runs.load_checkpoint(path)
+    run_arrays, run_meta = load_run_checkpoint(agent.run_dir)
+    assert arrays.keys() == run_arrays.keys() >= {"w1", "w2", "m_w1", "v_w1", "m_w2", "v_w2", "baseline"}
+    assert all(np.array_equal(arrays[k], run_arrays[k]) for k in arrays)
+    assert {k: meta[k] for k in ("counters", "rng", "format", "config")} == \
+        {k: run_meta[k] for k in ("counters", "rng", "format", "config")}
+
+    loaded = pgcore.Agent.load(path)
+    assert all(np.array_equal(loaded.params[k], agent.params[k]) for k in agent.params)
+    np.testing.assert_array_equal(loaded.evaluate(episodes=3, seed=10_000), agent.evaluate(episodes=3, seed=10_000))
+    assert loaded.counters == agent.counters and loaded.progress == {} and loaded.run_dir is None
+    with pytest.raises(ValueError, match="resume"):
+        loaded.learn(max_episodes=32)
+
+    resumed = pgcore.Agent.resume(path)
+    assert resumed.counters == agent.counters and resumed.run_dir is None
+    with pytest.raises(pgcore.SettingError, match="saved.npz is not in a run directory") as error:
+        resumed.learn(max_episodes=32)
+    assert error.value.setting == "run_dir"
+    with pytest.raises(pgcore.RunError, match="already holds a run"):
+        resumed.learn(max_episodes=32, run_dir=agent.run_dir)
+    resumed.learn(max_episodes=32, run_dir=str(tmp_path / "more"), quiet=True)
+    assert resumed.run_dir == str(tmp_path / "more") and resumed.counters["segment"] == 1
+    assert resumed.counters["episode"] == 32 and resumed.counters["updates"] == 4
+    assert resumed.progress["episode"].tolist() == list(range(17, 33)), "the new run's rows go on from the file's"
+    assert load_run_checkpoint(agent.run_dir)[1]["counters"]["episode"] == 16, "the saved run is untouched"
+    assert os.path.isfile(path) and runs.load_checkpoint(path)[1]["counters"]["episode"] == 16
+
+    in_place = pgcore.Agent.resume(agent.run_dir).learn(max_episodes=32, quiet=True)  # the run itself, continued
+    assert rewards(in_place.run_dir)[16:] == rewards(resumed.run_dir)
+    assert all(np.array_equal(in_place.params[k], resumed.params[k]) for k in in_place.params)
+    resumed.learn(max_episodes=40)  # later calls continue the new run
+    assert resumed.progress["episode"].tolist() == list(range(17, 41))
+
+    result = run_cli("pgcore-train", "cartpole", "--resume", path, "--max-episodes", 24, "--quiet")
+    assert result.returncode == 2 and "--run-dir" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("pgcore-train", "cartpole", "--resume", path, "--max-episodes", 24, "--run-dir",
+                     tmp_path / "cli", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert load_run_checkpoint(tmp_path / "cli")[1]["counters"]["episode"] == 24
+
+
+def test_an_agent_that_never_learned_saves_a_new_runs_state(tmp_path, keep_threads):
+    """Fresh optimizer state and counters at 0: resuming it is the new run itself, bit for bit."""
+    agent = pgcore.Agent("cartpole", seed=7, batch_episodes=8)
+    path = agent.save(tmp_path / "new.npz")
+    arrays, meta = runs.load_checkpoint(path)
+    assert meta["counters"]["episode"] == 0 and meta["counters"]["running_reward"] is None
+    assert all(np.array_equal(arrays[k], agent.params[k]) for k in agent.params)
+    assert not any(arrays[k].any() for k in ("m_w1", "v_w1", "m_w2", "v_w2")) and arrays["baseline"].shape == (0,)
+    resumed = pgcore.Agent.resume(path).learn(max_episodes=16, run_dir=str(tmp_path / "resumed"), quiet=True)
+    new = pgcore.Agent("cartpole", seed=7, batch_episodes=8).learn(max_episodes=16, run_dir=str(tmp_path / "new"),
+                                                                  quiet=True)
+    assert rewards(resumed.run_dir) == rewards(new.run_dir)
+    assert all(np.array_equal(resumed.params[k], new.params[k]) for k in new.params)
+
+
+def test_policy_files_play_but_do_not_resume(tmp_path):
+    """A file of the parameters alone (Agent.save's format before it saved the whole state, or the
+    shipped Pong policy) plays; resuming it is a RunError that says why; an agent loaded from it
+    saves a file that resumes from its parameters with fresh optimizer state."""
+    agent = pgcore.Agent("frozenlake", seed=0)
+    agent._params = {"w": np.random.default_rng(0).normal(size=(16, 4))}
+    old = str(tmp_path / "old.npz")
+    runs.save_checkpoint(old, agent.params, {"config": dataclasses.asdict(agent.config),
+                                             "format": pgcore.agent.POLICY_FORMAT})
+    loaded = pgcore.Agent.load(old)
+    assert np.array_equal(loaded.params["w"], agent.params["w"]) and loaded.counters is None
+    np.testing.assert_array_equal(loaded.evaluate(episodes=10, seed=0), agent.evaluate(episodes=10, seed=0))
+    for policy_file in (old, pgcore.agent.PACKAGED_POLICIES["pong"]):
+        with pytest.raises(pgcore.RunError, match="holds the parameters only, no optimizer state"):
+            pgcore.Agent.resume(policy_file)
+    again = pgcore.Agent.resume(loaded.save(tmp_path / "again.npz"))
+    assert np.array_equal(again.params["w"], agent.params["w"]) and again.counters["episode"] == 0
+
+    shipped = pgcore.Agent.pretrained("pong")
+    fine_tune = pgcore.Agent.resume(shipped.save(tmp_path / "pong.npz"))
+    assert fine_tune.counters["episode"] == 0 and fine_tune.config.task == "pong"
+    assert all(np.array_equal(fine_tune.params[k], shipped.params[k]) for k in ("w1", "w2"))
 
 
 # ---- the CLI and the API are the same runs ----

@@ -111,8 +111,8 @@ try:
 except Exception as error:
     assert "mujoco" in repr(error).lower() or isinstance(error, ImportError), repr(error)
 agent = pgcore.Agent.load(sys.argv[1])
-print(agent.predict(np.array([0.1, 0.0, -0.2, 0.05])).tolist())
-print(agent.predict(np.zeros((3, 4))).tolist())
+print(agent.predict(np.array([0.1, 0.0, -0.2, 0.05]))[0].tolist())
+print(agent.predict(np.zeros((3, 4)))[0].tolist())
 print({k: v.shape for k, v in pgcore.Agent("inverted-pendulum", seed=1).params.items()})
 """
 
@@ -126,10 +126,10 @@ def test_an_inverted_pendulum_policy_loads_and_plays_without_mujoco(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     single, batch, shapes = result.stdout.splitlines()
     loaded = pgcore.Agent.load(path)
-    assert eval(single) == loaded.predict(np.array([0.1, 0.0, -0.2, 0.05])).tolist()
-    assert eval(batch) == loaded.predict(np.zeros((3, 4))).tolist()
+    assert eval(single) == loaded.predict(np.array([0.1, 0.0, -0.2, 0.05]))[0].tolist()
+    assert eval(batch) == loaded.predict(np.zeros((3, 4)))[0].tolist()
     assert shapes == "{'theta': (5, 1)}"
-    far = loaded.predict(np.full(4, 1e3))
+    far, _ = loaded.predict(np.full(4, 1e3))
     assert np.all(np.abs(far) <= 3.0), "the action is clipped to the action space"
 
 
@@ -138,7 +138,7 @@ def test_the_agent_predicts_through_the_tasks_player():
     with pytest.raises(ValueError, match="Pong frames"):
         pgcore.Agent.pretrained().predict(np.zeros((80, 80), np.uint8))
     agent = pgcore.Agent("taxi", seed=0)
-    assert 0 <= agent.predict(3) < 6 and agent.predict(np.arange(4)).shape == (4,)
+    assert 0 <= agent.predict(3)[0] < 6 and agent.predict(np.arange(4))[0].shape == (4,)
     with pytest.raises(ValueError, match="observation"):
         agent.predict(500)
 
@@ -172,6 +172,6 @@ def test_the_example_task_of_the_design_doc_registers_trains_and_plays(tmp_path)
         more = dataclasses.replace(opened.config, max_episodes=288)
         assert coin.train(more, kernels, opened.meta, opened.arrays)[0]["episode"] == 288
         assert coin.evaluate(config, opened.arrays, 1000, seed=0).mean() > 0.7
-        assert coin.player(config, opened.arrays, kernels, np.random.default_rng(0)).predict(0) == 0
+        assert coin.player(config, opened.arrays, kernels, np.random.default_rng(0)).predict(0) == (0, None)
     finally:
         del tasks.REGISTRY["coin"]

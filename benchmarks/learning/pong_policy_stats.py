@@ -43,9 +43,10 @@ def main():
     for game in range(args.games):
         frame, _ = env.reset(seed=args.seed + game)
         player = pong.Player(kernels, agent.params["w1"], agent.params["w2"], rng)
+        previous = np.zeros((1, pong.INPUT_SIZE), np.uint8)  # the game's previous frame, preprocessed
         first, done, score, points = True, False, 0.0, ""
         while not done:
-            x = player.inputs(frame[None], np.array([first]))
+            x = player.inputs(frame[None], previous, np.array([first]))
             p = player.probabilities(x)
             if not first:  # a game's first step has no difference; the difference comes first in the inputs
                 paddle_hidden.append(not x[0, :pong.INPUT_SIZE].reshape(80, 80)[:, PADDLE_COLUMNS].any())
