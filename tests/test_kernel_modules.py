@@ -105,8 +105,9 @@ print("ok")
 """
 
 
-def test_arguments_that_overlap_the_outputs_move_no_write():
-    result = subprocess.run([sys.executable, "-c", OVERLAPS], capture_output=True, text=True, timeout=300)
+def test_arguments_that_overlap_the_outputs_move_no_write(tmp_path):
+    # run away from the checkout, so that the installed pgcore is imported, not the source folder
+    result = subprocess.run([sys.executable, "-c", OVERLAPS], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok", (
         f"exit {result.returncode} (negative: killed by a signal)\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
 

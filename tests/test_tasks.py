@@ -122,7 +122,7 @@ def test_an_inverted_pendulum_policy_loads_and_plays_without_mujoco(tmp_path):
     agent._params = {"theta": np.random.default_rng(0).normal(size=(5, 1))}  # a policy that does not act 0
     path = agent.save(tmp_path / "policy.npz")
     result = subprocess.run([sys.executable, "-c", PLAY_WITHOUT_MUJOCO, path], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=120, cwd=tmp_path)  # away from the checkout: the installed pgcore
     assert result.returncode == 0, result.stderr[-3000:]
     single, batch, shapes = result.stdout.splitlines()
     loaded = pgcore.Agent.load(path)

@@ -84,8 +84,10 @@ print(pgcore.get_num_threads(), blas)
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_set_num_threads_limits_every_blas_library(when):
-    result = subprocess.run([sys.executable, "-c", BLAS_COUNTS, when], capture_output=True, text=True, timeout=300)
+def test_set_num_threads_limits_every_blas_library(when, tmp_path):
+    # run away from the checkout, so that the installed pgcore is imported, not the source folder
+    result = subprocess.run([sys.executable, "-c", BLAS_COUNTS, when], capture_output=True, text=True, timeout=300,
+                            cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     count, blas = result.stdout.split(" ", 1)
     blas = ast.literal_eval(blas)
