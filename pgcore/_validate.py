@@ -182,10 +182,8 @@ def in_place_array(name, value, dtype=None, shape=None, contiguous=False):
         raise TypeError(f"{name} has dtype {value.dtype} but param has {dtype}")
     if shape is not None and value.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, not {value.shape}")
-    if contiguous and not (value.flags.c_contiguous and value.flags.writeable):
-        raise ValueError(f"{name} is updated in place and must be C-contiguous and writeable")
-    if not value.flags.writeable:
-        raise ValueError(f"{name} is updated in place and must be writeable")
+    if not value.flags.writeable or (contiguous and not value.flags.c_contiguous):
+        raise ValueError(f"{name} is updated in place and must be {'C-contiguous and ' if contiguous else ''}writeable")
     return value
 
 

@@ -524,7 +524,6 @@ class Learner:
         self.config, self.kernels, self.run = config, kernels, run
         self.state = run.restore(lambda: new_state(config))  # parameters, batch gradient, optimizer state
         self.w1, self.w2 = self.state["w1"], self.state["w2"]
-        self.weights = {"w1": self.w1, "w2": self.w2}  # what the collectors play with (Collector.step's)
         # per worker, as --envs is; a batch counted in steps keeps its size as episodes lengthen
         self.batch_episodes = config.batch_episodes * config.workers
         self.batch_steps = config.batch_steps * config.workers
@@ -534,6 +533,11 @@ class Learner:
         self.batch = []  # (episode, its targets) of the batch in progress, when replaying
         if self.replay:
             self._new_batch()
+
+    @property
+    def weights(self):
+        """What the collectors play with: Collector.step's keywords (the policy's parameters)."""
+        return {"w1": self.w1, "w2": self.w2}
 
     def learn(self, episode, start_version):
         """Learns from one finished episode (SparseEpisodes.episode's tuple) that was played from
