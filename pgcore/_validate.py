@@ -266,10 +266,19 @@ def returns_args(rewards, gamma, dones):
     return rewards, gamma, dones
 
 
-def gae_args(rewards, values, gamma, lam, dones):
+def gae_args(rewards, values, gamma, lam, dones, last_values):
+    """... and last_values as a C-contiguous array of rewards.shape[1:] (zeros when None)."""
     rewards, gamma, dones = returns_args(rewards, gamma, dones)
     values = same_shape("values", float_array("values", values, (1, 2), rewards.dtype), rewards.shape)
-    return rewards, values, gamma, probability("lam", lam), dones
+    if last_values is None:
+        last_values = np.zeros(rewards.shape[1:], dtype=rewards.dtype)
+    else:  # any real numbers, in rewards' dtype: a value net's float64 scalar bootstraps float32 rewards
+        array = np.asarray(last_values)
+        if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer) | np.issubdtype(array.dtype,
+                                                                                                   np.floating):
+            raise TypeError(f"last_values must be real numbers, not {array.dtype}")
+        last_values = same_shape("last_values", array.astype(rewards.dtype), rewards.shape[1:])
+    return rewards, values, gamma, probability("lam", lam), dones, contiguous(last_values)
 
 
 def standardize_args(x, eps):
@@ -311,6 +320,71 @@ def adam_args(param, grad, m, v, step, lr, beta1, beta2, eps):
         raise ValueError(f"step must be >= 1 (the number of this update), not {step}")
     beta1, beta2 = (_decay_rate(name, value) for name, value in (("beta1", beta1), ("beta2", beta2)))
     return param, grad, m, v, int(step), scalar("lr", lr), beta1, beta2, scalar("eps", eps, low=0.0)
+
+
+def distinct_indices(name, value, upper):
+    """`value` as a new 1-d intp array of distinct integers in [0, upper) (any integer dtype, any length).
+
+    Always a new array, checked after it was copied: the compiled kernels write rows of other arrays
+    at these numbers, so no write of theirs may change them (the caller's could overlap those arrays)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype, not {array.dtype}")
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, not shape {array.shape}")
+    array = np.array(array)  # the copy, in the caller's dtype: range checked before any cast to intp
+    if array.size:
+        low, high = array.min(), array.max()
+        if low < 0:
+            raise ValueError(f"{name} must not be negative (found {low})")
+        if high >= upper:
+            raise ValueError(f"{name} must be below {upper} (found {high})")
+        array = array.astype(np.intp, copy=False)
+        counts = np.bincount(array, minlength=upper)
+        if counts.max() > 1:
+            repeated = int(np.flatnonzero(counts > 1)[0])
+            raise ValueError(f"{name} must not repeat (found {repeated} {int(counts[repeated])} times)")
+    return array.astype(np.intp, copy=False)
+
+
+def ages_array(ages, n):
+    """A row-age counter updated in place: a writeable C-contiguous int64 ndarray (n,), none negative."""
+    if not isinstance(ages, np.ndarray):
+        raise TypeError(f"ages is updated in place and must be a numpy array, not {type(ages).__name__}")
+    if ages.dtype != np.int64:
+        raise TypeError(f"ages must have dtype int64, not {ages.dtype}")
+    if ages.shape != (n,):
+        raise ValueError(f"ages must have shape ({n},) (one count per row of param), not {ages.shape}")
+    if not (ages.flags.c_contiguous and ages.flags.writeable):
+        raise ValueError("ages is updated in place and must be C-contiguous and writeable")
+    if n and ages.min() < 0:
+        raise ValueError(f"ages must not be negative (found {ages.min()})")
+    return ages
+
+
+def rows_matrix(name, value, dtype=None, shape=None):
+    """A 2-d (R, H) float array updated in place, C-contiguous and writeable."""
+    array = in_place_array(name, value, dtype, shape, contiguous=True)
+    if shape is None and array.ndim != 2:
+        raise ValueError(f"{name} must have 2 dimensions (R, H), not shape {array.shape}")
+    return array
+
+
+def rmsprop_rows_args(param, grad, cache, rows, ages, lr, decay, eps):
+    """rmsprop_rows_step's: param, grad, cache (R, H) of one float dtype, C-contiguous and writeable;
+    rows a private intp copy, distinct, in [0, R); ages (R,) int64 >= 0, writeable. Everything is
+    read and checked here, before either backend writes anything."""
+    param = rows_matrix("param", param)
+    grad = rows_matrix("grad", grad, param.dtype, param.shape)
+    cache = rows_matrix("cache", cache, param.dtype, param.shape)
+    rows = distinct_indices("rows", rows, param.shape[0])
+    ages = ages_array(ages, param.shape[0])
+    return param, grad, cache, rows, ages, scalar("lr", lr), probability("decay", decay), scalar("eps", eps, low=0.0)
+
+
+def rmsprop_rows_flush_args(cache, ages, decay):
+    cache = rows_matrix("cache", cache)
+    return cache, ages_array(ages, cache.shape[0]), probability("decay", decay)
 
 
 def _decay_rate(name, value):

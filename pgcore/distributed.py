@@ -83,8 +83,8 @@ class RolloutWorker:
 
     def collect(self, weights, version, seconds=COLLECT_SECONDS):
         """Plays with `weights` (update `version`: name -> array, the collector's step's keywords)
-        until an episode ends or `seconds` pass; returns {"episodes": [(compact episode, start
-        version), ...], "steps": agent steps, "frames": emulator frames}."""
+        until an episode ends (or a segment fills) or `seconds` pass; returns {"episodes": [the
+        collector's `take` of each, ...], "steps": agent steps, "frames": emulator frames}."""
         if self.weights is None:
             self.weights = {name: np.empty_like(array) for name, array in weights.items()}
         for name, array in weights.items():
@@ -231,9 +231,9 @@ def collect(config, run, learner, make_collector):
                     continue
                 counters["steps"] += result["steps"]
                 counters["frames"] += result["frames"]
-                for episode, start_version in result["episodes"]:
+                for piece in result["episodes"]:
                     if not run.running():
                         break  # past a limit or asked to stop: the rest are dropped, as episodes in flight are
-                    learner.learn(episode, start_version)
+                    learner.learn(*piece)
     finally:
         stop_workers(workers)

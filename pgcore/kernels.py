@@ -44,7 +44,8 @@ __all__ = [
     "softmax", "log_softmax", "softmax_policy_grad", "sigmoid_policy_grad", "clipped_sigmoid_policy_grad",
     "clipped_softmax_policy_grad", "relu", "relu_backward",
     "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "gae_advantages", "standardize", "squared_error",
-    "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_preprocess", "pong_difference",
+    "gaussian_policy_grad", "rmsprop_step", "rmsprop_rows_step", "rmsprop_rows_flush", "adam_step", "pong_preprocess",
+    "pong_difference",
     "pong_sparse_difference", "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "OPENMP_ENABLED",
 ]
 
@@ -148,12 +149,12 @@ def discounted_returns(rewards, gamma, dones=None):
 
 
 @_documented
-def gae_advantages(rewards, values, gamma, lam, dones=None):
-    rewards, values, gamma, lam, dones = v.gae_args(rewards, values, gamma, lam, dones)
+def gae_advantages(rewards, values, gamma, lam, dones=None, last_values=None):
+    rewards, values, gamma, lam, dones, last_values = v.gae_args(rewards, values, gamma, lam, dones, last_values)
     streams = _columns(rewards)
     cut = np.empty((0, 0), np.uint8) if dones is None else dones.reshape(streams.shape)
-    return _returns.gae_advantages(streams, _columns(values), gamma, lam, cut, dones is not None).reshape(
-        rewards.shape)
+    return _returns.gae_advantages(streams, _columns(values), gamma, lam, cut, dones is not None,
+                                   last_values.reshape(-1)).reshape(rewards.shape)
 
 
 @_documented
@@ -186,6 +187,18 @@ def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
         param[...] = flat_param.reshape(param.shape)
     if not np.shares_memory(flat_cache, cache):
         cache[...] = flat_cache.reshape(cache.shape)
+
+
+@_documented
+def rmsprop_rows_step(param, grad, cache, rows, ages, lr, decay=0.99, eps=1e-5):
+    param, grad, cache, rows, ages, lr, decay, eps = v.rmsprop_rows_args(param, grad, cache, rows, ages, lr, decay,
+                                                                         eps)
+    _optim.rmsprop_rows_step(param, grad, cache, rows, ages, lr, decay, eps, get_num_threads())
+
+
+# Not compiled: one NumPy pass over the cache (a broadcast multiply), run at a checkpoint, not per
+# update; both modules share this one function.
+rmsprop_rows_flush = _twins.rmsprop_rows_flush
 
 
 @_documented

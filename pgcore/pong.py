@@ -112,6 +112,15 @@ class PongConfig(RunConfig):
     value_lr: float = setting(1e-3, bounds=(0.0, 1.0, True), metavar="X",
                               help="the value net's learning rate, in (0, 1], same optimizer as the policy; "
                                    "with --advantage gae")
+    rollout_steps: int = setting(
+        0, minimum=0, metavar="N",
+        help="learn from rollouts of N agent steps per emulator instead of whole games, so updates come at a "
+             "steady rate however long the games grow: where a rollout ends inside a game, GAE bootstraps from "
+             "the value net's estimate of the step that follows (a point still cuts the advantages, as in whole "
+             "games), and the value net learns GAE's returns (advantages + values). A batch is then --batch-steps "
+             "agent steps (0: one rollout of each emulator), --minibatches split its steps, shuffled, and "
+             "--standardize works over each minibatch. Needs --advantage gae (0: whole games). Saved in the "
+             "config; cannot change on resume.")
     epochs: int = setting(
         4, minimum=1, metavar="N",
         help="passes over each batch of --batch-episodes episodes: PPO's clipped surrogate, the logits "
@@ -119,7 +128,7 @@ class PongConfig(RunConfig):
              "a batch, from the logits the episodes were played with.")
     minibatches: int = setting(4, minimum=1, metavar="N",
                                help="updates per pass, each on a share of the batch's episodes (shuffled each "
-                                    "pass), at most one per episode")
+                                    "pass), at most one per episode; with --rollout-steps, a share of its steps")
     clip: float = setting(0.2, bounds=(0.0, 10.0, True), metavar="X",
                           help="PPO's clip on the probability ratio, in (0, 10]; when a batch is replayed "
                                "(--epochs or --minibatches above 1)")
@@ -167,7 +176,7 @@ COUNTERS_ADDED_LATER = {"worker_restarts": 0, "steps_in_batch": 0}  # older chec
 # What a checkpoint saved before a setting existed ran with: the settings PongConfig had then, and
 # the defaults of the time (the fast preset's, before the frame preset became PongConfig's defaults).
 SAVED_BEFORE = {"optimizer": "rmsprop", "threads": 2, "advantage": "returns", "epochs": 1, "minibatches": 1,
-                "actions": 2, "frame_input": False, "gae_start_frames": 0}
+                "actions": 2, "frame_input": False, "gae_start_frames": 0, "rollout_steps": 0}
 
 
 def make_config(preset=None, **settings_):
@@ -215,6 +224,10 @@ def check_more(config):
     if config.gae_start_frames and config.advantage != "gae":
         raise runs.SettingError("gae_start_frames", "gae_start_frames applies to advantage gae only "
                                                     f"(this run's advantage is {config.advantage!r})")
+    if config.rollout_steps and config.advantage != "gae":
+        raise runs.SettingError("rollout_steps", "rollout_steps needs advantage gae: a rollout that ends inside a "
+                                                 "game bootstraps from the value net (this run's advantage is "
+                                                 f"{config.advantage!r})")
     check_ray_settings(config)
     # name the setting that made the run too big: the one whose default would shrink it most
     defaults = PongConfig()
@@ -322,11 +335,16 @@ def learning_rate_scale(config, frames):
     return 1.0 - (1.0 - config.lr_decay_to) * min(frames / config.lr_decay_frames, 1.0)
 
 
+def learning_rate(config, name, frames):
+    """The learning rate of parameter `name` after `frames` emulator frames."""
+    return (config.value_lr if name.startswith("value_") else config.lr) * learning_rate_scale(config, frames)
+
+
 def optimizer_step(kernels, config, state, name, update_number, frames):
     """One descent step on state[name] in place along the batch gradient state["grad_" + name],
     at the learning rate scaled for a run that has played `frames` emulator frames."""
     param, grad = state[name], state["grad_" + name]
-    lr = (config.value_lr if name.startswith("value_") else config.lr) * learning_rate_scale(config, frames)
+    lr = learning_rate(config, name, frames)
     if config.optimizer == "adam":
         kernels.adam_step(param, grad, state["m_" + name], state["v_" + name], update_number, lr,
                           beta1=config.beta1, beta2=config.beta2)
@@ -408,6 +426,53 @@ def add_episode_gradient(kernels, episode, state, config, targets=None, frames=N
     return value_loss
 
 
+def rollout_targets(kernels, segment, state, config, cut, frames=None):
+    """(the segment's steps to learn from in compact form, (advantages, returns, the value net's
+    loss)) of a rollout segment (SparseEpisodes.episode's tuple). `cut`: the segment was cut
+    inside a game, and its last step, the next segment's first, is there only for the value
+    net's estimate that bootstraps GAE (its reward is still to come); else the game ended with
+    it. Points cut the advantages as in episode_targets; the value net's targets are GAE's
+    returns, advantages + V, and the advantages are left for each minibatch to standardize.
+    Before config.gae_start_frames `frames`, the advantages are the returns, bootstrapped alike."""
+    starts, indices, signs, logits, actions, rewards = compact(segment)
+    values = _values(kernels, (starts, indices, signs), state, config)
+    last_value = None
+    if cut:
+        last_value, values = values[-1], values[:-1]
+        steps = len(values)
+        starts, logits, actions, rewards = starts[:steps + 1], logits[:steps], actions[:steps], rewards[:steps]
+        indices, signs = indices[:starts[-1]], signs[:starts[-1]]
+    points = rewards != 0
+    advantages = kernels.gae_advantages(rewards, values, config.gamma, config.gae_lambda, dones=points,
+                                        last_values=last_value)
+    returns = advantages + values
+    value_loss = kernels.squared_error(values, returns)[0]
+    if frames is not None and frames < config.gae_start_frames:
+        advantages = kernels.gae_advantages(rewards, np.zeros_like(values), config.gamma, 1.0, dones=points,
+                                            last_values=last_value)
+    return (starts, indices, signs, logits, actions, rewards), (advantages, returns, value_loss)
+
+
+def sparse_rows(starts, indices, signs, rows):
+    """(starts, indices, signs) of the sparse rows `rows` (ascending step numbers) of a batch."""
+    counts = starts[rows + 1] - starts[rows]
+    chosen_starts = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=chosen_starts[1:])
+    positions = np.repeat(starts[rows] - chosen_starts[:-1], counts) + np.arange(chosen_starts[-1])
+    return chosen_starts, indices[positions], signs[positions]
+
+
+def concatenated(segments):
+    """One batch from a list of compact segments: their steps in order, the starts offset."""
+    starts = [segments[0][0][:1]] if segments else [np.zeros(1, dtype=np.int64)]
+    offset = 0
+    for segment in segments:
+        starts.append(segment[0][1:] + offset)
+        offset += int(segment[0][-1])
+    return (np.concatenate(starts),) + tuple(np.concatenate([segment[k] for segment in segments])
+                                             for k in range(1, 6))
+
+
 def compact(episode):
     """A finished episode's arrays, copied out of the episode store (only its own pixels)."""
     starts, indices, signs, logits, actions, rewards = episode
@@ -449,6 +514,18 @@ class SparseEpisodes:
                                                        for a in (self.logits, self.actions, self.rewards))
         if max(self.starts[env_ids, t].tolist()) > capacity - self.inputs:
             self.indices, self.signs = _widened(self.indices, 2 * capacity), _widened(self.signs, 2 * capacity)
+
+    def carry_last(self, env):
+        """Starts env's next segment with the last step of its current one (the step whose value
+        bootstrapped the cut; its reward, still to come, lands in the new segment)."""
+        t = self.lengths[env] - 1
+        first, stop = self.starts[env, t], self.starts[env, t + 1]
+        self.indices[env, :stop - first] = self.indices[env, first:stop]
+        self.signs[env, :stop - first] = self.signs[env, first:stop]
+        self.starts[env, 1] = stop - first
+        for array in (self.logits, self.actions, self.rewards):
+            array[env, 0] = array[env, t]
+        self.lengths[env] = 1
 
     def episode(self, env):
         """(starts (T + 1,), indices, signs, logits (T,), actions (T,), rewards (T,)) of env's episode."""
@@ -502,7 +579,7 @@ def _collect(config, kernels, run, learner):
             for env in finished:
                 if not run.running():
                     break  # past a limit or asked to stop: the rest are dropped, as episodes in progress are
-                learner.learn(collector.episodes.episode(env), collector.start_version[env])
+                learner.learn(*collector.piece(env))
                 collector.release(env)
     finally:
         collector.close()
@@ -526,11 +603,17 @@ class Learner:
         self.w1, self.w2 = self.state["w1"], self.state["w2"]
         # per worker, as --envs is; a batch counted in steps keeps its size as episodes lengthen
         self.batch_episodes = config.batch_episodes * config.workers
-        self.batch_steps = config.batch_steps * config.workers
+        self.batch_steps = (config.batch_steps or config.rollout_steps * config.envs) * config.workers
+        self.value_loss = 0.0  # the value net's loss over the pieces of the game in progress (its row's)
         self.names = list(param_shapes(config))
         self.grads = [self.state["grad_" + name] for name in self.names]
-        self.replay = config.epochs > 1 or config.minibatches > 1
-        self.batch = []  # (episode, its targets) of the batch in progress, when replaying
+        self.replay = config.epochs > 1 or config.minibatches > 1 or config.rollout_steps > 0
+        # With segments, each update steps RMSProp on the first layers' rows its minibatch saw, each
+        # row's steps since it was last brought up to date counted here (never checkpointed: every
+        # batch ends with the caches brought up to date).
+        self.row_ages = {name: np.zeros(shape[0], dtype=np.int64) for name, shape in param_shapes(config).items()
+                         if name in ("w1", "value_w1") and config.rollout_steps and config.optimizer == "rmsprop"}
+        self.batch = []  # (episode or segment, its targets) of the batch in progress, when replaying
         if self.replay:
             self._new_batch()
 
@@ -539,51 +622,101 @@ class Learner:
         """What the collectors play with: Collector.step's keywords (the policy's parameters)."""
         return {"w1": self.w1, "w2": self.w2}
 
-    def learn(self, episode, start_version):
-        """Learns from one finished episode (SparseEpisodes.episode's tuple) that was played from
-        the weights of update `start_version` on."""
+    def learn(self, episode, start_version, cut=False, score=None):
+        """Learns from one finished episode, or with --rollout-steps a segment (SparseEpisodes.episode's
+        tuple), played from the weights of update `start_version` on. `cut`: a segment cut inside a
+        game (rollout_targets); else the game ended, scoring `score` in all (None: the sum of the
+        episode's rewards), and it gets its row in progress.csv."""
         config, state, counters, run = self.config, self.state, self.run.counters, self.run
         policy_lag = counters["updates"] - start_version
-        if self.replay:
+        steps = len(episode[5]) - bool(cut)
+        if config.rollout_steps:
+            segment, targets = rollout_targets(self.kernels, episode, state, config, cut, counters["frames"])
+            self.batch.append((segment, targets))
+            self.value_loss += targets[2]
+        elif self.replay:
             episode = compact(episode)  # the episode store reuses its arrays
             targets = episode_targets(self.kernels, episode, state, config, counters["frames"])
             self.batch.append((episode, targets))
-            value_loss = targets[2]
+            self.value_loss += targets[2]
         else:
-            value_loss = add_episode_gradient(self.kernels, episode, state, config, frames=counters["frames"])
-        counters["episodes_in_batch"] += 1
-        counters["steps_in_batch"] += len(episode[5])
+            self.value_loss += add_episode_gradient(self.kernels, episode, state, config, frames=counters["frames"])
+        counters["episodes_in_batch"] += not cut
+        counters["steps_in_batch"] += steps
         if (counters["steps_in_batch"] >= self.batch_steps if self.batch_steps
                 else counters["episodes_in_batch"] >= self.batch_episodes):
-            if self.replay:
+            if config.rollout_steps:
+                self._replay_steps()
+            elif self.replay:
                 self._replay_batch()
             else:
                 self._update()
             self._new_batch()
-        extra = [counters["skipped_updates"]] + ([round(value_loss, 6)] if config.advantage == "gae" else []) \
+        if cut:
+            return
+        extra = [counters["skipped_updates"]] + ([round(self.value_loss, 6)] if config.advantage == "gae" else []) \
             + ([policy_lag, counters["worker_restarts"]] if config.ray else [])
-        run.finish_episode(float(episode[5].sum(dtype=np.float64)), extra=extra)
+        self.value_loss = 0.0
+        run.finish_episode(float(episode[5].sum(dtype=np.float64)) if score is None else float(score), extra=extra)
         run.maybe_checkpoint()
 
-    def _update(self):
-        """Applies the batch gradient (if finite) and zeroes it."""
+    def _update(self, rows=None):
+        """Applies the batch gradient (if finite) and zeroes it. `rows`: the only inputs the batch
+        saw, so the first layers' gradients are zero on every other row, and RMSProp steps those
+        rows alone (rmsprop_rows_step: the untouched rows' caches decay when next touched, or at
+        `_flush_rows`, exactly as dense steps would decay them)."""
         config, state, counters = self.config, self.state, self.run.counters
+        lazy = self.row_ages if rows is not None else {}
+        checked = [state["grad_" + name][rows] if name in lazy else state["grad_" + name] for name in self.names]
 
         def step():
             for name in self.names:
-                optimizer_step(self.kernels, config, state, name, counters["updates"] + 1, counters["frames"])
-        self.run.apply_update(self.grads, step)
-        for grad in self.grads:
-            grad[...] = 0
+                if name in lazy:
+                    self.kernels.rmsprop_rows_step(state[name], state["grad_" + name], state["cache_" + name], rows,
+                                                   lazy[name], learning_rate(config, name, counters["frames"]),
+                                                   config.decay, 1e-5)
+                else:
+                    optimizer_step(self.kernels, config, state, name, counters["updates"] + 1, counters["frames"])
+        self.run.apply_update(checked, step)
+        for name in self.names:  # (the rows step zeroed its rows; a skipped update leaves them)
+            if name in lazy:
+                state["grad_" + name][rows] = 0
+            else:
+                state["grad_" + name][...] = 0
+
+    def _flush_rows(self):
+        """Brings every row's RMSProp cache up to date (the checkpoint then holds the dense optimizer's)."""
+        for name, ages in self.row_ages.items():
+            self.kernels.rmsprop_rows_flush(self.state["cache_" + name], ages, self.config.decay)
 
     def finish(self):
         """Learns from the batch in progress, if episodes of it are kept (before the last checkpoint)."""
         if self.batch:
-            self._replay_batch()
+            self._replay_steps() if self.config.rollout_steps else self._replay_batch()
             self._new_batch()
 
     def _new_batch(self):
         self.run.counters["episodes_in_batch"] = self.run.counters["steps_in_batch"] = 0
+
+    def _replay_steps(self):
+        """`epochs` passes over the kept segments' steps, `minibatches` updates a pass, each on a
+        share of the steps (shuffled each pass) with its advantages standardized over it."""
+        starts, indices, signs, logits, actions, _ = concatenated([segment for segment, _ in self.batch])
+        advantages, returns = (np.concatenate([targets[k] for _, targets in self.batch]) for k in (0, 1))
+        self.batch.clear()
+        for _ in range(self.config.epochs):
+            order = self.run.rng.permutation(len(actions))
+            for share in np.array_split(order, min(self.config.minibatches, len(actions))):
+                steps = np.sort(share)  # in order: their sparse rows are gathered in one pass
+                chosen = sparse_rows(starts, indices, signs, steps) + (logits[steps], actions[steps], None)
+                share_advantages = advantages[steps]
+                if self.config.standardize:
+                    share_advantages = self.kernels.standardize(share_advantages)
+                add_episode_gradient(self.kernels, chosen, self.state, self.config,
+                                     (share_advantages, returns[steps], None))
+                seen = np.flatnonzero(np.bincount(chosen[1], minlength=len(self.w1))) if self.row_ages else None
+                self._update(seen)
+        self._flush_rows()
 
     def _replay_batch(self):
         """`epochs` shuffled passes over the kept batch, `minibatches` updates a pass."""
@@ -616,13 +749,19 @@ class Collector:
         self.fresh = np.ones(config.envs, dtype=bool)   # next frame starts an episode: no motion yet
         self.last_frame_number = np.zeros(config.envs, dtype=np.int64)
         self.start_version = np.zeros(config.envs, dtype=np.int64)  # the update each episode began at
+        self.scores = np.zeros(config.envs)  # each game's score so far (its segments learned as they fill)
+        self.cut = np.zeros(config.envs, dtype=bool)  # a ready piece is a cut segment, not an ended episode
+        self.version = 0
         self._start_emulators()
 
     def step(self, w1, w2, version):
         """One step of the envs that came back, with the weights of update `version`; returns
-        (the env ids whose episodes ended (read them, then `release`), agent steps, emulator frames)."""
+        (the env ids whose piece is ready: an episode that ended, or with rollout_steps a segment
+        that reached its length (read each with `piece`, then `release` it), agent steps,
+        emulator frames)."""
         episodes, kernels = self.episodes, self.kernels
         env_ids = self.info["env_id"]                                   # (B,)
+        self.version = version
         self.start_version[env_ids[episodes.lengths[env_ids] == 0]] = version
         episodes.make_room(env_ids)
         # difference frames -> sparse rows -> logits -> sampled actions, stored in the episodes
@@ -638,23 +777,45 @@ class Collector:
             return returned[:0], len(env_ids), 0   # (this batch's frames are not counted)
         stepped = episodes.lengths[returned] > 0      # not an initial reset observation
         episodes.rewards[returned[stepped], episodes.lengths[returned[stepped]] - 1] = rewards[stepped]
+        self.scores[returned[stepped]] += rewards[stepped]
         frame_number = self.info["frame_number"]
         frames = int((frame_number - self.last_frame_number[returned]).sum())
         self.last_frame_number[returned] = frame_number
         finished = returned[(terminated | truncated) & stepped]
         self.fresh[finished] = True
+        self.cut[finished] = False
+        if self.config.rollout_steps:  # a segment of env_ids (its last step the next's first) is full
+            full = env_ids[episodes.lengths[env_ids] > self.config.rollout_steps]
+            full = full[~self.fresh[full]]  # (not an episode that also ended)
+            self.cut[full] = True
+            finished = np.concatenate((finished, full))
         return finished, len(env_ids), frames
 
+    def piece(self, env):
+        """What the learner takes of a ready env (Learner.learn's arguments): its episode or segment
+        (SparseEpisodes.episode's views), the update it began at, whether it is a cut segment, and
+        for an ended episode its game's score."""
+        cut = bool(self.cut[env])
+        return self.episodes.episode(env), int(self.start_version[env]), cut, None if cut else float(self.scores[env])
+
     def release(self, env):
-        """Frees env's finished episode: its next step starts a new one."""
-        self.episodes.lengths[env] = 0
+        """Frees env's ready piece: after an ended episode its next step starts a new one; after a
+        cut segment the next segment starts with its last step."""
+        if self.cut[env]:
+            self.episodes.carry_last(env)
+            self.start_version[env] = self.version  # (the carried step was played in this step)
+            self.cut[env] = False
+        else:
+            self.episodes.lengths[env] = 0
+            self.scores[env] = 0
 
     def take(self, env):
-        """(env's finished episode in compact form, the update it began at), and frees it (`release`):
-        what a Ray worker returns."""
-        episode = compact(self.episodes.episode(env)), int(self.start_version[env])
+        """`piece` with the episode or segment in compact form, and frees it (`release`): what a Ray
+        worker returns."""
+        episode, start_version, cut, score = self.piece(env)
+        taken = compact(episode), start_version, cut, score
         self.release(env)
-        return episode
+        return taken
 
     def _restart_emulators(self, returned):
         in_progress = int((self.episodes.lengths > 0).sum())
@@ -669,6 +830,8 @@ class Collector:
         """New emulators (seeded by env_seed and the restarts so far) at fresh episodes."""
         self.envs = make_envs(self.config)
         self.episodes.lengths[:] = 0
+        self.scores[:] = 0
+        self.cut[:] = False
         self.fresh[:] = True
         self.last_frame_number[:] = 0
         self.observations, self.info = self.envs.reset(seed=self.env_seed + 7919 * self.restarts)

@@ -201,21 +201,25 @@ def discounted_returns(rewards, gamma, dones=None):
     return returns
 
 
-def gae_advantages(rewards, values, gamma, lam, dones=None):
+def gae_advantages(rewards, values, gamma, lam, dones=None, last_values=None):
     """Generalized advantage estimation (Schulman et al. 2015), scanned backwards along axis 0:
     A[t] = delta[t] + gamma * lam * A[t + 1], delta[t] = rewards[t] + gamma * values[t + 1] - values[t],
-    with the future (values[t + 1] and A[t + 1]) cut to 0 after every t where dones[t] and after
-    the last row. lam = 1 with values = 0 is discounted_returns exactly; lam = 0 is the one-step TD error.
+    with the future (values[t + 1] and A[t + 1]) cut to 0 after every t where dones[t]. After the last
+    row, values[T] = last_values (the value where a rollout segment was cut mid-episode: its
+    bootstrap; None: 0, the future cut) and A[T] = 0. lam = 1 with values = 0 is discounted_returns
+    exactly; lam = 0 is the one-step TD error.
 
     rewards, values (T,) or (T, N) float32/float64, one shape and dtype; gamma, lam in [0, 1];
-    dones None or booleans/numbers of rewards' shape -> rewards' shape and dtype.
+    dones None or booleans/numbers of rewards' shape; last_values None or real numbers of shape
+    rewards.shape[1:] (a scalar for (T,)), taken in rewards' dtype -> rewards' shape and dtype.
     """
-    rewards, values, gamma, lam, dones = v.gae_args(rewards, values, gamma, lam, dones)
+    rewards, values, gamma, lam, dones, last_values = v.gae_args(rewards, values, gamma, lam, dones, last_values)
     dtype = rewards.dtype.type
     advantages = np.empty_like(rewards)
     for t in reversed(range(len(rewards))):
         if t == len(rewards) - 1:
-            advantages[t] = rewards[t] - values[t]
+            running = rewards[t] + dtype(gamma) * last_values - values[t]
+            advantages[t] = running if dones is None else np.where(dones[t], rewards[t] - values[t], running)
             continue
         delta = rewards[t] + dtype(gamma) * values[t + 1] - values[t]
         running = delta + dtype(gamma * lam) * advantages[t + 1]
@@ -277,6 +281,51 @@ def rmsprop_step(param, grad, cache, lr, decay=0.99, eps=1e-5):
     cache *= decay
     cache += (1 - decay) * grad**2
     param -= lr * grad / (np.sqrt(cache) + eps)
+
+
+def rmsprop_rows_step(param, grad, cache, rows, ages, lr, decay=0.99, eps=1e-5):
+    """rmsprop_step on the rows of a matrix that a minibatch's gradient touched, in place (returns
+    None), the other rows' cache decayed lazily: for each r in rows,
+    cache[r] *= decay ** ages[r] (the dense steps r missed), then the dense step on row r,
+    cache[r] = decay * cache[r] + (1 - decay) * grad[r]**2; param[r] -= lr * grad[r] / (sqrt(cache[r]) + eps),
+    then grad[r] = 0 (the step consumes the gradient); then ages[r] = 0 for r in rows and
+    ages += 1 for every other row. A row no step touched for k dense steps has its param as the
+    dense steps leave it (a zero gradient moves nothing) and its cache short of decay**k, which
+    its next step, or rmsprop_rows_flush, multiplies in: the dense sequence, up to float rounding.
+    The two decays are one factor, decay ** (ages[r] + 1), computed once per row in float64, then
+    applied in param's dtype.
+
+    param, grad, cache (R, H) float32/float64 ndarrays of one shape and dtype, C-contiguous and
+    writeable (all three are written); rows 1-d integers, distinct, in [0, R): the rows where grad
+    may be nonzero (grad's other rows must be zero: not checked); ages (R,) int64, writeable, >= 0,
+    each row's count of dense steps since its cache was last brought up to date (zeros with a
+    fresh cache); lr finite, decay in [0, 1], eps >= 0.
+    """
+    param, grad, cache, rows, ages, lr, decay, eps = v.rmsprop_rows_args(param, grad, cache, rows, ages, lr, decay,
+                                                                         eps)
+    g = grad[rows]
+    scale = (decay ** (ages[rows] + 1.0)).astype(param.dtype)  # float64 powers, one per row
+    c = scale[:, None] * cache[rows] + (1 - decay) * g**2
+    cache[rows] = c
+    param[rows] -= lr * g / (np.sqrt(c) + eps)
+    grad[rows] = 0
+    ages += 1
+    ages[rows] = 0
+
+
+def rmsprop_rows_flush(cache, ages, decay):
+    """Brings every row of rmsprop_rows_step's cache up to date, in place (returns None):
+    cache[r] *= decay ** ages[r] for every row r (the power in float64, the product in cache's
+    dtype), then ages[:] = 0. The cache is then what dense rmsprop_step calls would have left
+    (up to float rounding), e.g. to save it or to go on with rmsprop_step.
+
+    cache (R, H) float32/float64, C-contiguous, writeable; ages (R,) int64, writeable, >= 0;
+    decay in [0, 1], the decay of the steps. One NumPy function, pgcore.kernels' too: a pass
+    over the cache at a checkpoint, not per update.
+    """
+    cache, ages, decay = v.rmsprop_rows_flush_args(cache, ages, decay)
+    cache *= (decay ** ages.astype(np.float64)).astype(cache.dtype)[:, None]
+    ages[:] = 0
 
 
 def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):

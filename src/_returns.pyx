@@ -52,9 +52,11 @@ def discounted_returns(const floating[:, ::1] rewards_view, double gamma,
 
 
 def gae_advantages(const floating[:, ::1] rewards_view, const floating[:, ::1] values_view, double gamma,
-                   double lam, const unsigned char[:, ::1] dones_view, bint has_dones):
+                   double lam, const unsigned char[:, ::1] dones_view, bint has_dones,
+                   const floating[::1] last_values_view):
     """A[t] = delta[t] + gamma * lam * A[t + 1] * (1 - done[t]) over rows t, for each column, with
-    delta[t] = r[t] + gamma * V[t + 1] * (1 - done[t]) - V[t]; after the last row, V = A = 0."""
+    delta[t] = r[t] + gamma * V[t + 1] * (1 - done[t]) - V[t]; after the last row, V = last_values
+    (one per column: a segment cut mid-episode bootstraps there) and A = 0."""
     cdef Py_ssize_t t, j, n_steps = rewards_view.shape[0], n_streams = rewards_view.shape[1]
     cdef floating g = <floating>gamma, gl = <floating>(gamma * lam), next_value, delta
     out_array = np.empty((n_steps, n_streams), dtype=np.float32 if floating is float else np.float64)
@@ -64,14 +66,17 @@ def gae_advantages(const floating[:, ::1] rewards_view, const floating[:, ::1] v
     cdef const floating* rewards = &rewards_view[0, 0]
     cdef const floating* values = &values_view[0, 0]
     cdef const unsigned char* dones = &dones_view[0, 0] if has_dones else NULL
+    cdef const floating* last_values = &last_values_view[0]
     cdef floating* out = &out_view[0, 0]
     cdef Py_ssize_t k
     with nogil:
         for t in range(n_steps - 1, -1, -1):
             for j in range(n_streams):
                 k = t * n_streams + j
-                if t == n_steps - 1 or (has_dones and dones[k]):
-                    out[k] = rewards[k] - values[k]  # the stream or the episode ends here: no future
+                if has_dones and dones[k]:
+                    out[k] = rewards[k] - values[k]  # the episode ends here: no future
+                elif t == n_steps - 1:
+                    out[k] = rewards[k] + g * last_values[j] - values[k]
                 else:
                     next_value = values[k + n_streams]
                     delta = rewards[k] + g * next_value - values[k]

@@ -41,9 +41,9 @@ def pong_inputs(rng):
 
 
 def values(rng, shape, dtype, hostile, specials=SPECIALS):
-    x = rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3)
+    x = np.asarray(rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3))  # (shape (): a 0-d array, not a scalar)
     if hostile and x.size:
-        mask = rng.random(shape) < 0.1
+        mask = np.asarray(rng.random(shape) < 0.1)
         x[mask] = rng.choice(specials, mask.sum())
     return x.astype(dtype)
 
@@ -74,7 +74,8 @@ def case(rng):
                        "relu_backward", "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns",
                        "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_sparse_difference",
                        "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "gae_advantages",
-                       "squared_error", "clipped_sigmoid_policy_grad", "clipped_softmax_policy_grad"]))
+                       "squared_error", "clipped_sigmoid_policy_grad", "clipped_softmax_policy_grad",
+                       "rmsprop_rows_step"]))
     specials = FINITE_SPECIALS.get(name, SPECIALS)
     f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
     tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
@@ -113,8 +114,9 @@ def case(rng):
     if name == "gae_advantages":
         shape = (n, a) if rng.random() < 0.5 else (n,)
         dones = rng.random(shape) < 0.2 if rng.random() < 0.7 else None
+        last_values = f(shape[1:], other) if rng.random() < 0.5 else None
         return name, (f(shape), f(shape, other), float(rng.choice([0.0, 0.5, 0.99, 1.0, 1.5])),
-                      float(rng.choice([0.0, 0.95, 1.0, -0.1])), dones)
+                      float(rng.choice([0.0, 0.95, 1.0, -0.1])), dones, last_values)
     if name == "standardize":
         return name, (f((n, a)), float(rng.choice([1e-8, 0.0, 1.0])))
     if name == "squared_error":
@@ -135,10 +137,32 @@ def case(rng):
         return name, (starts, indices, signs, f((len(starts) - 1,) + logits), w1, w2, np.array(f((inputs, h))),
                       np.array(f((h,) + logits)))
     shape = (n, a)
+    if name == "rmsprop_rows_step":
+        return name, rmsprop_rows_case(rng, n, a, other, f)
     if name == "adam_step":
         return name, (np.array(f(shape)), f(shape, other), np.array(f(shape)), np.abs(np.array(f(shape))),
                       int(rng.choice([1, 10, 0])), float(rng.choice([1e-3, 0.1])))
     return name, (np.array(f(shape)), f(shape, other), np.abs(np.array(f(shape))), float(rng.choice([1e-3, 0.1])))
+
+
+def rmsprop_rows_case(rng, n, a, other, f):
+    """A row subset in any order and integer dtype, the gradient nonzero only there, ages up to
+    many steps; now and then a repeated or out-of-range row, bad ages or a strided param."""
+    rows = rng.permutation(n)[:int(rng.integers(0, n + 1))].astype(rng.choice([np.int64, np.int32, np.uint16]))
+    bad = rng.random()
+    if bad < 0.03 and len(rows):
+        rows = np.append(rows, rows[0])  # repeated
+    elif bad < 0.06:
+        rows = np.append(rows, n if rng.random() < 0.5 else -1)  # out of range
+    touched = np.unique(rows[(rows >= 0) & (rows < n)]).astype(np.intp)
+    grad = np.zeros((n, a), other)
+    grad[touched] = f((len(touched), a), other)
+    ages = rng.integers(0, int(rng.choice([1, 30, 10**6])), n)
+    if rng.random() < 0.03:
+        ages = ages.astype(np.int32) if rng.random() < 0.5 else -ages - 1  # wrong dtype, negative
+    param = np.array(f((n, a))) if rng.random() < 0.95 else layout(rng, np.array(f((n, a))))
+    return (param, grad, np.abs(np.array(f((n, a)))), rows, ages, float(rng.choice([1e-3, 0.1])),
+            float(rng.choice([0.99, 0.0, 1.0, 0.5, 1.5])), float(rng.choice([1e-5, 0.0])))
 
 
 def logit_shape(rng):
@@ -222,6 +246,8 @@ def main():
         dtype = next((a.dtype for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"), np.float64)
         if name == "rmsprop_step" and k_kind == "ok":
             k_value, r_value = tuple(k_args[::2]), tuple(r_args[::2])  # param and cache, updated in place
+        if name == "rmsprop_rows_step" and k_kind == "ok":
+            k_value, r_value = k_args[:3] + k_args[4:5], r_args[:3] + r_args[4:5]  # param, grad, cache, ages
         if name == "adam_step" and k_kind == "ok":
             k_value, r_value = (k_args[0],) + k_args[2:4], (r_args[0],) + r_args[2:4]  # param, m, v
         if name == "sparse_mlp_backward" and k_kind == "ok":

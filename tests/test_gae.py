@@ -16,16 +16,17 @@ from helpers import assert_close, central_differences, rtol_of
 BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
 
 
-def gae_by_definition(rewards, values, dones, gamma, lam):
+def gae_by_definition(rewards, values, dones, gamma, lam, last_value=0.0):
     """A_t = sum_k (gamma lam)^k delta_{t+k} up to the episode's end, delta_t = r_t + gamma V_{t+1} - V_t,
-    with V_{t+1} = 0 where step t ends the episode (or the stream): one stream, float64, from scratch."""
+    with V_{t+1} = 0 where step t ends the episode, and last_value after the stream's last step unless
+    that step ends an episode: one stream, float64, from scratch."""
     steps = len(rewards)
     ends = [t for t in range(steps) if dones[t]] + [steps - 1]
     advantages = np.zeros(steps)
     for t in range(steps):
         end = min(e for e in ends if e >= t)
         for k in range(t, end + 1):
-            next_value = 0.0 if k == end else values[k + 1]
+            next_value = (0.0 if dones[k] or k < steps - 1 else last_value) if k == end else values[k + 1]
             delta = rewards[k] + gamma * next_value - values[k]
             advantages[t] += (gamma * lam) ** (k - t) * delta
     return advantages
@@ -39,6 +40,28 @@ def test_gae_is_its_definition(module, gamma, lam):
     dones = rng.random(60) < 0.1
     got = module.gae_advantages(rewards, values, gamma, lam, dones)
     np.testing.assert_allclose(got, gae_by_definition(rewards, values, dones, gamma, lam), rtol=1e-12, atol=1e-12)
+
+
+@BACKENDS
+@pytest.mark.parametrize("last_done", [False, True])
+def test_last_values_bootstrap_a_cut_segment(module, last_done):
+    """A segment cut mid-episode: the value after its last step stands in for the future, unless
+    that step ends an episode; each column has its own."""
+    rng = np.random.default_rng(4)
+    rewards, values = rng.standard_normal((50, 3)), rng.standard_normal((50, 3))
+    dones = rng.random((50, 3)) < 0.1
+    dones[-1] = last_done
+    last_values = rng.standard_normal(3)
+    got = module.gae_advantages(rewards, values, 0.99, 0.95, dones, last_values=last_values)
+    for column in range(3):
+        want = gae_by_definition(rewards[:, column], values[:, column], dones[:, column], 0.99, 0.95,
+                                 last_values[column])
+        np.testing.assert_allclose(got[:, column], want, rtol=1e-12, atol=1e-12)
+    # the scalar form for one stream, and the same as appending the bootstrap as a step of its own
+    one = module.gae_advantages(rewards[:, 0], values[:, 0], 0.99, 0.95, dones[:, 0], last_values=last_values[0])
+    extended = module.gae_advantages(np.append(rewards[:, 0], last_values[0]), np.append(values[:, 0], last_values[0]),
+                                     0.99, 0.95, np.append(dones[:, 0], True))[:-1]
+    np.testing.assert_allclose(one, extended, rtol=1e-12, atol=1e-12)
 
 
 @BACKENDS
@@ -63,15 +86,16 @@ def test_lambda_0_is_the_one_step_td_error(module):
 
 @given(seed=st.integers(0, 2**32 - 1), steps=st.integers(0, 40), streams=st.sampled_from([None, 1, 3, 17]),
        gamma=st.sampled_from([0.0, 0.5, 0.99, 1.0]), lam=st.sampled_from([0.0, 0.9, 1.0]),
-       with_dones=st.booleans())
-def test_gae_kernel_matches_twin(dtype, threads, seed, steps, streams, gamma, lam, with_dones):
+       with_dones=st.booleans(), bootstrap=st.booleans())
+def test_gae_kernel_matches_twin(dtype, threads, seed, steps, streams, gamma, lam, with_dones, bootstrap):
     rng = np.random.default_rng(seed)
     shape = (steps,) if streams is None else (steps, streams)
     rewards = rng.standard_normal(shape).astype(dtype)
     values = rng.standard_normal(shape).astype(dtype)
     dones = rng.random(shape) < 0.1 if with_dones else None
-    got = K.gae_advantages(rewards, values, gamma, lam, dones)
-    want = R.gae_advantages(rewards, values, gamma, lam, dones)
+    last_values = rng.standard_normal(shape[1:]) if bootstrap else None
+    got = K.gae_advantages(rewards, values, gamma, lam, dones, last_values)
+    want = R.gae_advantages(rewards, values, gamma, lam, dones, last_values)
     assert got.dtype == dtype and got.shape == shape
     assert_close(got, want, rtol=rtol_of(dtype), atol=rtol_of(dtype) * 10 * steps, what="gae_advantages")
 
@@ -89,6 +113,12 @@ def test_gae_bad_inputs(module):
         module.gae_advantages(rewards, values, -0.1, 0.9)
     with pytest.raises(ValueError, match="dones"):
         module.gae_advantages(rewards, values, 0.9, 0.9, np.zeros(3, bool))
+    with pytest.raises(ValueError, match="last_values"):
+        module.gae_advantages(rewards, values, 0.9, 0.9, last_values=np.zeros(2))
+    with pytest.raises(TypeError, match="last_values"):
+        module.gae_advantages(rewards, values, 0.9, 0.9, last_values="1.0")
+    with pytest.raises(TypeError, match="last_values"):
+        module.gae_advantages(rewards, values, 0.9, 0.9, last_values=True)
 
 
 @BACKENDS

@@ -14,7 +14,8 @@ table gives medians and the ratios of medians, all from this one run:
   three-actions the same with --actions 3 (down, up or stay: a softmax over three logits)
   three-actions-gae the same with --actions 3 --advantage gae (a value net learns on every
              episode, whatever --gae-start-frames): the gae preset
-  frame-gae  the same with --frame-input too: the frame preset, what `pgcore-train pong` runs
+  frame-gae  the same with --frame-input too: the frame preset
+  rollouts   frame-gae learning from rollouts of 128 steps per emulator (--rollout-steps 128)
   numpy      the same trainer with --backend numpy (the NumPy twins)
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
@@ -38,7 +39,9 @@ import numpy as np
 THREE_ACTIONS_GAE = {"actions": 3, "advantage": "gae"}
 TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-input": {"frame_input": True},
             "three-actions": {"actions": 3}, "three-actions-gae": THREE_ACTIONS_GAE,
-            "frame-gae": THREE_ACTIONS_GAE | {"frame_input": True}, "numpy": {"backend": "numpy"}}
+            "frame-gae": THREE_ACTIONS_GAE | {"frame_input": True},
+            "rollouts": THREE_ACTIONS_GAE | {"frame_input": True, "rollout_steps": 128},
+            "numpy": {"backend": "numpy"}}
 KINDS = ("emulator", *TRAINERS, "classic")
 
 
