@@ -66,12 +66,17 @@ class BuildExtWithOpenMP(build_ext):
         super().build_extensions()
 
 
+# The C headers the kernels include (src/: the sparse net's row loop, _sparse_rows.h, in _sparse
+# and _atari through _sparse_net.pxd): a change to one rebuilds the modules.
+HEADERS = {"_sparse": ["src/_sparse_rows.h"], "_atari": ["src/_sparse_rows.h"]}
+
 extensions = [
     Extension(
         f"pgcore.{name}",
         [f"src/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "src"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=HEADERS.get(name, []),
     )
     for name in MODULES
 ]

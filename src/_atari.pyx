@@ -28,7 +28,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from _common cimport parallel_parts, part_start, sigmoid_
-from _sparse_net cimport SOFTMAX_ACTIONS, output_logits, sparse_hidden
+from _sparse_net cimport SOFTMAX_ACTIONS, logit_columns, output_logits, sparse_hidden
 
 cnp.import_array()
 
@@ -239,16 +239,16 @@ def pong_sparse_difference(const unsigned char[:, :, :, ::1] frames, unsigned ch
 
 
 cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
-                 const unsigned char[::1] fresh, const floating[:, ::1] w1, const floating[:, ::1] w2,
-                 const double[::1] uniforms, const Py_ssize_t* slots, cnp.int64_t[::1] lengths,
+                 const unsigned char[::1] fresh, const floating[:, ::1] w1, const floating* columns,
+                 Py_ssize_t n_logits, const double[::1] uniforms, const Py_ssize_t* slots, cnp.int64_t[::1] lengths,
                  cnp.int64_t[:, ::1] starts, short[:, ::1] indices, signed char[:, ::1] signs,
                  floating[:, :, ::1] logits, unsigned char[:, ::1] actions, floating* h, int[::1] out,
                  Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
     """pong_step for frames start..stop-1, frame i going to env slots[3 i], step slots[3 i + 1],
     indices from slots[3 i + 2] on (each frame a different env); h: n_hidden scratch values a
-    frame. The step's row and logits are built here, then copied to the store: nothing is read
-    back from it."""
-    cdef Py_ssize_t i, e, t, first, count, n_hidden = w1.shape[1], n_logits = w2.shape[1]
+    frame; columns: w2's (logit_columns). The step's row and logits are built here, then copied to
+    the store: nothing is read back from it."""
+    cdef Py_ssize_t i, e, t, first, count, n_hidden = w1.shape[1]
     cdef bint with_frame = w1.shape[0] == 2 * INPUT_SIZE
     cdef short row_indices[2 * INPUT_SIZE]
     cdef signed char row_signs[2 * INPUT_SIZE]
@@ -258,8 +258,8 @@ cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1]
         e, t, first = slots[3 * i], slots[3 * i + 1], slots[3 * i + 2]
         count = _sparse_difference_frame(&frames[i, 0, 0, 0], &previous[e, 0], fresh[i], with_frame, row_indices,
                                          row_signs)
-        sparse_hidden(row_indices, row_signs, count, &w1[0, 0], n_hidden, h + i * n_hidden)
-        output_logits(h + i * n_hidden, &w2[0, 0], n_hidden, n_logits, row_logits)
+        sparse_hidden(row_indices, row_signs, count, count, &w1[0, 0], n_hidden, h + i * n_hidden)
+        output_logits(h + i * n_hidden, columns, n_hidden, n_logits, row_logits)
         code = _sampled(row_logits, n_logits, uniforms[i])
         memcpy(&indices[e, first], row_indices, count * sizeof(short))
         memcpy(&signs[e, first], row_signs, count * sizeof(signed char))
@@ -278,16 +278,18 @@ def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] pr
     """One trainer step for the B envs `rows`: difference frames (and the frames, when w1 has
     2 INPUT_SIZE rows) -> sparse rows appended to each env's episode -> logits (w2 (H, 1): up if
     uniform < sigmoid(logit); w2 (H, 3): sampled from the softmax) -> the ALE actions (B,) int32."""
-    cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1]
+    cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1], n_logits = w2.shape[1]
     out_array = np.empty(n, dtype=np.int32)
     if n == 0:
         return out_array
     cdef int[::1] out = out_array
-    # One scratch block: each frame's (env, step, first free index), then its hidden layer.
-    cdef Py_ssize_t* slots = <Py_ssize_t*>malloc(n * (3 * sizeof(Py_ssize_t) + n_hidden * sizeof(floating)))
+    # One scratch block: each frame's (env, step, first free index), then its hidden layer, then w2's columns.
+    cdef Py_ssize_t* slots = <Py_ssize_t*>malloc(3 * n * sizeof(Py_ssize_t)
+                                                 + (n + n_logits) * n_hidden * sizeof(floating))
     if slots == NULL:
         raise MemoryError()
     cdef floating* h = <floating*>(slots + 3 * n)
+    cdef floating* columns = h + n * n_hidden
     cdef int parts = parallel_parts(n, PARALLEL_MIN_FRAMES, n_threads)
     try:
         for i in range(n):  # where each step goes, read before anything is written
@@ -295,13 +297,15 @@ def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] pr
             t = lengths[e]
             slots[3 * i], slots[3 * i + 1], slots[3 * i + 2] = e, t, starts[e, t]
         with nogil:
+            if n_hidden:
+                logit_columns(&w2[0, 0], n_hidden, n_logits, columns)
             if parts == 1:  # serial: no OpenMP call at all
-                _steps(frames, previous, fresh, w1, w2, uniforms, slots, lengths, starts, indices, signs, logits,
-                       actions, h, out, 0, n)
+                _steps(frames, previous, fresh, w1, columns, n_logits, uniforms, slots, lengths, starts, indices,
+                       signs, logits, actions, h, out, 0, n)
             else:
                 for part in prange(parts, schedule='static', num_threads=parts):
-                    _steps(frames, previous, fresh, w1, w2, uniforms, slots, lengths, starts, indices, signs,
-                           logits, actions, h, out, part_start(n, part, parts), part_start(n, part + 1, parts))
+                    _steps(frames, previous, fresh, w1, columns, n_logits, uniforms, slots, lengths, starts, indices,
+                           signs, logits, actions, h, out, part_start(n, part, parts), part_start(n, part + 1, parts))
     finally:
         free(slots)
     return out_array

@@ -63,6 +63,19 @@ def test_two_node_cluster_trains_and_writes_the_run_directory(cluster, tmp_path)
     assert pgcore.Agent.load(tmp_path / "run").evaluate(episodes=1, seed=10_000).shape == (1,)
 
 
+def test_workers_hand_over_rollouts_and_each_game_gets_its_row(cluster, tmp_path):
+    """With --rollout-steps the workers return rollouts as they fill: the learner updates every
+    batch of steps and logs each game, scored over its rollouts, once."""
+    agent = pgcore.Agent("pong", ray=cluster.address, workers=2, seed=5, rollout_steps=50, gae_start_frames=0,
+                         batch_steps=100, epochs=1, minibatches=2, **SMALL)
+    agent.learn(max_frames=24_000, run_dir=tmp_path / "run")
+    header, rows = read_progress_csv(tmp_path / "run")
+    assert len(rows) >= 2 and all(-21 <= float(row[header.index("reward")]) <= 21 for row in rows)
+    _, meta = load_run_checkpoint(tmp_path / "run")
+    # batches of 2 x 100 steps from rollouts of 50: far more updates than games
+    assert meta["counters"]["updates"] >= 2 * (meta["counters"]["steps"] // 200 - 4) > 2 * len(rows)
+
+
 def test_a_workers_episodes_give_the_single_process_gradient(cluster):
     """Same weights, same seeds: the worker (through Ray) and a local Collector play the same
     episodes (sync emulators), and add_episode_gradient turns them into the same gradient."""

@@ -169,6 +169,91 @@ def test_sparse_backward_matches_finite_differences(inputs, n_logits):
         assert not np.any(np.delete(grad_w1, pixels, axis=0))
 
 
+# ---- the row loop's versions (src/_sparse_rows.h) ----
+
+@pytest.fixture
+def row_loop_levels():
+    """The versions of the sparse net's row loop this CPU runs (0 plain, 1 16-byte vectors, 2 AVX2),
+    for _sparse (pong_step's _atari always runs its best); the best is restored after."""
+    from pgcore import _sparse
+    best = _sparse._row_loop_level(-1)
+    yield best
+    _sparse._row_loop_level(-1)
+
+
+def random_sparse_rows(rng, n, per_row, inputs, ordered):
+    """CSR rows of ~per_row nonzeros of `inputs`: sorted and distinct (a difference frame's), or in
+    any order with repeats (which the kernels take too)."""
+    counts = rng.integers(0, 2 * per_row + 1, n)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if ordered:
+        indices = np.concatenate([np.sort(rng.choice(inputs, c, replace=False)) for c in counts] + [[]])
+    else:
+        indices = rng.integers(0, inputs, starts[-1])
+    return starts, indices.astype(np.int16), rng.choice(np.array([-1, 1], np.int8), starts[-1])
+
+
+@pytest.mark.parametrize("hidden", [1, 3, 8, 13, 31, 64, 104, 200, 203])
+def test_every_row_loop_version_gives_the_same_bits(dtype, threads, hidden, row_loop_levels):
+    """Every version of the row loop adds the same values in the same order: forward and backward
+    give the same bits on every CPU, at every width (hidden sizes with and without a vector
+    remainder, one pass or several), and match the twin."""
+    from pgcore import _sparse
+    rng = np.random.default_rng(hidden)
+    rtol = rtol_of(dtype)
+    for n_logits, ordered in ((1, True), (3, False)):
+        w1, w2 = net(rng, hidden, dtype, 2 * D, n_logits)
+        starts, indices, signs = random_sparse_rows(rng, 300, 30, 2 * D, ordered)
+        grad_logits = rng.standard_normal((300,) + w2.shape[1:]).astype(dtype)
+        start_w1, start_w2 = rng.standard_normal(w1.shape).astype(dtype), rng.standard_normal(w2.shape).astype(dtype)
+        results = []
+        for level in range(row_loop_levels + 1):
+            assert _sparse._row_loop_level(level) == level
+            h, logits = K.sparse_mlp_forward(starts, indices, signs, w1, w2)
+            grad_w1, grad_w2 = start_w1.copy(), start_w2.copy()
+            K.sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
+            results.append((h, logits, grad_w1, grad_w2))
+        for level, got in enumerate(results):
+            for a, b, what in zip(results[0], got, ("h", "logits", "grad_w1", "grad_w2")):
+                assert a.tobytes() == b.tobytes(), f"{what}: version {level} differs from the plain loop"
+        # and the twin's, within the error bounds of the sums (as in the test above; a repeated
+        # index is a term each time, which the twin's CSR product adds up first)
+        h_r, logits_r = R.sparse_mlp_forward(starts, indices, signs, w1, w2)
+        grad_w1, grad_w2 = start_w1.copy(), start_w2.copy()
+        R.sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
+        terms = R._sparse_matrix(starts, indices, np.ones_like(signs), np.float64, 2 * D)
+        columns = np.abs(w2.astype(np.float64)).reshape(hidden, n_logits)
+        abs_grads = np.abs(grad_logits.astype(np.float64)).reshape(300, n_logits)
+        bound_h = 4 * rtol * (terms @ np.abs(w1.astype(np.float64)))
+        bound_logits = ((bound_h + 4 * rtol * np.abs(h_r)) @ columns).reshape(logits_r.shape)
+        bound_w1 = 4 * rtol * (terms.T @ (abs_grads @ columns.T) + np.abs(start_w1))
+        bound_w2 = (4 * rtol * (np.abs(h_r).T @ abs_grads + bound_h.T @ abs_grads)).reshape(w2.shape)
+        bound_w2 += 4 * rtol * np.abs(start_w2)
+        for got, want, bound, what in zip(results[-1], (h_r, logits_r, grad_w1, grad_w2),
+                                          (bound_h, bound_logits, bound_w1, bound_w2), ("h", "logits", "grad_w1",
+                                                                                         "grad_w2")):
+            assert_close(got, want, rtol=rtol, atol=bound + 1e-30, what=what)
+
+
+@pytest.mark.parametrize("hidden, n_logits", [(200, 3), (200, 1), (64, 1)], ids=["policy-3", "policy-1", "value"])
+def test_pong_step_logits_are_the_forward_bits(hidden, n_logits):
+    """The trainer recomputes an episode's logits with sparse_mlp_forward and takes them for the
+    ones pong_step acted on: they must be the same bits (the same row loop and dot in both modules)."""
+    rng = np.random.default_rng(hidden + n_logits)
+    w1, w2 = net(rng, hidden, np.float32, 2 * D, n_logits)
+    previous = np.zeros((4, D), np.uint8)
+    episodes = pong.SparseEpisodes(4, np.float32, inputs=2 * D, logits=n_logits)
+    for _ in range(6):
+        rows = rng.permutation(4)[:int(rng.integers(1, 5))]
+        episodes.make_room(rows)
+        K.pong_step(frames_like_pong(rng, len(rows)), previous, rows, np.zeros(len(rows), bool), w1, w2,
+                    rng.random(len(rows)), episodes)
+    for e in range(4):
+        starts, indices, signs, logits, _, _ = episodes.episode(e)
+        _, want = K.sparse_mlp_forward(starts, indices[:starts[-1]], signs[:starts[-1]], w1, w2)
+        assert logits.shape == want.shape and logits.tobytes() == want.tobytes()
+
+
 # ---- pong_step ----
 
 def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D, n_logits=1):
