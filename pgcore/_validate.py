@@ -108,20 +108,32 @@ def clipped_policy_grad_args(logits, old_logits, actions, advantages, clip, logi
     return logits, old_logits, actions, advantages, positive("clip", clip)
 
 
+RGB_FRAME, GRAY_FRAME = (210, 160, 3), (210, 160)  # ale-py's screens: RGB, and grayscale=True's
+
+
 def frames_array(frames):
-    """uint8 RGB Atari frames, (210, 160, 3) or (N, 210, 160, 3)."""
+    """uint8 Atari frames: RGB, (210, 160, 3) or (N, 210, 160, 3), or grayscale (ale-py's
+    grayscale=True), (210, 160) or (N, 210, 160). Which it is: frame_ndim."""
     array = np.asarray(frames)
     if array.dtype != np.uint8:
         raise TypeError(f"frames must have dtype uint8, not {array.dtype}")
-    if array.ndim not in (3, 4) or array.shape[-3:] != (210, 160, 3):
-        raise ValueError(f"frames must have shape (210, 160, 3) or (N, 210, 160, 3), not {array.shape}")
+    if not ((array.ndim in (3, 4) and array.shape[-3:] == RGB_FRAME)
+            or (array.ndim in (2, 3) and array.shape[-2:] == GRAY_FRAME)):
+        raise ValueError("frames must have shape (210, 160, 3) or (N, 210, 160, 3) (RGB), or (210, 160) or "
+                         f"(N, 210, 160) (grayscale), not {array.shape}")
     return array
+
+
+def frame_ndim(frames):
+    """The dimensions of one frame of frames_array's `frames`: 3 (RGB) or 2 (grayscale)."""
+    return 3 if frames.shape[-1] == 3 else 2
 
 
 def difference_args(frames, previous, rows, fresh):
     frames = frames_array(frames)
-    if frames.ndim != 4:
-        raise ValueError(f"frames must have shape (N, 210, 160, 3), not {frames.shape}")
+    if frames.ndim == frame_ndim(frames):
+        raise ValueError(f"frames must be a batch, (N, 210, 160, 3) (RGB) or (N, 210, 160) (grayscale), "
+                         f"not one frame {frames.shape}")
     if not isinstance(previous, np.ndarray):
         raise TypeError(f"previous is updated in place and must be a numpy array, not {type(previous).__name__}")
     if previous.dtype != np.uint8:
@@ -414,7 +426,7 @@ def sparse_rows_args(starts, indices, signs, n_inputs=INPUT_SIZE):
         raise ValueError(f"starts must be a 1-d integer array of N + 1 offsets, not {starts.dtype} {starts.shape}")
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     nnz = int(starts[-1])
-    if starts[0] != 0 or np.any(np.diff(starts) < 0):
+    if starts[0] != 0 or (starts[1:] < starts[:-1]).any():  # (not np.diff: twice the time, and it can overflow)
         raise ValueError("starts must begin with 0 and not decrease")
     indices, signs = np.asarray(indices), np.asarray(signs)
     if not np.issubdtype(indices.dtype, np.integer) or indices.ndim != 1:
@@ -426,8 +438,10 @@ def sparse_rows_args(starts, indices, signs, n_inputs=INPUT_SIZE):
     indices, signs = indices[:nnz], signs[:nnz]
     if nnz and (indices.min() < 0 or indices.max() >= n_inputs):
         raise ValueError(f"indices must be pixel numbers in [0, {n_inputs})")
-    if nnz and not np.all((signs == 1) | (signs == -1)):
-        raise ValueError("signs must each be -1 or +1")
+    if nnz:  # |signs| all 1 (abs(-128) is -128): one array and two reductions, a third of (== 1) | (== -1)'s time
+        magnitudes = np.abs(signs)
+        if magnitudes.min() != 1 or magnitudes.max() != 1:
+            raise ValueError("signs must each be -1 or +1")
     return starts, np.ascontiguousarray(indices, dtype=np.int16), np.ascontiguousarray(signs)
 
 
@@ -454,13 +468,21 @@ def sparse_forward_args(starts, indices, signs, w1, w2):
     return (*sparse_rows_args(starts, indices, signs, w1.shape[0]), w1, w2)
 
 
-def sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
+def sparse_backward_args(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h=None):
+    """The checked arguments, h last: None, or the forward's h as a C-contiguous (N, H) array of
+    w1's dtype (a strided one copied, as every input). Its values cannot be checked: that it is
+    the forward of these rows and this w1 is the caller's word."""
     starts, indices, signs, w1, w2 = sparse_forward_args(starts, indices, signs, w1, w2)
     grad_logits = same_shape("grad_logits", float_array("grad_logits", grad_logits, (w2.ndim,), w1.dtype),
                              (len(starts) - 1,) + w2.shape[1:])
+    if h is not None:
+        h = float_array("h", h, (2,), w1.dtype)
+        if h.shape != (len(starts) - 1, w1.shape[1]):
+            raise ValueError(f"h must have shape {(len(starts) - 1, w1.shape[1])} (sparse_mlp_forward's h of "
+                             f"these {len(starts) - 1} rows), not {h.shape}")
     grad_w1 = in_place_array("grad_w1", grad_w1, w1.dtype, w1.shape, contiguous=True)
     grad_w2 = in_place_array("grad_w2", grad_w2, w1.dtype, w2.shape, contiguous=True)
-    return starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2
+    return starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h
 
 
 # What a Pong episode store holds (pgcore.pong.SparseEpisodes): name -> (dtype, or None for the

@@ -125,6 +125,13 @@ def make_cases(dtype=np.float32, seed=0):
 
     wide_w1 = normal(2 * 6400, 200) / 110  # a net that sees the frame as well (--frame-input)
 
+    def sparse_backward_args_given_h(w1=w1, w2=w2, n=4096):
+        """The trainer's learner: the backward of a batch it just ran the forward of, h passed on."""
+        starts, indices, signs = sparse_rows(n)
+        h, _ = kernels.sparse_mlp_forward(starts, indices, signs, w1, w2)
+        return (starts, indices, signs, normal(*(n,) + w2.shape[1:]), w1, w2, np.zeros_like(w1), np.zeros_like(w2),
+                h)
+
     def sparse_backward_args_with_frame():
         processed = reference.pong_preprocess(pong_frames(4097))
         x = np.hstack((processed[1:] - processed[:-1], processed[1:])).astype(np.int8)
@@ -174,6 +181,10 @@ def make_cases(dtype=np.float32, seed=0):
         ("sparse_mlp_backward", "4096 Pong frames x 200, into the batch gradient", sparse_backward_args),
         ("sparse_mlp_backward", "4096 Pong frames x 200, with the frame", sparse_backward_args_with_frame),
         ("sparse_mlp_backward", "4096 Pong frames x 200, 3 actions", lambda: sparse_backward_args(three_w2)),
+        ("sparse_mlp_backward", "4096 Pong frames x 200, 3 actions, h given", lambda: sparse_backward_args_given_h(
+            w2=three_w2)),
+        ("sparse_mlp_backward", "512 Pong frames x 64, h given (value net)", lambda: sparse_backward_args_given_h(
+            w1=normal(6400, 64) / 80, w2=normal(64) / 8, n=512)),
         ("pong_step", "8 of 16 envs, H 200 (a trainer step)", lambda: (w1, w2)),
         ("pong_step", "8 of 16 envs, H 200, with the frame", lambda: (wide_w1, w2)),
         ("pong_step", "8 of 16 envs, H 200, 3 actions", lambda: (w1, three_w2)),

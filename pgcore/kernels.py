@@ -9,6 +9,7 @@ here: the compiled functions trust them. Each function's docstring is its twin's
 Importing it from a source tree whose extension modules were never built raises
 one ImportError that says how to build them.
 """
+import math
 import os
 
 import numpy as np
@@ -212,17 +213,24 @@ def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
             original[...] = updated.reshape(original.shape)
 
 
+def _screens(frames):
+    """A C-contiguous batch of RGB (N, 210, 160, 3) or grayscale (N, 210, 160) frames as _atari
+    takes it: (N, bytes a frame), a view."""
+    return frames.reshape(len(frames), math.prod(frames.shape[1:]))
+
+
 @_documented
 def pong_preprocess(frames):
     frames = v.frames_array(frames)
-    batch = np.ascontiguousarray(frames.reshape((-1, 210, 160, 3)))
-    return _atari.pong_preprocess(batch, get_num_threads()).reshape(frames.shape[:-3] + (6400,))
+    leading = frames.shape[:frames.ndim - v.frame_ndim(frames)]
+    batch = np.ascontiguousarray(frames.reshape((-1,) + frames.shape[len(leading):]))
+    return _atari.pong_preprocess(_screens(batch), get_num_threads()).reshape(leading + (6400,))
 
 
 @_documented
 def pong_difference(frames, previous, rows=None, fresh=None):
     frames, previous, rows, fresh = v.difference_args(frames, previous, rows, fresh)
-    return _atari.pong_difference(frames, previous, rows, fresh, get_num_threads())
+    return _atari.pong_difference(_screens(frames), previous, rows, fresh, get_num_threads())
 
 
 # ---- sparse inputs end to end (the Pong trainer) ----
@@ -231,7 +239,7 @@ def pong_difference(frames, previous, rows=None, fresh=None):
 def pong_sparse_difference(frames, previous, rows=None, fresh=None, with_frame=False):
     with_frame = v.flag("with_frame", with_frame)  # checked first, as the twin does
     frames, previous, rows, fresh = v.difference_args(frames, previous, rows, fresh)
-    return _atari.pong_sparse_difference(frames, previous, rows, fresh, with_frame)
+    return _atari.pong_sparse_difference(_screens(frames), previous, rows, fresh, with_frame)
 
 
 @_documented
@@ -242,11 +250,11 @@ def sparse_mlp_forward(starts, indices, signs, w1, w2):
 
 
 @_documented
-def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
-    starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2 = v.sparse_backward_args(
-        starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
+def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h=None):
+    starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h = v.sparse_backward_args(
+        starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h)
     _sparse.sparse_mlp_backward(starts, indices, signs, _columns(grad_logits), w1, _columns(w2), grad_w1,
-                                _columns(grad_w2), get_num_threads())
+                                _columns(grad_w2), get_num_threads(), h)
 
 
 @_documented
@@ -254,5 +262,6 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     frames, previous, rows, fresh, w1, w2, uniforms, store = v.pong_step_args(frames, previous, rows, fresh, w1, w2,
                                                                              uniforms, episodes)
     lengths, starts, indices, signs, logits, actions = store
-    return _atari.pong_step(frames, previous, rows, fresh, w1, _columns(w2), uniforms, lengths, starts, indices,
-                            signs, logits if logits.ndim == 3 else logits[:, :, None], actions, get_num_threads())
+    return _atari.pong_step(_screens(frames), previous, rows, fresh, w1, _columns(w2), uniforms, lengths, starts,
+                            indices, signs, logits if logits.ndim == 3 else logits[:, :, None], actions,
+                            get_num_threads())

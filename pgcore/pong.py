@@ -154,6 +154,7 @@ PRESETS = {
     # the default: gae with the frame beside its difference and the switch at 5 M frames
     # (docs/results/pong-frame-input: three hour-long seeds)
     "frame": {},
+    "rollouts": {"rollout_steps": 128, "gae_start_frames": 0},
     "gae": {"frame_input": False, "gae_start_frames": 20_000_000},
     "fast": FAST,
     "reinforce": FAST | {"epochs": 1, "minibatches": 1},  # one REINFORCE update a batch at lr 1e-3 (docs/results/pong)
@@ -161,6 +162,7 @@ PRESETS = {
 }
 PRESET_NOTES = {
     "frame": "three actions, the frame beside its difference, GAE from 5 M frames",
+    "rollouts": "frame learning from rollouts of 128 steps per emulator, with GAE from the start",
     "gae": "frame without the frame input, switching to GAE at 20 M frames",
     "fast": "two actions and the returns only (no value net), 4 clipped passes of 4 updates over each batch",
     "reinforce": "fast with one update a batch (the gradients of 10 episodes summed, one RMSProp step)",
@@ -250,13 +252,16 @@ def memory_bytes(config):
     return params + config.envs * per_env
 
 
-def make_envs(config):
+def make_envs(config, grayscale=True):
+    """The trainer's emulators. Their frames are grayscale, (B, 1, 210, 160) uint8: the frame
+    kernels read them to the same 0/1 frames as RGB ones (grayscale=False, (B, 1, 210, 160, 3)),
+    and they cost less: a third of the bytes to write, copy and read (docs/DESIGN.md)."""
     from ale_py.vector_env import AtariVectorEnv
 
     batch = config.envs if config.sync else max(1, config.envs // 2)
     envs = AtariVectorEnv(
         "pong", num_envs=config.envs, batch_size=batch, num_threads=config.threads,
-        img_height=210, img_width=160, grayscale=False, stack_num=1, maxpool=False, noop_max=0,
+        img_height=210, img_width=160, grayscale=grayscale, stack_num=1, maxpool=False, noop_max=0,
         frameskip=config.frameskip, repeat_action_probability=config.sticky,
         reward_clipping=False, use_fire_reset=False, episodic_life=False,
         autoreset_mode="SameStep",  # a done step already returns the next episode's first frame
@@ -367,12 +372,17 @@ def episode_targets(kernels, episode, state, config, frames=None):
 def _values(kernels, episode, state, config):
     """V(s_t) (T,) = relu(x_t @ value_w1) @ value_w2 + value_b on the episode's sparse frames, or
     None without a value net."""
+    return _value_forward(kernels, episode, state, config)[1]
+
+
+def _value_forward(kernels, episode, state, config):
+    """(the value net's hidden layer (T, value_hidden), V(s_t) (T,)) as _values, or (None, None)."""
     if config.advantage != "gae":
-        return None
+        return None, None
     starts, indices, signs = episode[:3]
-    _, values = kernels.sparse_mlp_forward(starts, indices, signs, state["value_w1"], state["value_w2"])
+    hidden, values = kernels.sparse_mlp_forward(starts, indices, signs, state["value_w1"], state["value_w2"])
     values += state["value_b"]
-    return values
+    return hidden, values
 
 
 def _targets(kernels, episode, values, config, frames=None):
@@ -405,24 +415,25 @@ def add_episode_gradient(kernels, episode, state, config, targets=None, frames=N
     0.5 * sum_t (V(s_t) - G_t)^2 toward the returns G at its current weights.
     """
     starts, indices, signs, logits, actions, rewards = episode
-    values = _values(kernels, episode, state, config)
+    value_hidden, values = _value_forward(kernels, episode, state, config)
     advantages, returns, value_loss = _targets(kernels, episode, values, config, frames) if targets is None else targets
-    if values is not None:
+    if values is not None:  # (the backwards take the forwards' hidden layers, of these weights)
         value_loss, grad_values = kernels.squared_error(values, returns)
         kernels.sparse_mlp_backward(starts, indices, signs, grad_values, state["value_w1"], state["value_w2"],
-                                    state["grad_value_w1"], state["grad_value_w2"])
+                                    state["grad_value_w1"], state["grad_value_w2"], h=value_hidden)
         state["grad_value_b"] += grad_values.sum(dtype=np.float64)
     softmax = logits.ndim == 2  # (T, actions) logits, else one (T,)
+    hidden = None
     if targets is None:
         policy_grad = kernels.softmax_policy_grad if softmax else kernels.sigmoid_policy_grad
         grad_logits = policy_grad(logits, actions, -advantages)
     else:
-        _, current_logits = kernels.sparse_mlp_forward(starts, indices, signs, state["w1"], state["w2"])
+        hidden, current_logits = kernels.sparse_mlp_forward(starts, indices, signs, state["w1"], state["w2"])
         clipped_grad = kernels.clipped_softmax_policy_grad if softmax else kernels.clipped_sigmoid_policy_grad
         grad_logits = clipped_grad(current_logits, logits, actions, advantages, config.clip)
         np.negative(grad_logits, out=grad_logits)
     kernels.sparse_mlp_backward(starts, indices, signs, grad_logits, state["w1"], state["w2"],
-                                state["grad_w1"], state["grad_w2"])
+                                state["grad_w1"], state["grad_w2"], h=hidden)
     return value_loss
 
 
@@ -765,6 +776,7 @@ class Collector:
         self.start_version[env_ids[episodes.lengths[env_ids] == 0]] = version
         episodes.make_room(env_ids)
         # difference frames -> sparse rows -> logits -> sampled actions, stored in the episodes
+        # (observations (B, 1, 210, 160) grayscale: the frames (B, 210, 160))
         actions = kernels.pong_step(self.observations[:, 0], self.previous_frame, env_ids, self.fresh[env_ids],
                                     w1, w2, self.rng.random(len(env_ids)), episodes)
         self.fresh[env_ids] = False

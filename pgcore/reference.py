@@ -346,19 +346,29 @@ def adam_step(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     param -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
+# The background's two shades (black is 0 in both): red bytes of RGB frames, and ale-py's
+# grayscale values of the same colours (0.2989 R + 0.587 G + 0.114 B, rounded). Of Pong's nine
+# colours no other has either value, so both rules mark the same pixels.
+RED_BACKGROUND, GRAY_BACKGROUND = (144, 109), (87, 107)
+
+
 def pong_preprocess(frames):
     """Atari Pong frames to the 80 x 80 binary input of the "Pong from pixels" agent:
     rows 35..194, every 2nd row and column, red channel; 144 and 109 (the background) -> 0,
-    any other nonzero value -> 1.
+    any other nonzero value -> 1. Grayscale frames (ale-py's grayscale=True) give the same:
+    their background is 87 and 107.
 
-    frames (210, 160, 3) or (N, 210, 160, 3) uint8 RGB -> (6400,) or (N, 6400) float32.
+    frames (210, 160, 3) or (N, 210, 160, 3) uint8 RGB, or (210, 160) or (N, 210, 160) uint8
+    grayscale -> (6400,) or (N, 6400) float32.
     """
     frames = v.frames_array(frames)
-    image = frames[..., 35:195:2, ::2, 0].copy()  # crop the playing field, downsample by 2, red channel
-    image[image == 144] = 0  # background, one shade
-    image[image == 109] = 0  # background, the other shade
+    gray = v.frame_ndim(frames) == 2
+    # crop the playing field, downsample by 2 (of RGB, the red channel)
+    image = (frames[..., 35:195:2, ::2] if gray else frames[..., 35:195:2, ::2, 0]).copy()
+    for shade in GRAY_BACKGROUND if gray else RED_BACKGROUND:
+        image[image == shade] = 0  # background
     image[image != 0] = 1  # paddles and ball
-    return image.reshape(frames.shape[:-3] + (6400,)).astype(np.float32)
+    return image.reshape(image.shape[:-2] + (6400,)).astype(np.float32)
 
 
 def pong_difference(frames, previous, rows=None, fresh=None):
@@ -366,7 +376,8 @@ def pong_difference(frames, previous, rows=None, fresh=None):
     {-1, 0, 1} (zeros where fresh: an episode's first frame has no motion yet); previous[rows]
     is then overwritten with the new preprocessed frames (as 0/1 bytes).
 
-    frames (B, 210, 160, 3) uint8; previous (E, 6400) uint8, C-contiguous and writeable;
+    frames (B, 210, 160, 3) (RGB) or (B, 210, 160) (grayscale) uint8; previous (E, 6400) uint8,
+    C-contiguous and writeable;
     rows (B,) distinct integers in [0, E) (None: 0..B-1, then E must equal B);
     fresh (B,) bool or None (none fresh) -> (B, 6400) int8.
     """
@@ -422,18 +433,24 @@ def sparse_mlp_forward(starts, indices, signs, w1, w2):
     return h, h @ w2
 
 
-def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2):
+def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h=None):
     """mlp_backward of sparse_mlp_forward, added in place: grad_w1 += x.T @ grad_h and
-    grad_w2 += h.T @ grad_logits, grad_h = (grad_logits @ w2.T) * (h > 0), h recomputed from x.
+    grad_w2 += h.T @ grad_logits, grad_h = (grad_logits @ w2.T) * (h > 0).
 
     Rows as sparse_mlp_forward; grad_logits (N,) or (N, 3), as the logits; grad_w1 (D, H) and
     grad_w2 shaped like w2, w1's dtype, C-contiguous and writeable (a batch gradient,
     accumulated with no allocation).
+
+    h: None (the default) recomputes h from x and w1; or the h that sparse_mlp_forward returned
+    for these same rows and this same w1 (N, H, w1's dtype), which saves the recompute (most of
+    the forward's time) and gives the same result bit for bit. Only its shape and dtype are
+    checked: an h of other rows, or of w1 before an update, gives a wrong gradient silently.
     """
-    starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2 = v.sparse_backward_args(
-        starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2)
+    starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h = v.sparse_backward_args(
+        starts, indices, signs, grad_logits, w1, w2, grad_w1, grad_w2, h)
     x = _sparse_matrix(starts, indices, signs, w1.dtype, len(w1))
-    h = np.maximum(x @ w1, 0)
+    if h is None:
+        h = np.maximum(x @ w1, 0)
     grad_w2 += h.T @ grad_logits
     grad_h = grad_logits[:, None] * w2 if w2.ndim == 1 else grad_logits @ w2.T
     grad_w1 += x.T @ (grad_h * (h > 0))

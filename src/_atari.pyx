@@ -2,8 +2,10 @@
 # the trainer's per-step input: the difference of consecutive preprocessed frames.
 #
 # Design: one pass per frame reads only the pixels it keeps (rows 35..194, every
-# 2nd row and column, red channel) and writes 0/1 float32 directly: no crop copy,
-# no boolean masks. Frames are split over threads when there are several.
+# 2nd row and column; of an RGB frame its red byte, of a grayscale one (ale-py's
+# grayscale=True, what the trainer's emulators return) its one byte) and writes 0/1
+# float32 directly: no crop copy, no boolean masks. Frames are split over threads
+# when there are several.
 # pong_difference fuses preprocessing, the difference with each env's previous
 # frame (kept as 0/1 bytes) and its update into that same pass, and emits int8:
 # the ternary input the sparse route of mlp_forward reads 4x faster than float32.
@@ -13,7 +15,8 @@
 #
 # These functions are private: only pgcore/kernels.py calls them, after pgcore._validate has
 # checked every argument (the same checks as the NumPy twins'). They trust what they are given
-# and do not check it again: frames (N, 210, 160, 3), previous (E, 6400), rows a private array
+# and do not check it again: frames (N, 210 * 160 * 3) (RGB) or (N, 210 * 160) (grayscale) bytes, C-contiguous
+# (the caller's (N, 210, 160, 3) or (N, 210, 160) batch, flattened), previous (E, 6400), rows a private array
 # of N distinct envs in [0, E), fresh and uniforms one entry per frame, w1 (6400 or 12800, H)
 # with w2 of 1 or 3 columns, and, for pong_step, an episode store whose shapes match with room
 # for one more step of each env in rows. Where a write's address depends on an argument's
@@ -35,13 +38,16 @@ cnp.import_array()
 cdef enum:
     TOP = 35
     OUT_SIDE = 80
-    BACKGROUND_A = 144
+    BACKGROUND_A = 144       # the background's two shades: red bytes of an RGB frame...
     BACKGROUND_B = 109
+    GRAY_BACKGROUND_A = 87   # ...and the same shades in a grayscale frame (black is 0 in both)
+    GRAY_BACKGROUND_B = 107
 
 
 cdef enum:
-    ROW_BYTES = 160 * 3
-    FRAME_BYTES = 210 * ROW_BYTES
+    HEIGHT = 210
+    WIDTH = 160
+    SCREEN = HEIGHT * WIDTH  # pixels a frame: as many bytes in gray, 3 times as many in RGB
     INPUT_SIZE = OUT_SIDE * OUT_SIDE
     PARALLEL_MIN_FRAMES = 4  # frames below which the frame kernels run serial
     UP = 2     # Pong's minimal action set: RIGHT moves the paddle up...
@@ -55,98 +61,127 @@ cdef int ACTION_CODES[3]
 ACTION_CODES[:] = [DOWN, UP, NOOP]
 
 
-cdef inline void _object_row(const unsigned char* row, unsigned char* now) noexcept nogil:
-    """now = 1 for the paddles' and ball's pixels of one kept row (80 values), 0 for black and
-    the two background shades. The stride-6 gather of the red bytes is scalar; the comparisons
-    then run on 80 contiguous bytes, which vectorise."""
-    cdef unsigned char red[OUT_SIDE]
+# A frame's pixel: RGB, of which the red byte is read, or grayscale (ale-py's grayscale=True). The
+# functions of one frame are fused over the two, so each is compiled for each layout with its
+# stride and background shades as constants (a runtime choice inside the row loop made the RGB
+# pass 1.2 to 1.5 times slower); the loops over frames choose one per frame.
+cdef packed struct RGBPixel:
+    unsigned char red, green, blue
+
+cdef packed struct GrayPixel:
+    unsigned char gray
+
+ctypedef fused Pixel:
+    RGBPixel
+    GrayPixel
+
+
+cdef inline void _object_row(const Pixel* frame, Py_ssize_t r, unsigned char* now) noexcept nogil:
+    """now = 1 for the paddles' and ball's pixels of kept row r (screen row TOP + 2 r, 80 values),
+    0 for black and the two background shades. The gather of every 2nd pixel's first byte (red, or
+    the gray value) is scalar; the comparisons then run on 80 contiguous bytes, which vectorise."""
+    cdef const Pixel* row = frame + (TOP + 2 * r) * WIDTH
+    cdef unsigned char shade[OUT_SIDE]
+    cdef unsigned char background_a = GRAY_BACKGROUND_A if Pixel is GrayPixel else BACKGROUND_A
+    cdef unsigned char background_b = GRAY_BACKGROUND_B if Pixel is GrayPixel else BACKGROUND_B
     cdef Py_ssize_t c
     for c in range(OUT_SIDE):
-        red[c] = row[6 * c]  # red channel of every 2nd pixel
+        shade[c] = (<const unsigned char*>(row + 2 * c))[0]
     for c in range(OUT_SIDE):
-        now[c] = (red[c] != 0) & (red[c] != BACKGROUND_A) & (red[c] != BACKGROUND_B)
+        now[c] = (shade[c] != 0) & (shade[c] != background_a) & (shade[c] != background_b)
 
 
-cdef inline void _preprocess_frame(const unsigned char* frame, float* out) noexcept nogil:
+cdef inline void _preprocess_frame(const Pixel* frame, float* out) noexcept nogil:
     cdef Py_ssize_t r, c
     cdef unsigned char now[OUT_SIDE]
     for r in range(OUT_SIDE):
-        _object_row(frame + (TOP + 2 * r) * ROW_BYTES, now)
+        _object_row(frame, r, now)
         for c in range(OUT_SIDE):
             out[r * OUT_SIDE + c] = now[c]
 
 
-cdef inline void _preprocess_frames(const unsigned char* pixels, float* processed, Py_ssize_t start,
+cdef inline void _preprocess_frames(const unsigned char* pixels, bint gray, float* processed, Py_ssize_t start,
                                     Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(start, stop):
-        _preprocess_frame(pixels + i * FRAME_BYTES, processed + i * INPUT_SIZE)
+        if gray:
+            _preprocess_frame(<const GrayPixel*>pixels + i * SCREEN, processed + i * INPUT_SIZE)
+        else:
+            _preprocess_frame(<const RGBPixel*>pixels + i * SCREEN, processed + i * INPUT_SIZE)
 
 
-def pong_preprocess(const unsigned char[:, :, :, ::1] frames, int n_threads):
+def pong_preprocess(const unsigned char[:, ::1] frames, int n_threads):
     cdef Py_ssize_t part, n = frames.shape[0]
+    cdef bint gray = frames.shape[1] == SCREEN
     out_array = np.empty((n, OUT_SIDE * OUT_SIDE), dtype=np.float32)
     cdef float[:, ::1] out = out_array
     if n == 0:
         return out_array
-    cdef const unsigned char* pixels = &frames[0, 0, 0, 0]
+    cdef const unsigned char* pixels = &frames[0, 0]
     cdef float* processed = &out[0, 0]
     cdef int parts = parallel_parts(n, PARALLEL_MIN_FRAMES, n_threads)
     with nogil:
         if parts == 1:  # serial: no OpenMP call at all
-            _preprocess_frames(pixels, processed, 0, n)
+            _preprocess_frames(pixels, gray, processed, 0, n)
         else:
             for part in prange(parts, schedule='static', num_threads=parts):
-                _preprocess_frames(pixels, processed, part_start(n, part, parts), part_start(n, part + 1, parts))
+                _preprocess_frames(pixels, gray, processed, part_start(n, part, parts),
+                                   part_start(n, part + 1, parts))
     return out_array
 
 
-cdef inline void _difference_row(const unsigned char* row, unsigned char* previous, signed char* change) noexcept nogil:
-    """change = preprocess(one kept row) - previous (80 values); previous = preprocess(the row)."""
+cdef inline void _difference_row(const Pixel* frame, Py_ssize_t r, unsigned char* previous,
+                                 signed char* change) noexcept nogil:
+    """change = preprocess(kept row r of frame) - previous (80 values); previous = preprocess(the row)."""
     cdef unsigned char now[OUT_SIDE]
     cdef Py_ssize_t c
-    _object_row(row, now)
+    _object_row(frame, r, now)
     for c in range(OUT_SIDE):
         change[c] = <signed char>now[c] - <signed char>previous[c]
         previous[c] = now[c]
 
 
-cdef inline void _difference_frame(const unsigned char* frame, unsigned char* previous, bint fresh,
+cdef inline void _difference_frame(const Pixel* frame, unsigned char* previous, bint fresh,
                                    signed char* out) noexcept nogil:
     """out = preprocess(frame) - previous (0 if fresh); previous = preprocess(frame)."""
     cdef Py_ssize_t r
     for r in range(OUT_SIDE):
-        _difference_row(frame + (TOP + 2 * r) * ROW_BYTES, previous + r * OUT_SIDE, out + r * OUT_SIDE)
+        _difference_row(frame, r, previous + r * OUT_SIDE, out + r * OUT_SIDE)
     if fresh:
         memset(out, 0, OUT_SIDE * OUT_SIDE)
 
 
-cdef inline void _difference_frames(const unsigned char* pixels, unsigned char* previous, const cnp.intp_t* rows,
-                                    const unsigned char* fresh, signed char* differences, Py_ssize_t start,
-                                    Py_ssize_t stop) noexcept nogil:
+cdef inline void _difference_frames(const unsigned char* pixels, bint gray, unsigned char* previous,
+                                    const cnp.intp_t* rows, const unsigned char* fresh, signed char* differences,
+                                    Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(start, stop):
-        _difference_frame(pixels + i * FRAME_BYTES, previous + rows[i] * INPUT_SIZE, fresh[i],
-                          differences + i * INPUT_SIZE)
+        if gray:
+            _difference_frame(<const GrayPixel*>pixels + i * SCREEN, previous + rows[i] * INPUT_SIZE, fresh[i],
+                              differences + i * INPUT_SIZE)
+        else:
+            _difference_frame(<const RGBPixel*>pixels + i * SCREEN, previous + rows[i] * INPUT_SIZE, fresh[i],
+                              differences + i * INPUT_SIZE)
 
 
-def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+def pong_difference(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previous,
                     const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, int n_threads):
     cdef Py_ssize_t part, n = frames.shape[0]
+    cdef bint gray = frames.shape[1] == SCREEN
     out_array = np.empty((n, OUT_SIDE * OUT_SIDE), dtype=np.int8)
     cdef signed char[:, ::1] out = out_array
     if n == 0:
         return out_array
-    cdef const unsigned char* pixels = &frames[0, 0, 0, 0]
+    cdef const unsigned char* pixels = &frames[0, 0]
     cdef unsigned char* last = &previous[0, 0]
     cdef signed char* differences = &out[0, 0]
     cdef int parts = parallel_parts(n, PARALLEL_MIN_FRAMES, n_threads)
     with nogil:
         if parts == 1:  # serial: no OpenMP call at all
-            _difference_frames(pixels, last, &rows[0], &fresh[0], differences, 0, n)
+            _difference_frames(pixels, gray, last, &rows[0], &fresh[0], differences, 0, n)
         else:
             for part in prange(parts, schedule='static', num_threads=parts):
-                _difference_frames(pixels, last, &rows[0], &fresh[0], differences, part_start(n, part, parts),
+                _difference_frames(pixels, gray, last, &rows[0], &fresh[0], differences, part_start(n, part, parts),
                                    part_start(n, part + 1, parts))
     return out_array
 
@@ -161,7 +196,7 @@ def pong_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, :
 # _sparse_net.pxd (the forward) and _sparse.pyx (the batch forward and gradient).
 
 
-cdef inline Py_ssize_t _sparse_difference_frame(const unsigned char* frame, unsigned char* previous, bint fresh,
+cdef inline Py_ssize_t _sparse_difference_frame(const Pixel* frame, unsigned char* previous, bint fresh,
                                                 bint with_frame, short* indices, signed char* signs) noexcept nogil:
     """Writes the nonzeros of preprocess(frame) - previous (none if fresh) as indices and signs,
     then with_frame those of preprocess(frame) as indices INPUT_SIZE + p, sign +1; returns their
@@ -170,7 +205,7 @@ cdef inline Py_ssize_t _sparse_difference_frame(const unsigned char* frame, unsi
     cdef signed char change[OUT_SIDE]
     cdef unsigned long long bits
     for r in range(OUT_SIDE):
-        _difference_row(frame + (TOP + 2 * r) * ROW_BYTES, previous + r * OUT_SIDE, change)
+        _difference_row(frame, r, previous + r * OUT_SIDE, change)
         if fresh:
             continue
         for word in range(OUT_SIDE // 8):  # most rows do not change: skip them 8 pixels at a time
@@ -193,6 +228,15 @@ cdef inline Py_ssize_t _sparse_difference_frame(const unsigned char* frame, unsi
                     signs[count] = 1
                     count += 1
     return count
+
+
+cdef inline Py_ssize_t _sparse_difference_screen(const unsigned char* frame, bint gray, unsigned char* previous,
+                                                 bint fresh, bint with_frame, short* indices,
+                                                 signed char* signs) noexcept nogil:
+    """_sparse_difference_frame of one frame's bytes, RGB or gray."""
+    if gray:
+        return _sparse_difference_frame(<const GrayPixel*>frame, previous, fresh, with_frame, indices, signs)
+    return _sparse_difference_frame(<const RGBPixel*>frame, previous, fresh, with_frame, indices, signs)
 
 
 cdef inline unsigned char _sampled(const floating* logits, Py_ssize_t n_logits, double uniform) noexcept nogil:
@@ -219,11 +263,12 @@ cdef inline unsigned char _sampled(const floating* logits, Py_ssize_t n_logits, 
     return <unsigned char>(n_logits - 1)
 
 
-def pong_sparse_difference(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+def pong_sparse_difference(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previous,
                            const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, bint with_frame):
     """(starts (B + 1,) int64, indices (nnz,) int16, signs (nnz,) int8) of the difference frames
     (followed by the frames themselves, with_frame)."""
     cdef Py_ssize_t i, n = frames.shape[0]
+    cdef bint gray = frames.shape[1] == SCREEN
     starts_array = np.zeros(n + 1, dtype=np.int64)
     indices_array = np.empty(n * INPUT_SIZE * (2 if with_frame else 1), dtype=np.int16)
     signs_array = np.empty(n * INPUT_SIZE * (2 if with_frame else 1), dtype=np.int8)
@@ -232,13 +277,13 @@ def pong_sparse_difference(const unsigned char[:, :, :, ::1] frames, unsigned ch
     cdef signed char* signs = <signed char*>cnp.PyArray_DATA(signs_array)
     with nogil:
         for i in range(n):
-            starts[i + 1] = starts[i] + _sparse_difference_frame(
-                &frames[i, 0, 0, 0], &previous[rows[i], 0], fresh[i], with_frame, indices + starts[i],
+            starts[i + 1] = starts[i] + _sparse_difference_screen(
+                &frames[i, 0], gray, &previous[rows[i], 0], fresh[i], with_frame, indices + starts[i],
                 signs + starts[i])
     return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
 
 
-cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+cdef void _steps(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previous,
                  const unsigned char[::1] fresh, const floating[:, ::1] w1, const floating* columns,
                  Py_ssize_t n_logits, const double[::1] uniforms, const Py_ssize_t* slots, cnp.int64_t[::1] lengths,
                  cnp.int64_t[:, ::1] starts, short[:, ::1] indices, signed char[:, ::1] signs,
@@ -249,15 +294,15 @@ cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1]
     frame; columns: w2's (logit_columns). The step's row and logits are built here, then copied to
     the store: nothing is read back from it."""
     cdef Py_ssize_t i, e, t, first, count, n_hidden = w1.shape[1]
-    cdef bint with_frame = w1.shape[0] == 2 * INPUT_SIZE
+    cdef bint with_frame = w1.shape[0] == 2 * INPUT_SIZE, gray = frames.shape[1] == SCREEN
     cdef short row_indices[2 * INPUT_SIZE]
     cdef signed char row_signs[2 * INPUT_SIZE]
     cdef floating row_logits[SOFTMAX_ACTIONS]
     cdef unsigned char code
     for i in range(start, stop):
         e, t, first = slots[3 * i], slots[3 * i + 1], slots[3 * i + 2]
-        count = _sparse_difference_frame(&frames[i, 0, 0, 0], &previous[e, 0], fresh[i], with_frame, row_indices,
-                                         row_signs)
+        count = _sparse_difference_screen(&frames[i, 0], gray, &previous[e, 0], fresh[i], with_frame, row_indices,
+                                          row_signs)
         sparse_hidden(row_indices, row_signs, count, count, &w1[0, 0], n_hidden, h + i * n_hidden)
         output_logits(h + i * n_hidden, columns, n_hidden, n_logits, row_logits)
         code = _sampled(row_logits, n_logits, uniforms[i])
@@ -270,7 +315,7 @@ cdef void _steps(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1]
         lengths[e] = t + 1
 
 
-def pong_step(const unsigned char[:, :, :, ::1] frames, unsigned char[:, ::1] previous,
+def pong_step(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previous,
               const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
               const floating[:, ::1] w1, const floating[:, ::1] w2, const double[::1] uniforms,
               cnp.int64_t[::1] lengths, cnp.int64_t[:, ::1] starts, short[:, ::1] indices,

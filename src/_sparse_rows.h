@@ -8,6 +8,11 @@
  * pixels); the gradient's grad_w1 rows are this with out a row of grad_w1 (base grad_h, rows the
  * steps where the pixel changed).
  *
+ * Rows and signs come in one of two forms: `_s16`, a short row number rows[k] and its sign
+ * signs[k] (a step's pixels and their signs, as the episodes keep them); `_p32`, the gradient's,
+ * each sign packed into its int row number, rows[k] = t for +1 and ~t (-t - 1) for -1 (signs
+ * unused: NULL), so that the counting sort that makes these lists writes one array, not two.
+ *
  * Every version below computes each out[j] by the same float operations in the same order,
  * whatever its vector width or blocking: a sign times a value is exact, and the adds into out[j]
  * come in k order (an FMA of s * x + acc rounds once, the same as the add). So results are bitwise
@@ -79,18 +84,26 @@
 #define PGCORE_ROWS_AVX2 0
 #endif
 
+/* Row k's number and sign, in each form (ACCESS): SIGNED, rows[k] and signs[k]; PACKED, from the
+ * sign bit of rows[k] (written with unsigned shifts: no implementation-defined right shift). */
+#define PGCORE_ROWS_ROW_SIGNED(rows, k) ((ptrdiff_t)(rows)[k])
+#define PGCORE_ROWS_SIGN_SIGNED(rows, signs, k) ((signs)[k])
+#define PGCORE_ROWS_NEGATIVE(x) (-(int)((unsigned)(x) >> 31))  /* -1 where the int x < 0, else 0 */
+#define PGCORE_ROWS_ROW_PACKED(rows, k) ((ptrdiff_t)((rows)[k] ^ PGCORE_ROWS_NEGATIVE((rows)[k])))
+#define PGCORE_ROWS_SIGN_PACKED(rows, signs, k) (1 + 2 * PGCORE_ROWS_NEGATIVE((rows)[k]))
+
 /* The plain loop: out in memory, one row at a time. */
-#define PGCORE_ROWS_PLAIN(NAME, T, IDX, ATTR)                                                        \
+#define PGCORE_ROWS_PLAIN(NAME, T, IDX, ACCESS, ATTR)                                                \
     static ATTR void NAME(const IDX* rows, const signed char* signs, ptrdiff_t count, ptrdiff_t ahead, \
                           const T* base, ptrdiff_t n, T* out) {                                      \
         ptrdiff_t k, j, b;                                                                           \
         for (k = 0; k < count; k++) {                                                                \
             if (k + PGCORE_ROWS_AHEAD < ahead) {                                                     \
-                const char* next = (const char*)(base + (ptrdiff_t)rows[k + PGCORE_ROWS_AHEAD] * n); \
+                const char* next = (const char*)(base + PGCORE_ROWS_ROW_##ACCESS(rows, k + PGCORE_ROWS_AHEAD) * n); \
                 for (b = 0; b < n * (ptrdiff_t)sizeof(T); b += 64) PGCORE_ROWS_PREFETCH(next + b);    \
             }                                                                                        \
-            const T* w = base + (ptrdiff_t)rows[k] * n;                                              \
-            T s = signs[k];                                                                          \
+            const T* w = base + PGCORE_ROWS_ROW_##ACCESS(rows, k) * n;                               \
+            T s = (T)PGCORE_ROWS_SIGN_##ACCESS(rows, signs, k);                                      \
             for (j = 0; j < n; j++) out[j] += s * w[j];                                              \
         }                                                                                            \
     }
@@ -105,7 +118,7 @@
     case B:                                                                                          \
         if (B <= MAXB) NAME##_pass(rows, signs, count, ahead, base, n, j0, B, out);                  \
         break;
-#define PGCORE_ROWS_BLOCKED(NAME, T, IDX, V, VW, MAXB, ATTR)                                          \
+#define PGCORE_ROWS_BLOCKED(NAME, T, IDX, ACCESS, V, VW, MAXB, ATTR)                                  \
     PGCORE_ROWS_INLINE ATTR void NAME##_pass(const IDX* rows, const signed char* signs, ptrdiff_t count, \
                                              ptrdiff_t ahead, const T* base, ptrdiff_t n, ptrdiff_t j0,  \
                                              int blocks, T* out) {                                   \
@@ -114,11 +127,12 @@
         for (b = 0; b < blocks; b++) memcpy(&acc[b], out + j0 + b * VW, sizeof(V));                  \
         for (k = 0; k < count; k++) {                                                                \
             if (j0 == 0 && k + PGCORE_ROWS_AHEAD < ahead) {                                          \
-                const char* next = (const char*)(base + (ptrdiff_t)rows[k + PGCORE_ROWS_AHEAD] * n); \
+                const char* next = (const char*)(base + PGCORE_ROWS_ROW_##ACCESS(rows, k + PGCORE_ROWS_AHEAD) * n); \
                 for (b = 0; b < n * (ptrdiff_t)sizeof(T); b += 64) PGCORE_ROWS_PREFETCH(next + b);    \
             }                                                                                        \
-            const T* w = base + (ptrdiff_t)rows[k] * n + j0;                                         \
-            T s = signs[k]; /* a scalar operand, broadcast (filling the lanes in a loop: 1.5x slower) */ \
+            const T* w = base + PGCORE_ROWS_ROW_##ACCESS(rows, k) * n + j0;                          \
+            /* a scalar operand, broadcast (filling the lanes in a loop: 1.5x slower) */             \
+            T s = (T)PGCORE_ROWS_SIGN_##ACCESS(rows, signs, k);                                      \
             for (b = 0; b < blocks; b++) {                                                           \
                 memcpy(&x, w + b * VW, sizeof(V));                                                   \
                 acc[b] += s * x;                                                                     \
@@ -147,16 +161,16 @@
         left = n - j0;                                                                               \
         if (left == 0) return;                                                                       \
         for (k = 0; k < count; k++) { /* the last values, fewer than a vector */                     \
-            const T* w = base + (ptrdiff_t)rows[k] * n + j0;                                         \
-            T s = signs[k];                                                                          \
+            const T* w = base + PGCORE_ROWS_ROW_##ACCESS(rows, k) * n + j0;                          \
+            T s = (T)PGCORE_ROWS_SIGN_##ACCESS(rows, signs, k);                                      \
             for (j = 0; j < left; j++) out[j0 + j] += s * w[j];                                      \
         }                                                                                            \
     }
 
-PGCORE_ROWS_PLAIN(pgcore_rows_plain_f32_s16, float, short, )
-PGCORE_ROWS_PLAIN(pgcore_rows_plain_f64_s16, double, short, )
-PGCORE_ROWS_PLAIN(pgcore_rows_plain_f32_s32, float, int, )
-PGCORE_ROWS_PLAIN(pgcore_rows_plain_f64_s32, double, int, )
+PGCORE_ROWS_PLAIN(pgcore_rows_plain_f32_s16, float, short, SIGNED, )
+PGCORE_ROWS_PLAIN(pgcore_rows_plain_f64_s16, double, short, SIGNED, )
+PGCORE_ROWS_PLAIN(pgcore_rows_plain_f32_p32, float, int, PACKED, )
+PGCORE_ROWS_PLAIN(pgcore_rows_plain_f64_p32, double, int, PACKED, )
 
 #if PGCORE_ROWS_BLOCK_V16 > 16 || PGCORE_ROWS_BLOCK_AVX2 > 16
 #error "PGCORE_ROWS_CASE goes up to 16 vectors a pass"
@@ -165,22 +179,23 @@ PGCORE_ROWS_PLAIN(pgcore_rows_plain_f64_s32, double, int, )
 #if PGCORE_ROWS_VECTORS
 typedef float pgcore_f32x4 __attribute__((vector_size(16)));
 typedef double pgcore_f64x2 __attribute__((vector_size(16)));
-#define PGCORE_ROWS_V16(NAME, T, IDX, V, VW) PGCORE_ROWS_BLOCKED(NAME, T, IDX, V, VW, PGCORE_ROWS_BLOCK_V16, )
-PGCORE_ROWS_V16(pgcore_rows_v16_f32_s16, float, short, pgcore_f32x4, 4)
-PGCORE_ROWS_V16(pgcore_rows_v16_f64_s16, double, short, pgcore_f64x2, 2)
-PGCORE_ROWS_V16(pgcore_rows_v16_f32_s32, float, int, pgcore_f32x4, 4)
-PGCORE_ROWS_V16(pgcore_rows_v16_f64_s32, double, int, pgcore_f64x2, 2)
+#define PGCORE_ROWS_V16(NAME, T, IDX, ACCESS, V, VW) \
+    PGCORE_ROWS_BLOCKED(NAME, T, IDX, ACCESS, V, VW, PGCORE_ROWS_BLOCK_V16, )
+PGCORE_ROWS_V16(pgcore_rows_v16_f32_s16, float, short, SIGNED, pgcore_f32x4, 4)
+PGCORE_ROWS_V16(pgcore_rows_v16_f64_s16, double, short, SIGNED, pgcore_f64x2, 2)
+PGCORE_ROWS_V16(pgcore_rows_v16_f32_p32, float, int, PACKED, pgcore_f32x4, 4)
+PGCORE_ROWS_V16(pgcore_rows_v16_f64_p32, double, int, PACKED, pgcore_f64x2, 2)
 #endif
 
 #if PGCORE_ROWS_AVX2
 typedef float pgcore_f32x8 __attribute__((vector_size(32)));
 typedef double pgcore_f64x4 __attribute__((vector_size(32)));
-#define PGCORE_ROWS_AVX2_VERSION(NAME, T, IDX, V, VW) \
-    PGCORE_ROWS_BLOCKED(NAME, T, IDX, V, VW, PGCORE_ROWS_BLOCK_AVX2, __attribute__((target("avx2,fma"))))
-PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f32_s16, float, short, pgcore_f32x8, 8)
-PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f64_s16, double, short, pgcore_f64x4, 4)
-PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f32_s32, float, int, pgcore_f32x8, 8)
-PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f64_s32, double, int, pgcore_f64x4, 4)
+#define PGCORE_ROWS_AVX2_VERSION(NAME, T, IDX, ACCESS, V, VW) \
+    PGCORE_ROWS_BLOCKED(NAME, T, IDX, ACCESS, V, VW, PGCORE_ROWS_BLOCK_AVX2, __attribute__((target("avx2,fma"))))
+PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f32_s16, float, short, SIGNED, pgcore_f32x8, 8)
+PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f64_s16, double, short, SIGNED, pgcore_f64x4, 4)
+PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f32_p32, float, int, PACKED, pgcore_f32x8, 8)
+PGCORE_ROWS_AVX2_VERSION(pgcore_rows_avx2_f64_p32, double, int, PACKED, pgcore_f64x4, 4)
 #endif
 
 /* The version this module runs: -1 until first asked (each module that includes this header has
@@ -241,7 +256,7 @@ static inline int pgcore_rows_set_level(int level) {
 
 PGCORE_ROWS_DISPATCH(f32_s16, float, short)
 PGCORE_ROWS_DISPATCH(f64_s16, double, short)
-PGCORE_ROWS_DISPATCH(f32_s32, float, int)
-PGCORE_ROWS_DISPATCH(f64_s32, double, int)
+PGCORE_ROWS_DISPATCH(f32_p32, float, int)
+PGCORE_ROWS_DISPATCH(f64_p32, double, int)
 
 #endif

@@ -134,8 +134,19 @@ def case(rng):
         w1, w2 = f((inputs, h)), f((h,) + logits, other)
         if name == "sparse_mlp_forward":
             return name, (starts, indices, signs, w1, w2)
-        return name, (starts, indices, signs, f((len(starts) - 1,) + logits), w1, w2, np.array(f((inputs, h))),
-                      np.array(f((h,) + logits)))
+        args = (starts, indices, signs, f((len(starts) - 1,) + logits), w1, w2, np.array(f((inputs, h))),
+                np.array(f((h,) + logits)))
+        given = rng.random()  # h: none (recomputed), the forward's, any values (taken as given), a bad one
+        if given < 0.4:
+            return name, args
+        if given < 0.6:
+            try:
+                return name, args + (layout(rng, R.sparse_mlp_forward(starts, indices, signs, w1, w2)[0]),)
+            except (ValueError, TypeError):
+                pass  # bad rows or net: the call is refused whatever h is
+        n = len(starts) - 1
+        shape = (n, h) if rng.random() < 0.9 else [(n + 1, h), (n, h + 1), (n * h,)][int(rng.integers(0, 3))]
+        return name, args + (f(shape),)
     shape = (n, a)
     if name == "rmsprop_rows_step":
         return name, rmsprop_rows_case(rng, n, a, other, f)
@@ -251,7 +262,7 @@ def main():
         if name == "adam_step" and k_kind == "ok":
             k_value, r_value = (k_args[0],) + k_args[2:4], (r_args[0],) + r_args[2:4]  # param, m, v
         if name == "sparse_mlp_backward" and k_kind == "ok":
-            k_value, r_value = k_args[6:], r_args[6:]  # grad_w1, grad_w2, added to in place
+            k_value, r_value = k_args[6:8], r_args[6:8]  # grad_w1, grad_w2, added to in place
         if name == "pong_sparse_difference" and k_kind == "ok":
             k_value, r_value = (*k_value, k_args[1]), (*r_value, r_args[1])  # and the previous frames
         if name == "pong_step" and k_kind == "ok":  # and the previous frames, and every array of the episodes

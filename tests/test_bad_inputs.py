@@ -47,7 +47,15 @@ def _valid():
                                   ages=np.zeros(6, np.int64), lr=0.1, decay=0.99, eps=1e-5),
         "rmsprop_rows_flush": dict(cache=ones(6, 3), ages=np.zeros(6, np.int64), decay=0.99),
         "pong_preprocess": dict(frames=np.zeros((210, 160, 3), np.uint8)),
+        "sparse_mlp_forward": dict(_sparse_rows(), w1=ones(6400, 5), w2=ones(5)),
+        "sparse_mlp_backward": dict(_sparse_rows(), grad_logits=ones(2), w1=ones(6400, 5), w2=ones(5),
+                                    grad_w1=np.zeros((6400, 5)), grad_w2=np.zeros(5), h=h[:2]),
     }
+
+
+def _sparse_rows():
+    """Two sparse ternary rows (pong_sparse_difference's form): pixels 3 and 9, then pixel 5."""
+    return dict(starts=np.array([0, 2, 3]), indices=np.array([3, 9, 5], np.int16), signs=np.array([1, -1, 1], np.int8))
 
 
 # (kernel, argument, bad value, error class); the message must start with the argument's name
@@ -265,6 +273,21 @@ BAD = [
     ("rmsprop_rows_flush", "ages", np.full(6, -3, np.int64), ValueError),
     ("rmsprop_rows_flush", "decay", -0.1, ValueError),
     ("rmsprop_rows_flush", "decay", None, TypeError),
+    # sparse_mlp_forward / sparse_mlp_backward (and the other cases of test_sparse.py)
+    ("sparse_mlp_forward", "starts", np.array([0, 3, 2]), ValueError),
+    ("sparse_mlp_forward", "indices", np.array([3, 6400, 5], np.int16), ValueError),
+    ("sparse_mlp_forward", "signs", np.array([1, 0, 1], np.int8), ValueError),
+    ("sparse_mlp_forward", "signs", np.array([1, -128, 1], np.int8), ValueError),
+    ("sparse_mlp_forward", "signs", np.array([1.0, -1.0, 1.0]), TypeError),
+    ("sparse_mlp_forward", "w1", ones(6401, 5), ValueError),
+    ("sparse_mlp_forward", "w2", ones(4), ValueError),
+    ("sparse_mlp_backward", "grad_logits", ones(3), ValueError),
+    ("sparse_mlp_backward", "grad_w1", frozen(np.zeros((6400, 5))), ValueError),
+    ("sparse_mlp_backward", "h", ones(3, 5), ValueError),
+    ("sparse_mlp_backward", "h", ones(2, 4), ValueError),
+    ("sparse_mlp_backward", "h", ones(10), ValueError),
+    ("sparse_mlp_backward", "h", ones(2, 5, dtype=f32), TypeError),
+    ("sparse_mlp_backward", "h", np.ones((2, 5), np.int64), TypeError),
     # pong_preprocess
     ("pong_preprocess", "frames", np.zeros((210, 160, 4), np.uint8), ValueError),
     ("pong_preprocess", "frames", np.zeros((2, 210, 160, 4), np.uint8), ValueError),

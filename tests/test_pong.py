@@ -518,8 +518,8 @@ class PoisonedFirstEpisode:
     def __getattr__(self, name):
         return getattr(pgcore.kernels, name)
 
-    def sparse_mlp_backward(self, *args):
-        pgcore.kernels.sparse_mlp_backward(*args)
+    def sparse_mlp_backward(self, *args, **kwargs):
+        pgcore.kernels.sparse_mlp_backward(*args, **kwargs)
         if not self.poisoned:
             self.poisoned = True
             args[6][0, 0] = np.nan  # grad_w1, the batch gradient it added to

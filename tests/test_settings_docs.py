@@ -108,8 +108,8 @@ def test_the_defaults_in_help_are_the_configs():
     assert cartpole.default_text("lr") == "0.01" and cartpole.default_text("baseline") == "off"
     assert tasks.get("taxi").default_text("baseline") == "on"
     assert pong.default_text("threads") == "every core" and pong.default_text("preset") == "frame"
-    assert pong.default_text("gae_start_frames") == ("5000000, or 20000000 with the gae preset, or 0 with the "
-                                                     "fast, reinforce or classic preset")
+    assert pong.default_text("gae_start_frames") == ("5000000, or 0 with the rollouts, fast, reinforce or classic "
+                                                     "preset, or 20000000 with the gae preset")
     assert cli._task_defaults("hidden") == "pong: 200; the other tasks: 32"
     assert settings.grouped_text({"a": "1", "b": "2", "c": "2"}) == "1 for a, 2 otherwise"
 

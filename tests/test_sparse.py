@@ -169,6 +169,92 @@ def test_sparse_backward_matches_finite_differences(inputs, n_logits):
         assert not np.any(np.delete(grad_w1, pixels, axis=0))
 
 
+def random_rows_and_net(rng, dtype, n, hidden, per_row, ordered, inputs, n_logits):
+    """Rows (random_sparse_rows), a net, grad_logits, and the gradients' start values."""
+    w1, w2 = net(rng, hidden, dtype, inputs, n_logits)
+    starts, indices, signs = random_sparse_rows(rng, n, per_row, inputs, ordered)
+    grad_logits = rng.standard_normal((n,) + w2.shape[1:]).astype(dtype)
+    start_w1, start_w2 = rng.standard_normal(w1.shape).astype(dtype), rng.standard_normal(w2.shape).astype(dtype)
+    return (starts, indices, signs), w1, w2, grad_logits, start_w1, start_w2
+
+
+@given(seed=seeds, n=st.one_of(st.integers(0, 12), st.sampled_from([256, 300])), hidden=st.integers(1, 40),
+       per_row=st.sampled_from([0, 1, 30]), ordered=st.booleans(), inputs=st.sampled_from([D, 2 * D]),
+       n_logits=st.sampled_from([1, 3]))
+def test_sparse_backward_given_the_forwards_h(dtype, threads, seed, n, hidden, per_row, ordered, inputs, n_logits):
+    """Given the h of sparse_mlp_forward, the compiled backward skips recomputing it and gives the
+    same bits as without it (it recomputed h by the same operations in the same order), on one
+    thread or two (256 rows and up split over threads); the twin, given the same h, agrees within
+    the error bounds of the sums."""
+    rng = np.random.default_rng(seed)
+    rows, w1, w2, grad_logits, start_w1, start_w2 = random_rows_and_net(rng, dtype, n, hidden, per_row, ordered,
+                                                                        inputs, n_logits)
+    h, _ = K.sparse_mlp_forward(*rows, w1, w2)
+    recomputed, given, twin = [(start_w1.copy(), start_w2.copy()) for _ in range(3)]
+    K.sparse_mlp_backward(*rows, grad_logits, w1, w2, *recomputed)
+    K.sparse_mlp_backward(*rows, grad_logits, w1, w2, *given, h=h)
+    for a, b, what in zip(recomputed, given, ("grad_w1", "grad_w2")):
+        assert a.tobytes() == b.tobytes(), f"{what}: the backward given h differs from the one recomputing it"
+    R.sparse_mlp_backward(*rows, grad_logits, w1, w2, *twin, h=h)
+    rtol = rtol_of(dtype)
+    terms = R._sparse_matrix(rows[0], rows[1], np.ones_like(rows[2]), np.float64, inputs)  # |x|, repeats added
+    abs_grads = np.abs(grad_logits.astype(np.float64)).reshape(n, n_logits)
+    grad_h = (abs_grads @ np.abs(w2.astype(np.float64)).reshape(hidden, n_logits).T) * (h > 0)
+    bound_w1 = 4 * rtol * (terms.T @ grad_h + np.abs(start_w1)) + 1e-30
+    bound_w2 = (4 * rtol * (np.abs(h.astype(np.float64)).T @ abs_grads)).reshape(w2.shape)
+    bound_w2 += 4 * rtol * np.abs(start_w2) + 1e-30
+    assert_close(given[0], twin[0], rtol=rtol, atol=bound_w1, what="grad_w1 (kernel vs twin, h given)")
+    assert_close(given[1], twin[1], rtol=rtol, atol=bound_w2, what="grad_w2 (kernel vs twin, h given)")
+
+
+@BACKENDS
+def test_sparse_backward_takes_h_as_given(module):
+    """The h passed is what the backward uses, not checked against the rows (the caller's word):
+    an h of zeros (every unit off) adds nothing; a strided h is copied; the forward's h of a w1
+    other than the one passed gives another gradient (the documented misuse)."""
+    rng = np.random.default_rng(5)
+    rows, w1, w2, grad_logits, start_w1, start_w2 = random_rows_and_net(rng, np.float32, 20, 8, 30, True, 2 * D, 3)
+    grad_w1, grad_w2 = start_w1.copy(), start_w2.copy()
+    module.sparse_mlp_backward(*rows, grad_logits, w1, w2, grad_w1, grad_w2, h=np.zeros((20, 8), np.float32))
+    assert np.array_equal(grad_w1, start_w1) and np.array_equal(grad_w2, start_w2)
+    h, _ = module.sparse_mlp_forward(*rows, w1, w2)
+    wide = np.zeros((20, 16), np.float32)
+    wide[:, ::2] = h
+    results = []
+    for given in (h, wide[:, ::2], module.sparse_mlp_forward(*rows, 2 * w1 - 0.05, w2)[0]):
+        grad_w1, grad_w2 = start_w1.copy(), start_w2.copy()
+        module.sparse_mlp_backward(*rows, grad_logits, w1, w2, grad_w1, grad_w2, h=given)
+        results.append((grad_w1, grad_w2))
+    assert all(np.array_equal(a, b) for a, b in zip(results[0], results[1])), "a strided h: the same gradient"
+    assert not np.array_equal(results[0][1], results[2][1]), "the h of another w1: another gradient"
+
+
+@BACKENDS
+def test_sparse_backward_bad_h(module):
+    w1, w2 = net(np.random.default_rng(0), 4, np.float32)
+    starts, indices, signs = np.array([0, 2, 3]), np.array([3, 9, 5], np.int16), np.array([1, -1, 1], np.int8)
+    args = (starts, indices, signs, np.zeros(2, np.float32), w1, w2, np.zeros_like(w1), np.zeros_like(w2))
+    h = np.ones((2, 4), np.float32)
+    module.sparse_mlp_backward(*args, h=h)
+    module.sparse_mlp_backward(*args, h=None)
+    module.sparse_mlp_backward(*args, h)  # positional too
+    for bad, error, message in ((np.ones((3, 4), np.float32), ValueError, r"h must have shape \(2, 4\)"),
+                                (np.ones((2, 5), np.float32), ValueError, r"h must have shape \(2, 4\)"),
+                                (np.ones((1, 4), np.float32), ValueError, r"h must have shape \(2, 4\)"),
+                                (np.ones(8, np.float32), ValueError, "h must have 2 dimensions"),
+                                (np.ones((2, 4, 1), np.float32), ValueError, "h must have 2 dimensions"),
+                                (np.ones((2, 4)), TypeError, "h has dtype float64 but the other"),
+                                (np.ones((2, 4), np.int64), TypeError, "h must have dtype float32 or float64"),
+                                (np.ones((2, 4), bool), TypeError, "h must have dtype float32 or float64"),
+                                ("h", TypeError, "h must have dtype")):
+        with pytest.raises(error, match=message):
+            module.sparse_mlp_backward(*args, h=bad)
+    grad_w1 = np.ones_like(w1)
+    with pytest.raises(ValueError, match="h must have shape"):
+        module.sparse_mlp_backward(*args[:6], grad_w1, args[7], h=np.ones((3, 4), np.float32))
+    assert np.all(grad_w1 == 1), "a bad h is refused before anything is written"
+
+
 # ---- the row loop's versions (src/_sparse_rows.h) ----
 
 @pytest.fixture
@@ -414,8 +500,10 @@ def test_sparse_rows_bad_inputs(module):
         module.sparse_mlp_forward(starts, np.array([3, 12800], np.int16), signs, wide, w2)
     with pytest.raises(ValueError, match="indices"):
         module.sparse_mlp_forward(starts, np.array([-1, 3], np.int16), signs, w1, w2)
-    with pytest.raises(ValueError, match="signs"):
-        module.sparse_mlp_forward(starts, indices, np.array([1, 0], np.int8), w1, w2)
+    for bad_signs in ([1, 0], [2, 1], [-2, 1], [1, -128], [127, -1]):
+        with pytest.raises(ValueError, match="signs"):
+            module.sparse_mlp_forward(starts, indices, np.array(bad_signs, np.int8), w1, w2)
+    module.sparse_mlp_forward(starts, indices, np.array([1, -1, 5], np.int8), w1, w2)  # past starts[-1]: unread
     with pytest.raises(TypeError, match="signs"):
         module.sparse_mlp_forward(starts, indices, np.array([1.0, -1.0]), w1, w2)
     with pytest.raises(TypeError, match="dtype"):

@@ -49,7 +49,7 @@ def run_emulator(args):
     from pgcore import pong
 
     config = pong.make_config("fast", envs=args.envs, threads=args.threads)
-    envs = pong.make_envs(config)
+    envs = pong.make_envs(config)  # the trainer's emulators, as it makes them (grayscale frames)
     rng = np.random.default_rng(0)
     last = np.zeros(args.envs, dtype=np.int64)
     envs.reset(seed=0)
