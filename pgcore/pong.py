@@ -8,7 +8,7 @@ of them emulates, Python handles the other half (asynchronous send/recv), so the
 cores stay busy emulating. Each step, one compiled call (pong_step) does, for the B
 environments that came back:
 
-  frames (B, 210, 160, 3) uint8 -> preprocess, minus each env's previous frame -> the
+  frames (B, 210, 160) uint8 grayscale -> preprocess, minus each env's previous frame -> the
   ~26 nonzero pixels of each difference frame (indices and signs) -> appended to each
   env's episode (SparseEpisodes) -> h = relu of the sum of the ~26 signed rows of w1 they
   select -> logit -> up if the caller's uniform < sigmoid(logit) -> the ALE actions

@@ -293,7 +293,7 @@ BAD = [
     ("pong_preprocess", "frames", np.zeros((2, 210, 160, 4), np.uint8), ValueError),
     ("pong_preprocess", "frames", np.zeros((200, 160, 3), np.uint8), ValueError),
     ("pong_preprocess", "frames", np.zeros((210, 150, 3), np.uint8), ValueError),
-    ("pong_preprocess", "frames", np.zeros((210, 160), np.uint8), ValueError),
+    ("pong_preprocess", "frames", np.zeros((160, 210), np.uint8), ValueError),
     ("pong_preprocess", "frames", np.zeros((1, 1, 210, 160, 3), np.uint8), ValueError),
     ("pong_preprocess", "frames", np.zeros((210, 160, 3), np.float32), TypeError),
     ("pong_preprocess", "frames", np.zeros((210, 160, 3), np.int16), TypeError),

@@ -94,13 +94,15 @@ def test_a_workers_episodes_give_the_single_process_gradient(cluster):
     try:
         while not local:
             finished, _, _ = collector.step(params["w1"], params["w2"], 3)
-            local = [(pong.compact(collector.episodes.episode(env)), 3) for env in finished]
+            local = [(pong.compact(collector.episodes.episode(env)), 3, False, float(collector.scores[env]))
+                     for env in finished]
     finally:
         collector.close()
 
     assert len(result["episodes"]) == len(local) >= 1
-    for (got, got_version), (want, want_version) in zip(result["episodes"], local):
-        assert got_version == want_version == 3
+    for (got, got_version, got_cut, got_score), (want, want_version, _, want_score) in zip(result["episodes"], local):
+        assert got_version == want_version == 3 and not got_cut
+        assert got_score == want_score == got[5].sum()
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
         grads = []
