@@ -14,7 +14,8 @@ import pgcore.kernels as K
 import pgcore.reference as R
 from pgcore import pong, runs
 
-from helpers import arrange, assert_close, load_run_checkpoint, progress_columns, rtol_of
+from helpers import arrange, load_run_checkpoint, progress_columns
+from test_sparse import frames_like_pong
 
 D = 6400
 BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
@@ -145,16 +146,6 @@ def gray_frames(rng, shape):
     return frames
 
 
-def gray_like_pong(rng, n):
-    """Gray frames of background with a few object pixels (paddles, ball) at random places."""
-    frames = np.full((n, 210, 160), 87, np.uint8)
-    for frame in frames:
-        for _ in range(int(rng.integers(0, 4))):
-            r, c = int(rng.integers(35, 190)), int(rng.integers(0, 150))
-            frame[r:r + int(rng.integers(1, 16)), c:c + int(rng.integers(1, 8))] = 236
-    return frames
-
-
 @given(batch=st.sampled_from([None, 0, 1, 2, 5]), layout=st.sampled_from(["C", "strided", "reversed"]), seed=seeds)
 def test_pong_preprocess_gray_matches_its_twin(threads, batch, layout, seed):
     frames = arrange(gray_frames(np.random.default_rng(seed), (210, 160) if batch is None else (batch, 210, 160)),
@@ -189,7 +180,7 @@ def test_gray_differences_match_their_twins(threads, seed, batch, envs_extra, wi
     n_envs = batch + envs_extra
     previous = (rng.random((n_envs, D)) < 0.01).astype(np.uint8)
     rows, fresh = rng.permutation(n_envs)[:batch], rng.random(batch) < 0.3
-    frames = gray_like_pong(rng, batch)
+    frames = frames_like_pong(rng, batch, gray=True)
     copies = [previous.copy() for _ in range(4)]
     got, want = K.pong_difference(frames, copies[0], rows, fresh), R.pong_difference(frames, copies[1], rows, fresh)
     assert got.dtype == want.dtype == np.int8 and np.array_equal(got, want)
@@ -199,41 +190,6 @@ def test_gray_differences_match_their_twins(threads, seed, batch, envs_extra, wi
         assert a.dtype == b.dtype and np.array_equal(a, b)
     for other in copies[1:]:
         assert np.array_equal(other, copies[0])
-
-
-def run_gray_steps(module, seed, hidden, dtype, n_envs, steps, inputs, n_logits):
-    """A rollout of pong_step calls on gray frames, on random subsets of envs; returns what it wrote."""
-    rng = np.random.default_rng(seed)
-    net = np.random.default_rng(seed + 1)
-    w1 = (net.standard_normal((inputs, hidden)) * 0.1).astype(dtype)
-    w2 = net.standard_normal((hidden,) if n_logits == 1 else (hidden, n_logits)).astype(dtype)
-    previous = np.zeros((n_envs, D), np.uint8)
-    episodes = pong.SparseEpisodes(n_envs, dtype, steps=2, capacity=inputs, inputs=inputs, logits=n_logits)
-    actions = []
-    for _ in range(steps):
-        rows = rng.permutation(n_envs)[:int(rng.integers(1, n_envs + 1))]
-        episodes.make_room(rows)
-        actions.append(module.pong_step(gray_like_pong(rng, len(rows)), previous, rows, rng.random(len(rows)) < 0.2,
-                                        w1, w2, rng.random(len(rows)), episodes))
-    return actions, episodes, previous, w2
-
-
-@given(seed=seeds, hidden=st.integers(1, 24), n_envs=st.integers(1, 6), inputs=st.sampled_from([D, 2 * D]),
-       n_logits=st.sampled_from([1, 3]))
-def test_pong_step_gray_matches_its_twin(dtype, threads, seed, hidden, n_envs, inputs, n_logits):
-    got = run_gray_steps(K, seed, hidden, dtype, n_envs, 8, inputs, n_logits)
-    want = run_gray_steps(R, seed, hidden, dtype, n_envs, 8, inputs, n_logits)
-    for a, b in zip(got[0], want[0]):
-        assert a.dtype == np.int32 and np.array_equal(a, b)
-    ek, er = got[1], want[1]
-    assert np.array_equal(ek.lengths, er.lengths) and np.array_equal(ek.starts, er.starts)
-    assert np.array_equal(got[2], want[2]), "previous frames"
-    for e in range(n_envs):
-        used, t = ek.starts[e, ek.lengths[e]], ek.lengths[e]
-        assert np.array_equal(ek.indices[e, :used], er.indices[e, :used])
-        assert np.array_equal(ek.signs[e, :used], er.signs[e, :used])
-        assert np.array_equal(ek.actions[e, :t], er.actions[e, :t])
-        assert_close(ek.logits[e, :t], er.logits[e, :t], rtol=rtol_of(dtype), atol=1e-5 * np.abs(got[3]).sum())
 
 
 # ---- bad frames ----

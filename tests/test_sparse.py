@@ -30,13 +30,15 @@ def net(rng, hidden, dtype, inputs=D, logits=1):
     return w1, w2
 
 
-def frames_like_pong(rng, n):
-    """Frames of background with a few object pixels (paddles, ball) at random places."""
-    frames = np.full((n, 210, 160, 3), 144, np.uint8)
-    for frame in frames:
+def frames_like_pong(rng, n, gray=False):
+    """Frames of background with a few object pixels (paddles, ball) at random places: RGB, or
+    grayscale as ale-py's grayscale=True gives them (background 87)."""
+    frames = np.full((n, 210, 160) if gray else (n, 210, 160, 3), 87 if gray else 144, np.uint8)
+    pixels = frames if gray else frames[..., 0]
+    for frame in pixels:
         for _ in range(int(rng.integers(0, 4))):
             r, c = int(rng.integers(35, 190)), int(rng.integers(0, 150))
-            frame[r:r + int(rng.integers(1, 16)), c:c + int(rng.integers(1, 8)), 0] = 236
+            frame[r:r + int(rng.integers(1, 16)), c:c + int(rng.integers(1, 8))] = 236
     return frames
 
 
@@ -221,9 +223,9 @@ def test_sparse_backward_takes_h_as_given(module):
     wide = np.zeros((20, 16), np.float32)
     wide[:, ::2] = h
     results = []
-    for given in (h, wide[:, ::2], module.sparse_mlp_forward(*rows, 2 * w1 - 0.05, w2)[0]):
+    for hidden in (h, wide[:, ::2], module.sparse_mlp_forward(*rows, 2 * w1 - 0.05, w2)[0]):
         grad_w1, grad_w2 = start_w1.copy(), start_w2.copy()
-        module.sparse_mlp_backward(*rows, grad_logits, w1, w2, grad_w1, grad_w2, h=given)
+        module.sparse_mlp_backward(*rows, grad_logits, w1, w2, grad_w1, grad_w2, h=hidden)
         results.append((grad_w1, grad_w2))
     assert all(np.array_equal(a, b) for a, b in zip(results[0], results[1])), "a strided h: the same gradient"
     assert not np.array_equal(results[0][1], results[2][1]), "the h of another w1: another gradient"
@@ -342,8 +344,8 @@ def test_pong_step_logits_are_the_forward_bits(hidden, n_logits):
 
 # ---- pong_step ----
 
-def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D, n_logits=1):
-    """A rollout of pong_step calls on random subsets of envs; returns what it wrote."""
+def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D, n_logits=1, gray=False):
+    """A rollout of pong_step calls on random subsets of envs (RGB or gray frames); returns what it wrote."""
     rng = np.random.default_rng(seed)
     w1, w2 = net(np.random.default_rng(seed + 1), hidden, dtype, inputs, n_logits)
     previous = np.zeros((n_envs, D), np.uint8)
@@ -352,16 +354,16 @@ def run_steps(module, seed, hidden, dtype, n_envs, steps, inputs=D, n_logits=1):
     for _ in range(steps):
         rows = rng.permutation(n_envs)[:int(rng.integers(1, n_envs + 1))]
         episodes.make_room(rows)
-        actions.append(module.pong_step(frames_like_pong(rng, len(rows)), previous, rows,
+        actions.append(module.pong_step(frames_like_pong(rng, len(rows), gray), previous, rows,
                                         rng.random(len(rows)) < 0.2, w1, w2, rng.random(len(rows)), episodes))
     return actions, episodes, previous, w1, w2
 
 
 @given(seed=seeds, hidden=st.integers(1, 24), n_envs=st.integers(1, 6), inputs=st.sampled_from([D, 2 * D]),
-       n_logits=st.sampled_from([1, 3]))
-def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs, inputs, n_logits):
-    got = run_steps(K, seed, hidden, dtype, n_envs, 8, inputs, n_logits)
-    want = run_steps(R, seed, hidden, dtype, n_envs, 8, inputs, n_logits)
+       n_logits=st.sampled_from([1, 3]), gray=st.booleans())
+def test_pong_step_matches_its_twin(dtype, threads, seed, hidden, n_envs, inputs, n_logits, gray):
+    got = run_steps(K, seed, hidden, dtype, n_envs, 8, inputs, n_logits, gray)
+    want = run_steps(R, seed, hidden, dtype, n_envs, 8, inputs, n_logits, gray)
     for a, b in zip(got[0], want[0]):
         assert a.dtype == np.int32 and np.array_equal(a, b) and set(a) <= set(pong.ACTIONS[:max(2, n_logits)])
     ek, er = got[1], want[1]
