@@ -464,18 +464,18 @@ def rollout_targets(kernels, segment, state, config, cut, frames=None):
     return (starts, indices, signs, logits, actions, rewards), (advantages, returns, value_loss)
 
 
-def sparse_rows(starts, indices, signs, rows):
-    """(starts, indices, signs) of the sparse rows `rows` (ascending step numbers) of a batch."""
-    counts = starts[rows + 1] - starts[rows]
-    chosen_starts = np.zeros(len(rows) + 1, dtype=np.int64)
+def sparse_rows(starts, indices, signs, steps):
+    """(starts, indices, signs) of the sparse rows of `steps` (ascending step numbers) of a batch."""
+    counts = starts[steps + 1] - starts[steps]
+    chosen_starts = np.zeros(len(steps) + 1, dtype=np.int64)
     np.cumsum(counts, out=chosen_starts[1:])
-    positions = np.repeat(starts[rows] - chosen_starts[:-1], counts) + np.arange(chosen_starts[-1])
+    positions = np.repeat(starts[steps] - chosen_starts[:-1], counts) + np.arange(chosen_starts[-1])
     return chosen_starts, indices[positions], signs[positions]
 
 
 def concatenated(segments):
-    """One batch from a list of compact segments: their steps in order, the starts offset."""
-    starts = [segments[0][0][:1]] if segments else [np.zeros(1, dtype=np.int64)]
+    """One batch from a non-empty list of compact segments: their steps in order, the starts offset."""
+    starts = [segments[0][0][:1]]
     offset = 0
     for segment in segments:
         starts.append(segment[0][1:] + offset)

@@ -207,3 +207,11 @@ def train_run(run_dir, *extra, seed=3, episodes=2, timeout=180):
     return str(run_dir)
 
 
+
+
+def assert_script_prints_ok(script, cwd):
+    """Runs `script` in a child Python (a crash there cannot take pytest down) from `cwd`, away from
+    the checkout so that the installed pgcore is imported; it must exit 0 and print ok."""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", (
+        f"exit {result.returncode} (negative: killed by a signal)\n{result.stdout[-2000:]}{result.stderr[-3000:]}")

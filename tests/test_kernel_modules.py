@@ -2,14 +2,14 @@
 compiled module, and compiled entries that trust their checked arguments yet never write out of
 bounds, even when an argument overlaps an array they write."""
 import pydoc
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import pgcore.kernels as K
 import pgcore.reference as R
+
+from helpers import assert_script_prints_ok
 
 KERNELS = [name for name in K.__all__ if callable(getattr(K, name))]
 
@@ -106,10 +106,7 @@ print("ok")
 
 
 def test_arguments_that_overlap_the_outputs_move_no_write(tmp_path):
-    # run away from the checkout, so that the installed pgcore is imported, not the source folder
-    result = subprocess.run([sys.executable, "-c", OVERLAPS], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 0 and result.stdout.strip() == "ok", (
-        f"exit {result.returncode} (negative: killed by a signal)\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    assert_script_prints_ok(OVERLAPS, tmp_path)
 
 
 def test_the_checks_the_compiled_code_relies_on_raise_the_twins_errors():

@@ -5,8 +5,6 @@ The kernel against its twin (float32/float64, 1 and 2 threads, hypothesis shapes
 subsets); the defining property, that lazy steps on random row subsets then a flush are the dense
 rmsprop_step sequence up to float rounding, the gradient consumed; failed calls that leave every
 array alone; and rows that overlap an array the step writes, which must move no write."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from hypothesis import given, strategies as st
 
 import pgcore.kernels as K
 import pgcore.reference as R
-from helpers import assert_close, rtol_of
+from helpers import assert_script_prints_ok, assert_close, rtol_of
 
 BACKENDS = pytest.mark.parametrize("module", [K, R], ids=["kernels", "reference"])
 
@@ -181,6 +179,4 @@ print("ok")
 
 
 def test_rows_that_overlap_the_outputs_move_no_write(tmp_path):
-    result = subprocess.run([sys.executable, "-c", OVERLAPS], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 0 and result.stdout.strip() == "ok", (
-        f"exit {result.returncode} (negative: killed by a signal)\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    assert_script_prints_ok(OVERLAPS, tmp_path)
