@@ -67,3 +67,10 @@ def test_pong_milestones(tmp_path):
     assert re.search(r"^last row: episode 32, ", out, re.MULTILINE), out
     out = run_script("learning/pong_milestones.py", run_dir, run_dir, "--at-frames", "0.000001", cwd=tmp_path)
     assert len(re.findall(rf"^\| {re.escape(str(run_dir))} \| -?\d+\.\d \| ", out, re.MULTILINE)) == 2, out
+
+
+def test_input_sparsity(tmp_path):
+    out = run_script("atari/input_sparsity.py", "--games", "Pong", "--steps", 8, "--envs", 2, "--threads", 1,
+                     cwd=tmp_path)
+    assert re.search(r"^\| Pong \| 6 \| \d+\.\d\d% \| \d+\.\d\d% \| [\d,]+, [\d,]+ \| \d+\.\d\d% \|$", out,
+                     re.MULTILINE), out
