@@ -13,11 +13,11 @@ environments that came back:
   env's episode (SparseEpisodes) -> h = relu of the sum of the ~26 signed rows of w1 they
   select -> logit -> up if the caller's uniform < sigmoid(logit) -> the ALE actions
 
-The learner takes each emulator's steps in rollouts of `rollout_steps` (GAE over a
-learned value net, bootstrapped where a rollout ends inside a game, cut at every point)
-and replays each batch of rollouts in shuffled minibatches of steps (PPO's clipped
-surrogate); with rollout_steps 0 it takes whole episodes instead, their returns or GAE
-computed when the episode ends. The kernels come in as a module
+When an environment's episode ends, its returns (cut at every point), standardized
+advantages (the returns, or GAE over a learned value net) and gradient are computed at
+once (sigmoid_policy_grad + sparse_mlp_backward, which recomputes h from the sparse
+inputs) and added in place to the batch gradient; RMSProp applies it every
+`batch_episodes` episodes. The kernels come in as a module
 (`pgcore.kernels` or `pgcore.reference`), so both backends run exactly this code.
 """
 import dataclasses
@@ -48,7 +48,7 @@ OPTIMIZER_STATE = {"rmsprop": ("cache_",), "adam": ("m_", "v_")}
 
 @dataclass
 class PongConfig(RunConfig):
-    """Every setting of a Pong run; the defaults are the default recipe, the rollouts preset."""
+    """Every setting of a Pong run; the defaults are the default recipe, the frame preset."""
     task: str = override(RunConfig, "task", default="pong")
     max_frames: int = override(RunConfig, "max_frames", help="stop after N emulator frames, over all emulators "
                                                              "(frameskip included; 0: no limit)")
@@ -94,12 +94,12 @@ class PongConfig(RunConfig):
     gae_lambda: float = setting(0.95, bounds=(0.0, 1.0, False), metavar="X",
                                 help="GAE's lambda, in [0, 1]; with --advantage gae (1 with V = 0 is the returns)")
     gae_start_frames: int = setting(
-        0, minimum=0, metavar="N",
+        5_000_000, minimum=0, metavar="N",
         help="with --advantage gae: the policy learns from the returns until the run has played N emulator "
              "frames, then from GAE; the value net learns from the start. --advantage returns drops it (0) unless "
              "it is given")
     lr_decay_frames: int = setting(
-        16_000_000, minimum=0, metavar="N",
+        0, minimum=0, metavar="N",
         help="the learning rates (--lr, and --value-lr with --advantage gae) fall linearly from the first frame "
              "to --lr-decay-to of theirs at N emulator frames, then stay; counted in frames so a run's updates "
              "do not depend on the machine's speed (0: constant). May change on resume: the rate then follows "
@@ -113,7 +113,7 @@ class PongConfig(RunConfig):
                               help="the value net's learning rate, in (0, 1], same optimizer as the policy; "
                                    "with --advantage gae")
     rollout_steps: int = setting(
-        128, minimum=0, metavar="N",
+        0, minimum=0, metavar="N",
         help="learn from rollouts of N agent steps per emulator instead of whole games, so updates come at a "
              "steady rate however long the games grow: where a rollout ends inside a game, GAE bootstraps from "
              "the value net's estimate of the step that follows (a point still cuts the advantages, as in whole "
@@ -145,31 +145,32 @@ class PongConfig(RunConfig):
                                 "so an update takes K * batch_episodes episodes (or K * batch_steps steps)")
 
 
-# The presets: what each sets over PongConfig's defaults, which are the rollouts preset (settings given
-# explicitly win). frame, the default before rollouts: whole games, the returns for 5 M frames, then GAE
-# (docs/results/pong-frame-input: three hour-long seeds). gae, the default before frame: frame without the
-# frame input, switching at 20 M frames (docs/results/pong-gae-hour). fast: two actions and the returns
-# only, 4 clipped passes over each batch.
-WHOLE_GAMES = {"rollout_steps": 0, "lr_decay_frames": 0}
-FAST = WHOLE_GAMES | {"actions": 2, "advantage": "returns", "gae_start_frames": 0, "frame_input": False}
+# The presets: what each sets over PongConfig's defaults, which are the frame preset (settings given
+# explicitly win). gae, the default before frame: three actions; the returns for 20 M frames, then GAE
+# over a value net that learned from the start (docs/results/pong-gae-hour). fast: two actions and the
+# returns only, 4 clipped passes over each batch.
+FAST = {"actions": 2, "advantage": "returns", "gae_start_frames": 0, "frame_input": False}
 PRESETS = {
-    "rollouts": {},  # the default (docs/results/pong-rollouts: three 30-minute seeds)
-    "frame": WHOLE_GAMES | {"gae_start_frames": 5_000_000},
-    "gae": WHOLE_GAMES | {"frame_input": False, "gae_start_frames": 20_000_000},
+    # the default: gae with the frame beside its difference and the switch at 5 M frames
+    # (docs/results/pong-frame-input: three hour-long seeds)
+    "frame": {},
+    # frame on rollouts: faster to +15, slower to +18 (docs/results/pong-rollouts: three 30-minute seeds)
+    "rollouts": {"rollout_steps": 128, "gae_start_frames": 0, "lr_decay_frames": 16_000_000},
+    "gae": {"frame_input": False, "gae_start_frames": 20_000_000},
     "fast": FAST,
     "reinforce": FAST | {"epochs": 1, "minibatches": 1},  # one REINFORCE update a batch at lr 1e-3 (docs/results/pong)
     "classic": FAST | {"lr": 1e-4, "epochs": 1, "minibatches": 1},  # the original "Pong from pixels" settings
 }
 PRESET_NOTES = {
-    "rollouts": "three actions, the frame beside its difference, GAE from the start, learning from rollouts of "
-                "128 steps per emulator, the learning rates falling to a tenth at 16 M frames",
-    "frame": "rollouts learning from whole games at constant learning rates, the returns until 5 M frames",
+    "frame": "three actions, the frame beside its difference, GAE from 5 M frames",
+    "rollouts": "frame learning from rollouts of 128 steps per emulator, with GAE from the start and the "
+                "learning rates falling to a tenth at 16 M frames",
     "gae": "frame without the frame input, switching to GAE at 20 M frames",
     "fast": "two actions and the returns only (no value net), 4 clipped passes of 4 updates over each batch",
     "reinforce": "fast with one update a batch (the gradients of 10 episodes summed, one RMSProp step)",
     "classic": "reinforce at lr 1e-4, the original recipe",
 }
-DEFAULT_PRESET = "rollouts"
+DEFAULT_PRESET = "frame"
 PRESET_SETTINGS = tuple(sorted({name for preset in PRESETS.values() for name in preset}))  # what presets decide
 FORMAT = "pgcore-pong-1"
 POLICY_FORMAT = "pgcore-pong-policy-1"  # the policy shipped in pgcore/data/pong.npz

@@ -354,30 +354,28 @@ def test_early_ctrl_c_is_clean(tmp_path):
                                                   (["--preset", "classic", "--lr", "3e-4"], 3e-4, "rmsprop"),
                                                   (["--optimizer", "adam"], 1e-3, "adam")])
 def test_pong_presets_and_explicit_flags(flags, lr, optimizer, tmp_path):
-    """The rollouts preset is the default, classic is the original recipe, an explicit flag wins."""
+    """The frame preset is the default, classic is the original recipe, an explicit flag wins."""
     from pgcore import agent, cli
     config = agent.make_config("pong", **cli.given_settings(cli.train_parser().parse_args(["pong", *flags])))
     assert (config.lr, config.optimizer, config.batch_episodes, config.hidden) == (lr, optimizer, 10, 200)
-    recipe = (2, "returns", 0, False, 0) if "classic" in flags else (3, "gae", 0, True, 128)
-    assert (config.actions, config.advantage, config.gae_start_frames, config.frame_input,
-            config.rollout_steps) == recipe
+    recipe = (2, "returns", 0, False) if "classic" in flags else (3, "gae", 5_000_000, True)
+    assert (config.actions, config.advantage, config.gae_start_frames, config.frame_input) == recipe
 
 
 @pytest.mark.parametrize("flags, recipe", [
-    ([], (3, "gae", 0, True, 128)), (["--no-frame-input"], (3, "gae", 0, False, 128)),
-    (["--preset", "frame"], (3, "gae", 5_000_000, True, 0)),
-    (["--preset", "frame", "--actions", "2"], (2, "gae", 5_000_000, True, 0)),
+    ([], (3, "gae", 5_000_000, True, 0)), (["--no-frame-input"], (3, "gae", 5_000_000, False, 0)),
+    (["--preset", "rollouts"], (3, "gae", 0, True, 128)),
     (["--preset", "gae"], (3, "gae", 20_000_000, False, 0)),
     (["--preset", "gae", "--gae-start-frames", "0"], (3, "gae", 0, False, 0)),
     (["--preset", "fast"], (2, "returns", 0, False, 0)),
     (["--preset", "fast", "--frame-input"], (2, "returns", 0, True, 0)),
-    (["--advantage", "returns"], (3, "returns", 0, True, 0)),
-    (["--preset", "frame", "--advantage", "returns"], (3, "returns", 0, True, 0))])
-def test_pong_rollouts_frame_and_gae_presets(flags, recipe):
-    """The rollouts preset (the default) is three actions, the frame input and GAE over rollouts of
-    128 steps; frame the same on whole games with GAE after 5 M frames, gae without the frame input
-    and switching at 20 M; a flag wins, and the returns asked for over any of them play whole games
-    without a switch to GAE rather than fail."""
+    (["--advantage", "returns"], (3, "returns", 0, True, 0)), (["--actions", "2"], (2, "gae", 5_000_000, True, 0)),
+    (["--preset", "rollouts", "--advantage", "returns"], (3, "returns", 0, True, 0))])
+def test_pong_frame_rollouts_and_gae_presets(flags, recipe):
+    """The frame preset (the default) is three actions, the frame input and GAE after 5 M frames over
+    the fast preset, rollouts the same on rollouts of 128 steps with GAE from the start, gae without
+    the frame input and switching at 20 M; a flag wins, and the returns asked for over any of them
+    play whole games without a switch to GAE rather than fail."""
     from pgcore import agent, cli
     config = agent.make_config("pong", **cli.given_settings(cli.train_parser().parse_args(["pong", *flags])))
     assert (config.actions, config.advantage, config.gae_start_frames, config.frame_input,

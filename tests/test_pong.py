@@ -366,9 +366,9 @@ def test_learning_rate_scale_falls_linearly_then_stays():
     decaying = pong.make_config(lr_decay_frames=1000, lr_decay_to=0.2)
     scales = [pong.learning_rate_scale(decaying, frames) for frames in (0, 250, 500, 1000, 10**9)]
     assert scales == pytest.approx([1.0, 0.8, 0.6, 0.2, 0.2], rel=1e-12)
-    assert pong.learning_rate_scale(pong.make_config("frame"), 10**9) == 1.0  # lr_decay_frames 0: constant
-    default = pong.make_config()  # a tenth at 16 M frames
-    assert [pong.learning_rate_scale(default, frames) for frames in (0, 8_000_000, 16_000_000, 10**9)] == \
+    assert pong.learning_rate_scale(pong.make_config(), 10**9) == 1.0  # lr_decay_frames 0: constant
+    rollouts = pong.make_config("rollouts")  # a tenth at 16 M frames
+    assert [pong.learning_rate_scale(rollouts, frames) for frames in (0, 8_000_000, 16_000_000, 10**9)] == \
         pytest.approx([1.0, 0.55, 0.1, 0.1], rel=1e-12)
 
 

@@ -44,18 +44,18 @@ def cluster():
 def test_two_node_cluster_trains_and_writes_the_run_directory(cluster, tmp_path):
     alive = [node for node in ray.nodes() if node["Alive"]]
     assert len(alive) == 2 and {node["NodeManagerAddress"] for node in alive} == {"127.0.0.1"}
-    agent = pgcore.Agent("pong", preset="frame", ray=cluster.address, workers=2, seed=4, **SMALL)
+    agent = pgcore.Agent("pong", ray=cluster.address, workers=2, seed=4, **SMALL)
     agent.learn(max_frames=20_000, run_dir=tmp_path / "run")
     assert ray.is_initialized(), "a cluster the caller connected to stays connected"
     header, rows = read_progress_csv(tmp_path / "run")
-    # (the frame preset trains a value net: its loss is a column)
+    # (the default preset trains a value net: its loss is a column)
     assert header[-4:] == ["skipped_updates", "value_loss", "policy_lag", "worker_restarts"]
     assert [int(row[0]) for row in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 2
     frames = [int(row[1]) for row in rows]
     assert frames == sorted(frames)
     assert all(int(row[header.index("policy_lag")]) >= 0 for row in rows)
     # batches are per worker: two workers, batch_episodes 1 -> a batch every 2 episodes, and the
-    # preset's 4 passes of 2 updates (at most one per episode) over it
+    # default's 4 passes of 2 updates (at most one per episode) over it
     assert [int(row[header.index("updates")]) for row in rows[:4]] == [0, 8, 8, 16][:len(rows[:4])]
     arrays, meta = load_run_checkpoint(tmp_path / "run")
     assert meta["config"]["ray"] == cluster.address and meta["config"]["workers"] == 2
@@ -66,7 +66,7 @@ def test_two_node_cluster_trains_and_writes_the_run_directory(cluster, tmp_path)
 def test_workers_hand_over_rollouts_and_each_game_gets_its_row(cluster, tmp_path):
     """With --rollout-steps the workers return rollouts as they fill: the learner updates every
     batch of steps and logs each game, scored over its rollouts, once."""
-    agent = pgcore.Agent("pong", ray=cluster.address, workers=2, seed=5, rollout_steps=50,
+    agent = pgcore.Agent("pong", ray=cluster.address, workers=2, seed=5, rollout_steps=50, gae_start_frames=0,
                          batch_steps=100, epochs=1, minibatches=2, **SMALL)
     agent.learn(max_frames=24_000, run_dir=tmp_path / "run")
     header, rows = read_progress_csv(tmp_path / "run")

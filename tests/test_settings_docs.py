@@ -107,14 +107,14 @@ def test_the_defaults_in_help_are_the_configs():
     cartpole, pong = tasks.get("cartpole"), tasks.get("pong")
     assert cartpole.default_text("lr") == "0.01" and cartpole.default_text("baseline") == "off"
     assert tasks.get("taxi").default_text("baseline") == "on"
-    assert pong.default_text("threads") == "every core" and pong.default_text("preset") == "rollouts"
-    assert pong.default_text("gae_start_frames") == ("0, or 5000000 with the frame preset, or 20000000 with the gae "
-                                                     "preset")
+    assert pong.default_text("threads") == "every core" and pong.default_text("preset") == "frame"
+    assert pong.default_text("gae_start_frames") == ("5000000, or 0 with the rollouts, fast, reinforce or classic "
+                                                     "preset, or 20000000 with the gae preset")
     assert cli._task_defaults("hidden") == "pong: 200; the other tasks: 32"
     assert settings.grouped_text({"a": "1", "b": "2", "c": "2"}) == "1 for a, 2 otherwise"
 
 
-@pytest.mark.parametrize("preset", ["rollouts", "frame", "gae", "fast", "reinforce", "classic"])
+@pytest.mark.parametrize("preset", ["frame", "gae", "fast", "reinforce", "classic"])
 def test_list_presets_prints_the_flags_each_preset_resolves_to(preset, capsys):
     """The flags --list-presets prints for a preset, given instead of it, make the preset's config."""
     assert cli.train_main(["pong", "--list-presets"]) == 0
@@ -123,7 +123,7 @@ def test_list_presets_prints_the_flags_each_preset_resolves_to(preset, capsys):
     flags = lines[index + 1].split() if lines[index + 1].strip() != "(the defaults)" else []
     given = cli.given_settings(cli.parse_train_args(["pong", *flags]))
     assert agent.make_config("pong", **given) == agent.make_config("pong", preset=preset)
-    assert "(the default)" in lines[0] and lines[0].startswith("rollouts")
+    assert "(the default)" in lines[0] and lines[0].startswith("frame")
 
 
 def test_list_presets_of_a_task_without_presets_is_an_error(capsys):
@@ -131,17 +131,17 @@ def test_list_presets_of_a_task_without_presets_is_an_error(capsys):
     assert "no presets" in capsys.readouterr().err
 
 
-def test_pong_config_defaults_are_the_rollouts_recipe_and_the_presets_data_over_it():
+def test_pong_config_defaults_are_the_frame_recipe_and_the_presets_data_over_it():
     from pgcore import pong
 
-    assert pong.PongConfig(threads=1) == pong.make_config("rollouts", threads=1) == pong.make_config(threads=1)
-    assert pong.PRESETS["rollouts"] == {}
+    assert pong.PongConfig(threads=1) == pong.make_config("frame", threads=1) == pong.make_config(threads=1)
+    assert pong.PRESETS["frame"] == {}
     fast = pong.make_config("fast")
     assert (fast.actions, fast.advantage, fast.gae_start_frames, fast.frame_input) == (2, "returns", 0, False)
     assert (fast.rollout_steps, fast.lr_decay_frames) == (0, 0)
-    # --advantage returns over the default plays whole games, unless --rollout-steps is given (then an error)
-    assert pong.make_config(advantage="returns").rollout_steps == 0
-    assert pong.make_config(advantage="returns", rollout_steps=64).rollout_steps == 64
+    # --advantage returns over the rollouts preset plays whole games, unless --rollout-steps is given
+    assert pong.make_config("rollouts", advantage="returns").rollout_steps == 0
+    assert pong.make_config("rollouts", advantage="returns", rollout_steps=64).rollout_steps == 64
     # a checkpoint saved before a setting existed ran with the defaults of its time
     old = {name: value for name, value in dataclasses.asdict(fast).items()
            if name not in ("actions", "frame_input", "gae_start_frames", "advantage", "epochs", "minibatches",

@@ -15,8 +15,7 @@ table gives medians and the ratios of medians, all from this one run:
   three-actions-gae the same with --actions 3 --advantage gae (a value net learns on every
              episode, whatever --gae-start-frames): the gae preset
   frame-gae  the same with --frame-input too: the frame preset
-  rollouts   frame-gae learning from rollouts of 128 steps per emulator (--rollout-steps 128):
-             the rollouts preset, the default
+  rollouts   frame-gae learning from rollouts of 128 steps per emulator (--rollout-steps 128)
   numpy      the same trainer with --backend numpy (the NumPy twins)
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
@@ -35,8 +34,8 @@ import time
 import numpy as np
 
 # The trainer kinds: the fast preset (pong.make_config("fast")) with these settings over them. The presets
-# train their value nets from the start, so three-actions-gae is the gae preset's cost at every frame,
-# frame-gae the frame preset's and rollouts the default's (the rollouts preset).
+# train their value nets from the start, so three-actions-gae is the gae preset's cost at every frame
+# and frame-gae the default's (the frame preset).
 THREE_ACTIONS_GAE = {"actions": 3, "advantage": "gae"}
 TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-input": {"frame_input": True},
             "three-actions": {"actions": 3}, "three-actions-gae": THREE_ACTIONS_GAE,
