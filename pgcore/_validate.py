@@ -134,15 +134,21 @@ def difference_args(frames, previous, rows, fresh):
     if frames.ndim == frame_ndim(frames):
         raise ValueError(f"frames must be a batch, (N, 210, 160, 3) (RGB) or (N, 210, 160) (grayscale), "
                          f"not one frame {frames.shape}")
+    previous, rows, fresh = previous_args(previous, 6400, len(frames), rows, fresh)
+    return np.ascontiguousarray(frames), previous, rows, fresh
+
+
+def previous_args(previous, width, n, rows, fresh):
+    """previous (E, width) uint8, updated in place; rows (n,) distinct envs of it (default: all,
+    when E is n); fresh (n,) bool as uint8 (default: none)."""
     if not isinstance(previous, np.ndarray):
         raise TypeError(f"previous is updated in place and must be a numpy array, not {type(previous).__name__}")
     if previous.dtype != np.uint8:
         raise TypeError(f"previous must have dtype uint8, not {previous.dtype}")
-    if previous.ndim != 2 or previous.shape[1] != 6400:
-        raise ValueError(f"previous must have shape (E, 6400), not {previous.shape}")
+    if previous.ndim != 2 or previous.shape[1] != width:
+        raise ValueError(f"previous must have shape (E, {width}), not {previous.shape}")
     if not (previous.flags.c_contiguous and previous.flags.writeable):
         raise ValueError("previous is updated in place and must be C-contiguous and writeable")
-    n = len(frames)
     if rows is None:
         if len(previous) != n:
             raise ValueError(f"previous must have one row per frame ({n}) when rows is not given, not {len(previous)}")
@@ -158,7 +164,7 @@ def difference_args(frames, previous, rows, fresh):
         if fresh.shape != (n,):
             raise ValueError(f"fresh must have shape ({n},), not {fresh.shape}")
         fresh = np.ascontiguousarray(fresh).view(np.uint8)
-    return np.ascontiguousarray(frames), previous, rows, fresh
+    return previous, rows, fresh
 
 
 def distinct_rows(rows, n, upper):
@@ -463,8 +469,28 @@ def pong_net_args(w1, w2, dtype=None):
     return w1, w2
 
 
+# A net over sparse inputs in general: int16 indices reach 32768 inputs; a softmax has at most
+# ALE's full action set of logits.
+MAX_SPARSE_INPUTS = 32768
+MAX_ACTIONS = 18
+
+
+def sparse_net_args(w1, w2):
+    """w1 (D, H), 1 <= D <= MAX_SPARSE_INPUTS; w2 (H,), one logit through a sigmoid, or (H, K),
+    a softmax over 2 <= K <= MAX_ACTIONS."""
+    w1 = float_array("w1", w1, (2,))
+    if not 1 <= w1.shape[0] <= MAX_SPARSE_INPUTS:
+        raise ValueError(f"w1 must have 1 to {MAX_SPARSE_INPUTS} rows (the inputs int16 indices reach), "
+                         f"not shape {w1.shape}")
+    w2 = float_array("w2", w2, (1, 2), w1.dtype)
+    if w2.shape[0] != w1.shape[1] or (w2.ndim == 2 and not 2 <= w2.shape[1] <= MAX_ACTIONS):
+        raise ValueError(f"w2 must have shape ({w1.shape[1]},) (one logit) or ({w1.shape[1]}, K), 2 <= K <= "
+                         f"{MAX_ACTIONS} (a softmax over K actions), not {w2.shape}")
+    return w1, w2
+
+
 def sparse_forward_args(starts, indices, signs, w1, w2):
-    w1, w2 = pong_net_args(w1, w2)
+    w1, w2 = sparse_net_args(w1, w2)
     return (*sparse_rows_args(starts, indices, signs, w1.shape[0]), w1, w2)
 
 
@@ -498,9 +524,21 @@ def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     those, not attributes read again."""
     frames, previous, rows, fresh = difference_args(frames, previous, rows, fresh)
     w1, w2 = pong_net_args(w1, w2)
+    return (frames, previous, rows, fresh, w1, w2, uniforms_args(uniforms, len(frames)),
+            episode_store_args(episodes, w1, w2, rows, len(previous)))
+
+
+def uniforms_args(uniforms, n):
     uniforms = np.asarray(uniforms)
-    if uniforms.dtype != np.float64 or uniforms.shape != (len(frames),):
-        raise ValueError(f"uniforms must be float64 of shape ({len(frames)},), not {uniforms.dtype} {uniforms.shape}")
+    if uniforms.dtype != np.float64 or uniforms.shape != (n,):
+        raise ValueError(f"uniforms must be float64 of shape ({n},), not {uniforms.dtype} {uniforms.shape}")
+    return contiguous(uniforms)
+
+
+def episode_store_args(episodes, w1, w2, rows, n_envs):
+    """The arrays of an episode store (EPISODE_ARRAYS' order: lengths, starts, indices, signs,
+    logits, actions) for a net (w1, w2) and n_envs envs, with room for a step of each of rows:
+    the kernels use those, not attributes read again."""
     store = []
     for name, (dtype, ndim) in EPISODE_ARRAYS.items():
         array = getattr(episodes, name, None)
@@ -508,9 +546,9 @@ def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
         if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != ndim:
             raise TypeError(f"episodes.{name} must be a {ndim}-d {dtype} array")
         flags = array.flags
-        if not (flags.c_contiguous and flags.writeable) or len(array) != len(previous):
+        if not (flags.c_contiguous and flags.writeable) or len(array) != n_envs:
             raise ValueError(f"episodes.{name} must be C-contiguous, writeable and have one row per env "
-                             f"({len(previous)})")
+                             f"({n_envs})")
         store.append(array)
     lengths, starts, indices, signs, logits, actions = store
     steps, capacity = logits.shape[1], indices.shape[1]
@@ -527,4 +565,51 @@ def pong_step_args(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     if not room:
         raise ValueError(f"episodes has no room for another step of some of these envs (each needs a free step and "
                          f"{w1.shape[0]} free indices): call its make_room first")
-    return frames, previous, rows, fresh, w1, w2, contiguous(uniforms), tuple(store)
+    return tuple(store)
+
+
+# ---- any game's frames, as ale-py resizes them ----
+
+def atari_levels_args(frames, background, previous, rows, fresh, bits):
+    """frames (N, H, W) uint8 (ale-py's grayscale frames, resized), 2 H W <= MAX_SPARSE_INPUTS;
+    background (H W,) uint8 levels below 2**bits; previous, rows and fresh as previous_args's
+    over H W pixels; bits in 1..8 -> (frames (N, H W), background, previous, rows, fresh, shift
+    8 - bits). frames and background are copied where they share memory with previous, which
+    the kernels write."""
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)):
+        raise TypeError(f"bits must be an integer, not {type(bits).__name__}")
+    if not 1 <= bits <= 8:
+        raise ValueError(f"bits must be in 1..8 (the levels kept: 2**bits), not {bits}")
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise TypeError(f"frames must have dtype uint8, not {frames.dtype}")
+    if frames.ndim != 3 or frames.shape[1] * frames.shape[2] == 0:
+        raise ValueError(f"frames must be a batch of grayscale frames, (N, H, W), not shape {frames.shape}")
+    pixels = frames.shape[1] * frames.shape[2]
+    if 2 * pixels > MAX_SPARSE_INPUTS:
+        raise ValueError(f"frames of {frames.shape[1]} x {frames.shape[2]} pixels are too large: the inputs, twice "
+                         f"the pixels, must fit {MAX_SPARSE_INPUTS} (at most {MAX_SPARSE_INPUTS // 2} pixels)")
+    background = np.asarray(background)
+    if background.dtype != np.uint8:
+        raise TypeError(f"background must have dtype uint8, not {background.dtype}")
+    if background.shape != (pixels,):
+        raise ValueError(f"background must have shape ({pixels},) (a level a pixel), not {background.shape}")
+    if pixels and int(background.max()) >= 2 ** bits:
+        raise ValueError(f"background must hold levels below 2**bits = {2 ** bits}, not {int(background.max())}")
+    previous, rows, fresh = previous_args(previous, pixels, len(frames), rows, fresh)
+    frames, background = (np.array(a) if np.may_share_memory(a, previous) else np.ascontiguousarray(a)
+                          for a in (frames.reshape(len(frames), pixels), background))
+    return frames, background, previous, rows, fresh, 8 - bits
+
+
+def atari_step_args(frames, background, previous, rows, fresh, w1, w2, uniforms, episodes, bits):
+    """The checked arguments of atari_step: atari_levels_args' (shift for bits), w1 (2 H W, H),
+    w2 (H, K) (a softmax over the game's K actions), uniforms, and the episode store's arrays."""
+    frames, background, previous, rows, fresh, shift = atari_levels_args(frames, background, previous, rows, fresh,
+                                                                         bits)
+    w1, w2 = sparse_net_args(w1, w2)
+    if w1.shape[0] != 2 * frames.shape[1] or w2.ndim != 2:
+        raise ValueError(f"w1 must have 2 x {frames.shape[1]} rows (each pixel's change, then its level off the "
+                         f"background) and w2 2 dimensions (H, K), not {w1.shape} and {w2.shape}")
+    return (frames, background, previous, rows, fresh, shift, w1, w2, uniforms_args(uniforms, len(frames)),
+            episode_store_args(episodes, w1, w2, rows, len(previous)))

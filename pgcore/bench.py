@@ -38,6 +38,31 @@ def pong_frames(n, seed=0):
     return np.stack(frames)
 
 
+def atari_frames(game, n, height=105, width=80, seed=0):
+    """n real frames of `game` (ale-py's name, "breakout") under random play, grayscale, resized
+    by ale-py to (height, width): (n, height, width) uint8, and the size of its action set."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    envs = AtariVectorEnv(game, num_envs=1, img_height=height, img_width=width, grayscale=True, stack_num=1,
+                          maxpool=False, noop_max=0, frameskip=4, repeat_action_probability=0.25,
+                          reward_clipping=False, use_fire_reset=True, episodic_life=False, autoreset_mode="SameStep")
+    rng = np.random.default_rng(seed)
+    actions = int(envs.single_action_space.n)
+    observations, _ = envs.reset(seed=seed)
+    frames = []
+    while len(frames) < n:
+        observations, *_ = envs.step(rng.integers(0, actions, 1).astype(np.int32))
+        frames.append(observations[0, 0])
+    envs.close()
+    return np.stack(frames), actions
+
+
+def background_of(frames, bits=4):
+    """Each pixel's most frequent level over `frames` (N, H, W): (H W,) uint8."""
+    levels = frames.reshape(len(frames), -1) >> (8 - bits)
+    return np.stack([(levels == level).sum(axis=0) for level in range(2 ** bits)]).argmax(axis=0).astype(np.uint8)
+
+
 def pong_difference_frames(n, seed=0):
     """(n, 6400) float32 difference frames of consecutive real Pong frames: ternary, ~0.4% nonzero."""
     processed = reference.pong_preprocess(pong_frames(n + 1, seed))
@@ -45,7 +70,7 @@ def pong_difference_frames(n, seed=0):
 
 
 IN_PLACE = {"rmsprop_step", "rmsprop_rows_step", "adam_step", "pong_difference", "pong_sparse_difference",
-            "sparse_mlp_backward"}
+            "sparse_mlp_backward", "atari_sparse_levels"}
 
 
 class TrainerSteps:
@@ -74,6 +99,34 @@ class TrainerSteps:
             episodes.make_room(self.rows)
         return self.module.pong_step(self.frames[k], self.previous, self.rows, self.fresh, w1, w2, self.uniforms[k],
                                      episodes)
+
+
+class AtariSteps:
+    """atari_step as a trainer would call it on Breakout's frames (105 x 80, 16 levels): 8 of 16
+    envs come back with their next real frames, episodes emptied when full."""
+
+    def __init__(self, module, dtype, seed=0):
+        from pgcore.pong import SparseEpisodes
+
+        self.module = module
+        frames, self.n_actions = atari_frames("breakout", 8 * 33, seed=seed)
+        self.background = background_of(frames)
+        self.frames = frames.reshape(33, 8, *frames.shape[1:])
+        self.previous = np.zeros((16, frames.shape[1] * frames.shape[2]), np.uint8)
+        self.rows = np.arange(0, 16, 2)
+        self.fresh = np.zeros(8, bool)
+        self.uniforms = np.random.default_rng(seed).random((33, 8))
+        self.episodes = SparseEpisodes(16, dtype, inputs=2 * self.previous.shape[1], logits=self.n_actions)
+        self.calls = 0
+
+    def __call__(self, w1, w2):
+        k = self.calls % 33
+        self.calls += 1
+        if k == 0:
+            self.episodes.lengths[:] = 0
+            self.episodes.make_room(self.rows)
+        return self.module.atari_step(self.frames[k], self.background, self.previous, self.rows, self.fresh, w1, w2,
+                                      self.uniforms[k], self.episodes)
 
 
 def make_cases(dtype=np.float32, seed=0):
@@ -108,6 +161,10 @@ def make_cases(dtype=np.float32, seed=0):
         return build
 
     pong16, pong4096 = pong_batch(16), pong_batch(4096)
+
+    def breakout_levels_args():
+        frames, _ = atari_frames("breakout", 64, seed=seed)
+        return frames[-8:], background_of(frames), np.zeros((16, 105 * 80), np.uint8), np.arange(0, 16, 2)
     w1, w2 = normal(6400, 200) / 80, normal(200) / 14
 
     def mlp_backward_args(x):
@@ -188,7 +245,13 @@ def make_cases(dtype=np.float32, seed=0):
         ("pong_step", "8 of 16 envs, H 200 (a trainer step)", lambda: (w1, w2)),
         ("pong_step", "8 of 16 envs, H 200, with the frame", lambda: (wide_w1, w2)),
         ("pong_step", "8 of 16 envs, H 200, 3 actions", lambda: (w1, three_w2)),
+        ("atari_sparse_levels", "8 Breakout frames, 105 x 80", breakout_levels_args),
+        ("atari_step", "8 of 16 envs, Breakout 105 x 80, H 200", lambda: (normal(2 * 105 * 80, 200) / 40,
+                                                                          normal(200, 4) / 14)),
     ]
+
+
+STEPPERS = {"pong_step": TrainerSteps, "atari_step": AtariSteps}
 
 
 def time_call(function, args, min_seconds=0.2, repeats=7):
@@ -258,8 +321,9 @@ def main(argv=None):
             continue
         call_args = build()
         twin, kernel = getattr(reference, name), getattr(kernels, name)
-        if name == "pong_step":  # each backend steps its own envs through real frames
-            twin, kernel = TrainerSteps(reference, np.dtype(args.dtype)), TrainerSteps(kernels, np.dtype(args.dtype))
+        if name in STEPPERS:  # each backend steps its own envs through real frames
+            steps = STEPPERS[name]
+            twin, kernel = steps(reference, np.dtype(args.dtype)), steps(kernels, np.dtype(args.dtype))
         if name in IN_PLACE:  # in place: give each backend its own state
             numpy_s = time_call(twin, tuple(a.copy() if isinstance(a, np.ndarray) else a for a in call_args),
                                 args.seconds)

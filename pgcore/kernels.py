@@ -47,7 +47,8 @@ __all__ = [
     "linear_backward", "mlp_forward", "mlp_backward", "discounted_returns", "gae_advantages", "standardize", "squared_error",
     "gaussian_policy_grad", "rmsprop_step", "rmsprop_rows_step", "rmsprop_rows_flush", "adam_step", "pong_preprocess",
     "pong_difference",
-    "pong_sparse_difference", "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "OPENMP_ENABLED",
+    "pong_sparse_difference", "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "atari_sparse_levels",
+    "atari_step", "OPENMP_ENABLED",
 ]
 
 
@@ -265,3 +266,21 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     return _atari.pong_step(_screens(frames), previous, rows, fresh, w1, _columns(w2), uniforms, lengths, starts,
                             indices, signs, logits if logits.ndim == 3 else logits[:, :, None], actions,
                             get_num_threads())
+
+
+# ---- any game's frames (the Atari trainer) ----
+
+@_documented
+def atari_sparse_levels(frames, background, previous, rows=None, fresh=None, bits=4):
+    frames, background, previous, rows, fresh, shift = v.atari_levels_args(frames, background, previous, rows, fresh,
+                                                                           bits)
+    return _atari.atari_sparse_levels(frames, background, previous, rows, fresh, shift)
+
+
+@_documented
+def atari_step(frames, background, previous, rows, fresh, w1, w2, uniforms, episodes, bits=4):
+    frames, background, previous, rows, fresh, shift, w1, w2, uniforms, store = v.atari_step_args(
+        frames, background, previous, rows, fresh, w1, w2, uniforms, episodes, bits)
+    lengths, starts, indices, signs, logits, actions = store
+    return _atari.atari_step(frames, background, shift, previous, rows, fresh, w1, w2, uniforms, lengths, starts,
+                             indices, signs, logits, actions, get_num_threads())

@@ -425,8 +425,8 @@ def sparse_mlp_forward(starts, indices, signs, w1, w2):
     h = relu(x @ w1), logits = h @ w2, x row i being signs at indices[starts[i]:starts[i + 1]].
 
     starts (N + 1,) integers rising from 0; indices (nnz,) integers in [0, D); signs (nnz,)
-    int8, each -1 or +1; w1 (D, H), D 6400 or 12800 (with the frame); w2 (H,) or (H, 3) in
-    w1's dtype -> h (N, H), logits (N,) or (N, 3).
+    int8, each -1 or +1; w1 (D, H), 1 <= D <= 32768 (Pong's: 6400, or 12800 with the frame);
+    w2 (H,) or (H, K), 2 <= K <= 18, in w1's dtype -> h (N, H), logits (N,) or (N, K).
     """
     starts, indices, signs, w1, w2 = v.sparse_forward_args(starts, indices, signs, w1, w2)
     h = np.maximum(_sparse_matrix(starts, indices, signs, w1.dtype, len(w1)) @ w1, 0)
@@ -437,7 +437,7 @@ def sparse_mlp_backward(starts, indices, signs, grad_logits, w1, w2, grad_w1, gr
     """mlp_backward of sparse_mlp_forward, added in place: grad_w1 += x.T @ grad_h and
     grad_w2 += h.T @ grad_logits, grad_h = (grad_logits @ w2.T) * (h > 0).
 
-    Rows as sparse_mlp_forward; grad_logits (N,) or (N, 3), as the logits; grad_w1 (D, H) and
+    Rows as sparse_mlp_forward; grad_logits (N,) or (N, K), as the logits; grad_w1 (D, H) and
     grad_w2 shaped like w2, w1's dtype, C-contiguous and writeable (a batch gradient,
     accumulated with no allocation).
 
@@ -470,13 +470,20 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     with room for one more step of each env (its make_room), logits (E, steps) or (E, steps, 3)
     as w2 -> (B,) int32 ALE actions (3 down, 2 up, 0 stay).
     """
-    from scipy.special import expit
-
     frames, previous, rows, fresh, w1, w2, uniforms, store = v.pong_step_args(
         frames, previous, rows, fresh, w1, w2, uniforms, episodes)
-    lengths, stored_starts, stored_indices, stored_signs, stored_logits, actions = store
     starts, indices, signs = pong_sparse_difference(frames, previous, rows, fresh.astype(bool),
                                                     with_frame=v.sees_frame(w1))
+    chosen = _play(starts, indices, signs, w1, w2, uniforms, rows, store)
+    return np.array(v.PONG_ACTIONS, dtype=np.int32)[chosen]
+
+
+def _play(starts, indices, signs, w1, w2, uniforms, rows, store):
+    """The codes drawn for the sparse rows of envs `rows` (pong_step's and atari_step's), with the
+    rows, logits and codes appended to the episode store's arrays."""
+    from scipy.special import expit
+
+    lengths, stored_starts, stored_indices, stored_signs, stored_logits, actions = store
     _, logits = sparse_mlp_forward(starts, indices, signs, w1, w2)
     if w2.ndim == 1:
         chosen = (uniforms < expit(logits)).astype(np.intp)  # 1 up, 0 down
@@ -495,4 +502,47 @@ def pong_step(frames, previous, rows, fresh, w1, w2, uniforms, episodes):
     stored_logits[rows, t] = logits
     actions[rows, t] = chosen
     lengths[rows] = t + 1
-    return np.array(v.PONG_ACTIONS, dtype=np.int32)[chosen]
+    return chosen
+
+
+# ---- any game's frames (the Atari trainer) ----
+
+def atari_sparse_levels(frames, background, previous, rows=None, fresh=None, bits=4):
+    """Any game's frames as sparse rows for a net over 2 P inputs, P = H W pixels: each pixel's
+    level (its value >> (8 - bits)) against the env's previous level, pixel p with sign +1 where
+    it rose and -1 where it fell (none on an episode's first frame, `fresh`), then the pixels
+    whose level differs from the game's static background, P + p with sign +1 ->
+    (starts (B + 1,) int64, indices (nnz,) int16 rising within a row, signs (nnz,) int8), as
+    pong_sparse_difference's.
+
+    frames (B, H, W) uint8, ale-py's grayscale frames (resized), 2 H W <= 32768; background
+    (H W,) uint8 levels below 2**bits; previous (E, H W) uint8 levels, updated in place to the
+    frames' levels (rows[i]'s from frame i); rows (B,) distinct integers in [0, E) (None:
+    0..B-1, then E must equal B); fresh (B,) bool or None (none fresh); bits in 1..8.
+    """
+    frames, background, previous, rows, fresh, shift = v.atari_levels_args(frames, background, previous, rows, fresh,
+                                                                           bits)
+    levels = frames >> shift                                          # (B, P)
+    change = np.sign(levels.astype(np.int16) - previous[rows]).astype(np.int8)
+    change[fresh.astype(bool)] = 0
+    previous[rows] = levels
+    return _sparse_rows(np.hstack((change, (levels != background).astype(np.int8))))
+
+
+def atari_step(frames, background, previous, rows, fresh, w1, w2, uniforms, episodes, bits=4):
+    """The Atari trainer's step for the B envs that came back, in one call, as pong_step for any
+    game: atari_sparse_levels, appended as step t = episodes.lengths[e] of each env e = rows[i],
+    sparse_mlp_forward, the code drawn by uniforms[i] from the softmax over K logits (the first
+    whose cumulative probability exceeds it), stored with the logits -> (B,) int32 codes, which
+    are the game's actions (indices into its minimal action set).
+
+    frames, background, previous, rows, fresh, bits as atari_sparse_levels (rows required);
+    w1 (2 H W, hidden), w2 (hidden, K), 2 <= K <= 18; uniforms (B,) float64 in [0, 1); episodes
+    an episode store (pong.SparseEpisodes) with logits (E, steps, K) and room for one more step
+    of each env.
+    """
+    frames, background, previous, rows, fresh, shift, w1, w2, uniforms, store = v.atari_step_args(
+        frames, background, previous, rows, fresh, w1, w2, uniforms, episodes, bits)
+    starts, indices, signs = atari_sparse_levels(frames.reshape(frames.shape + (1,)), background, previous, rows,
+                                                 fresh.astype(bool), 8 - shift)
+    return _play(starts, indices, signs, w1, w2, uniforms, rows, store).astype(np.int32)

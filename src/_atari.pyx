@@ -12,6 +12,11 @@
 # pong_sparse_difference emits the same differences as sparse rows, and pong_step fuses
 # it with the sparse net's forward (_sparse_net.pxd, shared with _sparse) and the draw
 # of each env's action, appended to the trainer's episode store.
+# atari_sparse_levels and atari_step do the same for any game's frames, as ale-py resizes
+# them (grayscale, H x W): each pixel's level (its top bits) against the env's previous
+# level (+1 brighter, -1 darker), then the pixels whose level is not the game's static
+# background's. Eight pixels are compared at a time (one 64-bit word of levels), since
+# most do not change from one step to the next and most are background.
 #
 # These functions are private: only pgcore/kernels.py calls them, after pgcore._validate has
 # checked every argument (the same checks as the NumPy twins'). They trust what they are given
@@ -19,7 +24,8 @@
 # (the caller's (N, 210, 160, 3) or (N, 210, 160) batch, flattened), previous (E, 6400), rows a private array
 # of N distinct envs in [0, E), fresh and uniforms one entry per frame, w1 (6400 or 12800, H)
 # with w2 of 1 or 3 columns, and, for pong_step, an episode store whose shapes match with room
-# for one more step of each env in rows. Where a write's address depends on an argument's
+# for one more step of each env in rows. For atari_*: frames (N, P) bytes, background (P,),
+# previous (E, P), 0 <= shift < 8, w1 (2 P, H) and w2 of 2 to MAX_ACTIONS columns. Where a write's address depends on an argument's
 # values (rows, the store's lengths and starts), they are read once, before the first write,
 # so an output that overlaps an input cannot move a write out of bounds.
 from cython.parallel cimport prange
@@ -31,7 +37,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from _common cimport parallel_parts, part_start, sigmoid_
-from _sparse_net cimport SOFTMAX_ACTIONS, logit_columns, output_logits, sparse_hidden
+from _sparse_net cimport MAX_ACTIONS, logit_columns, output_logits, sparse_hidden
 
 cnp.import_array()
 
@@ -246,7 +252,7 @@ cdef inline unsigned char _sampled(const floating* logits, Py_ssize_t n_logits, 
     cdef Py_ssize_t k
     cdef floating top
     cdef double total = 0, running = 0
-    cdef double exps[SOFTMAX_ACTIONS]  # each exp once: the draw runs every agent step
+    cdef double exps[MAX_ACTIONS]  # each exp once: the draw runs every agent step
     if n_logits == 1:
         return uniform < <double>sigmoid_(logits[0])
     top = logits[0]
@@ -283,26 +289,118 @@ def pong_sparse_difference(const unsigned char[:, ::1] frames, unsigned char[:, 
     return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
 
 
-cdef void _steps(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previous,
-                 const unsigned char[::1] fresh, const floating[:, ::1] w1, const floating* columns,
-                 Py_ssize_t n_logits, const double[::1] uniforms, const Py_ssize_t* slots, cnp.int64_t[::1] lengths,
-                 cnp.int64_t[:, ::1] starts, short[:, ::1] indices, signed char[:, ::1] signs,
-                 floating[:, :, ::1] logits, unsigned char[:, ::1] actions, floating* h, int[::1] out,
-                 Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
-    """pong_step for frames start..stop-1, frame i going to env slots[3 i], step slots[3 i + 1],
+# ---- any game's frames: levels against the previous step's and the background ----
+
+
+cdef inline unsigned long long _levels_word(const unsigned char* pixels, int shift) noexcept nogil:
+    """Eight pixels' levels (each byte >> shift) in one word: the word shifted, then each byte
+    masked to its own bits (the bits shifted in from its neighbour dropped), whatever the byte order."""
+    cdef unsigned long long word
+    memcpy(&word, pixels, 8)
+    return (word >> shift) & (0x0101010101010101ULL * <unsigned long long>(0xFF >> shift))
+
+
+cdef inline Py_ssize_t _sparse_levels_frame(const unsigned char* frame, const unsigned char* background,
+                                            unsigned char* previous, bint fresh, int shift, Py_ssize_t n_pixels,
+                                            short* indices, signed char* signs) noexcept nogil:
+    """Writes the pixels whose level (frame >> shift) differs from previous as indices p, sign +1
+    (brighter) or -1 (darker), none if fresh; then those whose level differs from the background
+    as indices n_pixels + p, sign +1; returns their count; previous = the levels. Room for
+    2 n_pixels entries is needed."""
+    cdef Py_ssize_t p, k, word, whole = n_pixels - n_pixels % 8, count = 0
+    cdef unsigned long long now, before
+    cdef unsigned char levels[8]
+    cdef unsigned char old[8]
+    cdef unsigned char level
+    for word in range(0, whole, 8):
+        now = _levels_word(frame + word, shift)
+        memcpy(&before, previous + word, 8)
+        if now == before:
+            continue
+        memcpy(levels, &now, 8)
+        memcpy(old, &before, 8)
+        memcpy(previous + word, levels, 8)
+        if fresh:
+            continue
+        for k in range(8):
+            if levels[k] != old[k]:
+                indices[count] = <short>(word + k)
+                signs[count] = 1 if levels[k] > old[k] else -1
+                count += 1
+    for p in range(whole, n_pixels):
+        level = frame[p] >> shift
+        if level != previous[p] and not fresh:
+            indices[count] = <short>p
+            signs[count] = 1 if level > previous[p] else -1
+            count += 1
+        previous[p] = level
+    for word in range(0, whole, 8):
+        memcpy(&now, previous + word, 8)
+        memcpy(&before, background + word, 8)
+        if now == before:
+            continue
+        for k in range(8):
+            if previous[word + k] != background[word + k]:
+                indices[count] = <short>(n_pixels + word + k)
+                signs[count] = 1
+                count += 1
+    for p in range(whole, n_pixels):
+        if previous[p] != background[p]:
+            indices[count] = <short>(n_pixels + p)
+            signs[count] = 1
+            count += 1
+    return count
+
+
+def atari_sparse_levels(const unsigned char[:, ::1] frames, const unsigned char[::1] background,
+                        unsigned char[:, ::1] previous, const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
+                        int shift):
+    """(starts (B + 1,) int64, indices (nnz,) int16, signs (nnz,) int8) of the frames' changed
+    levels followed by their levels off the background (_sparse_levels_frame)."""
+    cdef Py_ssize_t i, n = frames.shape[0], n_pixels = frames.shape[1]
+    starts_array = np.zeros(n + 1, dtype=np.int64)
+    indices_array = np.empty(n * 2 * n_pixels, dtype=np.int16)
+    signs_array = np.empty(n * 2 * n_pixels, dtype=np.int8)
+    cdef cnp.int64_t[::1] starts = starts_array
+    cdef short* indices = <short*>cnp.PyArray_DATA(indices_array)
+    cdef signed char* signs = <signed char*>cnp.PyArray_DATA(signs_array)
+    with nogil:
+        for i in range(n):
+            starts[i + 1] = starts[i] + _sparse_levels_frame(
+                &frames[i, 0], &background[0], &previous[rows[i], 0], fresh[i], shift, n_pixels, indices + starts[i],
+                signs + starts[i])
+    return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
+
+
+# ---- the trainer's step: a frame's sparse row, the net's forward, the action drawn, stored ----
+
+
+cdef void _steps(const unsigned char[:, ::1] frames, const unsigned char* background, int shift,
+                 unsigned char[:, ::1] previous, const unsigned char[::1] fresh, const floating[:, ::1] w1,
+                 const floating* columns, Py_ssize_t n_logits, const double[::1] uniforms, const Py_ssize_t* slots,
+                 cnp.int64_t[::1] lengths, cnp.int64_t[:, ::1] starts, short[:, ::1] indices,
+                 signed char[:, ::1] signs, floating[:, :, ::1] logits, unsigned char[:, ::1] actions,
+                 const int* action_codes, floating* h, int[::1] out, short* row_indices, Py_ssize_t start,
+                 Py_ssize_t stop) noexcept nogil:
+    """_play for frames start..stop-1, frame i going to env slots[3 i], step slots[3 i + 1],
     indices from slots[3 i + 2] on (each frame a different env); h: n_hidden scratch values a
-    frame; columns: w2's (logit_columns). The step's row and logits are built here, then copied to
-    the store: nothing is read back from it."""
-    cdef Py_ssize_t i, e, t, first, count, n_hidden = w1.shape[1]
-    cdef bint with_frame = w1.shape[0] == 2 * INPUT_SIZE, gray = frames.shape[1] == SCREEN
-    cdef short row_indices[2 * INPUT_SIZE]
-    cdef signed char row_signs[2 * INPUT_SIZE]
-    cdef floating row_logits[SOFTMAX_ACTIONS]
+    frame; columns: w2's (logit_columns); row_indices: scratch for a row, room for w1's rows in
+    shorts and as many bytes. The step's row and logits are built here, then copied to the store:
+    nothing is read back from it. A Pong frame (background NULL) gives its difference row
+    (_sparse_difference_screen); any other game's, its levels' (_sparse_levels_frame)."""
+    cdef Py_ssize_t i, e, t, first, count, n_hidden = w1.shape[1], n_inputs = w1.shape[0]
+    cdef bint with_frame = n_inputs == 2 * INPUT_SIZE, gray = frames.shape[1] == SCREEN
+    cdef signed char* row_signs = <signed char*>(row_indices + n_inputs)
+    cdef floating row_logits[MAX_ACTIONS]
     cdef unsigned char code
     for i in range(start, stop):
         e, t, first = slots[3 * i], slots[3 * i + 1], slots[3 * i + 2]
-        count = _sparse_difference_screen(&frames[i, 0], gray, &previous[e, 0], fresh[i], with_frame, row_indices,
-                                          row_signs)
+        if background == NULL:
+            count = _sparse_difference_screen(&frames[i, 0], gray, &previous[e, 0], fresh[i], with_frame,
+                                              row_indices, row_signs)
+        else:
+            count = _sparse_levels_frame(&frames[i, 0], background, &previous[e, 0], fresh[i], shift,
+                                         n_inputs // 2, row_indices, row_signs)
         sparse_hidden(row_indices, row_signs, count, count, &w1[0, 0], n_hidden, h + i * n_hidden)
         output_logits(h + i * n_hidden, columns, n_hidden, n_logits, row_logits)
         code = _sampled(row_logits, n_logits, uniforms[i])
@@ -311,8 +409,54 @@ cdef void _steps(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previ
         memcpy(&logits[e, t, 0], row_logits, n_logits * sizeof(floating))
         starts[e, t + 1] = first + count
         actions[e, t] = code
-        out[i] = ACTION_CODES[code]
+        out[i] = action_codes[code] if action_codes != NULL else code
         lengths[e] = t + 1
+
+
+cdef object _play(const unsigned char[:, ::1] frames, const unsigned char* background, int shift,
+                  unsigned char[:, ::1] previous, const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
+                  const floating[:, ::1] w1, const floating[:, ::1] w2, const double[::1] uniforms,
+                  cnp.int64_t[::1] lengths, cnp.int64_t[:, ::1] starts, short[:, ::1] indices,
+                  signed char[:, ::1] signs, floating[:, :, ::1] logits, unsigned char[:, ::1] actions,
+                  const int* action_codes, int n_threads):
+    """pong_step and atari_step: the B frames' rows appended to their envs' episodes, with the
+    logits and the codes drawn; returns the actions (B,) int32 (action_codes[code], or the code)."""
+    cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1], n_logits = w2.shape[1]
+    cdef Py_ssize_t row_bytes = (w1.shape[0] * (sizeof(short) + sizeof(signed char)) + 7) // 8 * 8  # (aligned)
+    out_array = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return out_array
+    cdef int[::1] out = out_array
+    cdef int parts = parallel_parts(n, PARALLEL_MIN_FRAMES, n_threads)
+    # One scratch block: each frame's (env, step, first free index), its hidden layer, w2's columns,
+    # then a row's indices and signs for each part.
+    cdef Py_ssize_t* slots = <Py_ssize_t*>malloc(3 * n * sizeof(Py_ssize_t)
+                                                 + (n + n_logits) * n_hidden * sizeof(floating) + parts * row_bytes)
+    if slots == NULL:
+        raise MemoryError()
+    cdef floating* h = <floating*>(slots + 3 * n)
+    cdef floating* columns = h + n * n_hidden
+    cdef char* rows_scratch = <char*>(columns + n_logits * n_hidden)
+    try:
+        for i in range(n):  # where each step goes, read before anything is written
+            e = rows[i]
+            t = lengths[e]
+            slots[3 * i], slots[3 * i + 1], slots[3 * i + 2] = e, t, starts[e, t]
+        with nogil:
+            if n_hidden:
+                logit_columns(&w2[0, 0], n_hidden, n_logits, columns)
+            if parts == 1:  # serial: no OpenMP call at all
+                _steps(frames, background, shift, previous, fresh, w1, columns, n_logits, uniforms, slots, lengths,
+                       starts, indices, signs, logits, actions, action_codes, h, out, <short*>rows_scratch, 0, n)
+            else:
+                for part in prange(parts, schedule='static', num_threads=parts):
+                    _steps(frames, background, shift, previous, fresh, w1, columns, n_logits, uniforms, slots,
+                           lengths, starts, indices, signs, logits, actions, action_codes, h, out,
+                           <short*>(rows_scratch + part * row_bytes), part_start(n, part, parts),
+                           part_start(n, part + 1, parts))
+    finally:
+        free(slots)
+    return out_array
 
 
 def pong_step(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previous,
@@ -323,34 +467,17 @@ def pong_step(const unsigned char[:, ::1] frames, unsigned char[:, ::1] previous
     """One trainer step for the B envs `rows`: difference frames (and the frames, when w1 has
     2 INPUT_SIZE rows) -> sparse rows appended to each env's episode -> logits (w2 (H, 1): up if
     uniform < sigmoid(logit); w2 (H, 3): sampled from the softmax) -> the ALE actions (B,) int32."""
-    cdef Py_ssize_t i, e, t, part, n = frames.shape[0], n_hidden = w1.shape[1], n_logits = w2.shape[1]
-    out_array = np.empty(n, dtype=np.int32)
-    if n == 0:
-        return out_array
-    cdef int[::1] out = out_array
-    # One scratch block: each frame's (env, step, first free index), then its hidden layer, then w2's columns.
-    cdef Py_ssize_t* slots = <Py_ssize_t*>malloc(3 * n * sizeof(Py_ssize_t)
-                                                 + (n + n_logits) * n_hidden * sizeof(floating))
-    if slots == NULL:
-        raise MemoryError()
-    cdef floating* h = <floating*>(slots + 3 * n)
-    cdef floating* columns = h + n * n_hidden
-    cdef int parts = parallel_parts(n, PARALLEL_MIN_FRAMES, n_threads)
-    try:
-        for i in range(n):  # where each step goes, read before anything is written
-            e = rows[i]
-            t = lengths[e]
-            slots[3 * i], slots[3 * i + 1], slots[3 * i + 2] = e, t, starts[e, t]
-        with nogil:
-            if n_hidden:
-                logit_columns(&w2[0, 0], n_hidden, n_logits, columns)
-            if parts == 1:  # serial: no OpenMP call at all
-                _steps(frames, previous, fresh, w1, columns, n_logits, uniforms, slots, lengths, starts, indices,
-                       signs, logits, actions, h, out, 0, n)
-            else:
-                for part in prange(parts, schedule='static', num_threads=parts):
-                    _steps(frames, previous, fresh, w1, columns, n_logits, uniforms, slots, lengths, starts, indices,
-                           signs, logits, actions, h, out, part_start(n, part, parts), part_start(n, part + 1, parts))
-    finally:
-        free(slots)
-    return out_array
+    return _play(frames, NULL, 0, previous, rows, fresh, w1, w2, uniforms, lengths, starts, indices, signs, logits,
+                 actions, ACTION_CODES, n_threads)
+
+
+def atari_step(const unsigned char[:, ::1] frames, const unsigned char[::1] background, int shift,
+               unsigned char[:, ::1] previous, const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
+               const floating[:, ::1] w1, const floating[:, ::1] w2, const double[::1] uniforms,
+               cnp.int64_t[::1] lengths, cnp.int64_t[:, ::1] starts, short[:, ::1] indices,
+               signed char[:, ::1] signs, floating[:, :, ::1] logits, unsigned char[:, ::1] actions, int n_threads):
+    """One trainer step for the B envs `rows` of any game: the frames' levels -> sparse rows
+    (atari_sparse_levels's) appended to each env's episode -> logits (w2 (H, K)) -> the codes
+    drawn from the softmax, which are the game's actions (B,) int32."""
+    return _play(frames, &background[0], shift, previous, rows, fresh, w1, w2, uniforms, lengths, starts, indices,
+                 signs, logits, actions, NULL, n_threads)

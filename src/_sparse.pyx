@@ -89,11 +89,12 @@ cdef inline void _hidden_gradients(const cnp.int64_t* starts, const short* indic
                                    Py_ssize_t stop) noexcept nogil:
     """For steps first..stop-1: grad_h rows, and their part of grad_w2 added to grad_w2. h: the
     rows of given_h (the forward's), or where given_h is NULL recomputed into scratch, row by row.
-    n_logits 1 or SOFTMAX_ACTIONS; w2 and grad_w2 come transposed, (n_logits, n_hidden) (w2's
-    columns, logit_columns), so that with three logits too the loops over units read and write
+    n_logits 1 to MAX_ACTIONS; w2 and grad_w2 come transposed, (n_logits, n_hidden) (w2's
+    columns, logit_columns), so that with several logits too the loops over units read and write
     contiguously and vectorise (with (n_hidden, 3) it ran scalar: a fifth of the backward's time
-    at 200 units)."""
-    cdef Py_ssize_t t, j
+    at 200 units). Three logits (Pong's) have loops of their own; any other number adds each
+    logit's terms in turn, in the same order."""
+    cdef Py_ssize_t t, j, k
     cdef floating grad_logit, grad_down, grad_up, grad_stay, grad_unit
     cdef floating* grad_row
     cdef const floating* h
@@ -111,6 +112,17 @@ cdef inline void _hidden_gradients(const cnp.int64_t* starts, const short* indic
                 grad_w2[j] += grad_logit * h[j]
             for j in range(n_hidden):
                 grad_unit = grad_logit * w2[j]  # outside the select, or GCC sees a branch and does not vectorise
+                grad_row[j] = grad_unit if h[j] > 0 else 0
+            continue
+        if n_logits != 3:
+            for k in range(n_logits):
+                grad_logit = grad_logits[n_logits * t + k]
+                for j in range(n_hidden):
+                    grad_w2[k * n_hidden + j] += grad_logit * h[j]
+            for j in range(n_hidden):
+                grad_unit = grad_logits[n_logits * t] * w2[j]
+                for k in range(1, n_logits):
+                    grad_unit = grad_unit + grad_logits[n_logits * t + k] * w2[k * n_hidden + j]
                 grad_row[j] = grad_unit if h[j] > 0 else 0
             continue
         grad_down, grad_up, grad_stay = grad_logits[3 * t], grad_logits[3 * t + 1], grad_logits[3 * t + 2]

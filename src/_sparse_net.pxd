@@ -23,7 +23,7 @@ cdef extern from "_sparse_rows.h" nogil:
     int pgcore_rows_set_level(int level)
 
 cdef enum:
-    SOFTMAX_ACTIONS = 3  # a net with w2 (H, 3): a softmax over down, up, stay
+    MAX_ACTIONS = 18  # the most logits of a softmax net: ALE's full action set
 
 
 cdef inline void add_signed_rows(const short* rows, const signed char* signs, Py_ssize_t count, Py_ssize_t ahead,

@@ -31,12 +31,14 @@ FINITE_SPECIALS = {
     "sparse_mlp_forward": np.array([0.0, -0.0, 1e-30]),
     "sparse_mlp_backward": np.array([0.0, -0.0, 1e-30]),
     "pong_step": np.array([0.0, -0.0, 1e-30]),
+    "atari_step": np.array([0.0, -0.0, 1e-30]),
 }
 PONG_D = 6400
 
 
 def pong_inputs(rng):
-    """A Pong net's input size: the difference frame, or with the frame; now and then a bad one."""
+    """A Pong net's input size: the difference frame, or with the frame; now and then another (which
+    the sparse net takes and pong_step refuses)."""
     return int(rng.choice([PONG_D, 2 * PONG_D, PONG_D + 1], p=[0.48, 0.48, 0.04]))
 
 
@@ -75,7 +77,7 @@ def case(rng):
                        "standardize", "gaussian_policy_grad", "rmsprop_step", "adam_step", "pong_sparse_difference",
                        "sparse_mlp_forward", "sparse_mlp_backward", "pong_step", "gae_advantages",
                        "squared_error", "clipped_sigmoid_policy_grad", "clipped_softmax_policy_grad",
-                       "rmsprop_rows_step"]))
+                       "rmsprop_rows_step", "atari_sparse_levels", "atari_step"]))
     specials = FINITE_SPECIALS.get(name, SPECIALS)
     f = lambda shape, d=dtype: layout(rng, values(rng, shape, d, hostile, specials))  # noqa: E731
     tau = float(rng.choice([1.0, 0.5, 1e-3, 10.0, 0.0, -1.0, np.nan]))
@@ -127,10 +129,12 @@ def case(rng):
         return name, (f((d,) + k), f((n, d)), f((n,) + k, other), f((n,)), float(rng.choice([1.0, 0.3, 0.0])))
     if name in ("pong_sparse_difference", "pong_step"):
         return name, pong_case(rng, name, n, h, dtype, f)
+    if name in ("atari_sparse_levels", "atari_step"):
+        return name, atari_case(rng, name, n, h, dtype, f)
     if name in ("sparse_mlp_forward", "sparse_mlp_backward"):
         inputs = pong_inputs(rng)
         starts, indices, signs = sparse_rows(rng, n, inputs)
-        logits = logit_shape(rng)  # () one logit, (3,) a softmax's, (a,) of any other count: refused
+        logits = logit_shape(rng)
         w1, w2 = f((inputs, h)), f((h,) + logits, other)
         if name == "sparse_mlp_forward":
             return name, (starts, indices, signs, w1, w2)
@@ -177,8 +181,9 @@ def rmsprop_rows_case(rng, n, a, other, f):
 
 
 def logit_shape(rng):
-    """The logits of a step of a Pong net: one (w2 (H,)), three (w2 (H, 3)), now and then two (refused)."""
-    return [(), (3,), (2,)][int(rng.choice(3, p=[0.47, 0.47, 0.06]))]
+    """The logits of a step of a net: one (w2 (H,)), three (w2 (H, 3)), now and then two (which
+    pong_step refuses), eighteen, or nineteen or one in a column (refused)."""
+    return [(), (3,), (2,), (18,), (19,), (1,)][int(rng.choice(6, p=[0.44, 0.44, 0.03, 0.03, 0.03, 0.03]))]
 
 
 def sparse_rows(rng, n, inputs):
@@ -218,6 +223,29 @@ def pong_case(rng, name, n, h, dtype, f):
                               capacity=PONG_D * int(rng.choice([1, 2, 4])), inputs=inputs, logits=(stored or (1,))[0])
     episodes.lengths[:] = rng.integers(0, 3, envs)  # a step count of 2 leaves no room: refused
     return frames, previous, rows, fresh, f((inputs, h)), f((h,) + logits), rng.random(n), episodes
+
+
+def atari_case(rng, name, n, h, dtype, f):
+    """Random frames of a small random size, levels of 1 to 8 bits; now and then frames too
+    large, bad bits, a background level too high, a net or a store for other frames."""
+    height, width = (int(rng.integers(1, 12)), int(rng.integers(1, 12))) if rng.random() < 0.97 else (130, 130)
+    bits = int(rng.integers(1, 9)) if rng.random() < 0.95 else int(rng.choice([0, 9]))
+    pixels, top = height * width, 2 ** min(max(bits, 1), 8)
+    envs = n + int(rng.integers(0, 3))
+    frames = rng.integers(0, 256, (n, height, width), dtype=np.uint8)
+    background = rng.integers(0, top + (rng.random() < 0.05), pixels).astype(np.uint8)
+    previous = rng.integers(0, top, (envs, pixels)).astype(np.uint8)
+    rows = rng.permutation(envs)[:n] if rng.random() < 0.95 else np.zeros(n, np.int64)
+    fresh = rng.random(n) < 0.3
+    if name == "atari_sparse_levels":
+        return frames, background, previous, rows, fresh, bits
+    from pgcore.pong import SparseEpisodes
+    inputs = 2 * pixels if rng.random() < 0.95 else 2 * pixels + 1
+    logits = int(rng.choice([2, 4, 18])) if rng.random() < 0.95 else int(rng.choice([1, 19]))
+    episodes = SparseEpisodes(envs, dtype, steps=2, capacity=inputs * int(rng.choice([1, 2])), inputs=inputs,
+                              logits=logits)
+    episodes.lengths[:] = rng.integers(0, 3, envs)  # a step count of 2 leaves no room: refused
+    return frames, background, previous, rows, fresh, f((inputs, h)), f((h, logits)), rng.random(n), episodes, bits
 
 
 def run_one(function, args):
@@ -268,6 +296,11 @@ def main():
         if name == "pong_step" and k_kind == "ok":  # and the previous frames, and every array of the episodes
             k_value, r_value = ((k_value, k_args[1], *vars(k_args[7]).values()),
                                 (r_value, r_args[1], *vars(r_args[7]).values()))
+        if name == "atari_sparse_levels" and k_kind == "ok":
+            k_value, r_value = (*k_value, k_args[2]), (*r_value, r_args[2])  # and the previous levels
+        if name == "atari_step" and k_kind == "ok":  # and the previous levels, and every array of the episodes
+            k_value, r_value = ((k_value, k_args[2], *vars(k_args[8]).values()),
+                                (r_value, r_args[2], *vars(r_args[8]).values()))
         floor = 0.0
         if name in ("sigmoid_policy_grad", "softmax_policy_grad") and k_kind == "ok" and np.isfinite(args[2]).any():
             # weights * (onehot - p) / tau: where p rounds to 1, the two differ by one ulp of p (and the

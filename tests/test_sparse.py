@@ -142,8 +142,8 @@ def test_sparse_forward_and_backward_match_the_twin_and_the_dense_net(dtype, thr
         assert_close(grad_w2, start_w2 + dense_w2, rtol=rtol, atol=bound_w2, what=f"grad_w2 ({module.__name__})")
 
 
-@pytest.mark.parametrize("inputs, n_logits", [(D, 1), (2 * D, 1), (D, 3)],
-                         ids=["difference", "with-frame", "three-logits"])
+@pytest.mark.parametrize("inputs, n_logits", [(D, 1), (2 * D, 1), (D, 3), (97, 2), (16800, 6), (300, 18)],
+                         ids=["difference", "with-frame", "three-logits", "two-logits", "atari-six", "eighteen"])
 def test_sparse_backward_matches_finite_differences(inputs, n_logits):
     """d/dw of sum_i g_i . logits_i(w1, w2) in float64, over the rows of w1 the inputs select."""
     from helpers import central_differences
