@@ -122,7 +122,10 @@ def open_checkpoint(path, for_training=False):
                                    trainer.counters_added_later)
             expected = trainer.checkpoint_arrays(config)
         else:
-            expected = {name: (shape, None) for name, shape in trainer.policy_shapes(config).items()}
+            # parameters of any float dtype (a policy file may store float16), fixed arrays of their own
+            fixed = trainer.fixed_arrays(config)
+            expected = {name: (shape, fixed[name][1] if name in fixed else None)
+                        for name, shape in trainer.policy_shapes(config).items()}
     except (KeyError, TypeError, ValueError) as error:
         raise runs.RunError(f"corrupt checkpoint {file}: bad metadata ({error.__class__.__name__}: {error})") from None
     arrays, meta = runs.load_checkpoint(file, expected)
@@ -367,7 +370,8 @@ class Agent:
         else:
             arrays = trainer.new_state(self.config)
             meta = runs.new_meta(self.config, trainer.counter_types, trainer.checkpoint_format)
-        arrays |= {name: np.asarray(value, dtype=self.config.dtype) for name, value in self.params.items()}
+        arrays |= {name: np.asarray(value, dtype=self.config.dtype) if np.asarray(value).dtype.kind == "f" else value
+                   for name, value in self.params.items()}
         return arrays, meta | {"config": dataclasses.asdict(self.config), "format": trainer.checkpoint_format}
 
     @classmethod
@@ -438,8 +442,10 @@ class Agent:
 
     def _loaded_params(self, opened):
         names = tasks.get(self.task).policy_shapes(opened.config)   # a value net trains, it does not play
-        # float16 is a storage format only (the shipped policy): compute in the run's dtype
-        return {name: opened.arrays[name].astype(self.config.dtype) for name in names}
+        # float16 is a storage format only (the shipped policy): compute in the run's dtype (a fixed
+        # array that is not a float, an Atari game's background, stays as it is)
+        return {name: opened.arrays[name].astype(self.config.dtype) if opened.arrays[name].dtype.kind == "f"
+                else opened.arrays[name] for name in names}
 
 
 def _check_deterministic(deterministic):

@@ -25,6 +25,7 @@ import functools
 import os
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -143,6 +144,25 @@ class PongConfig(RunConfig):
     workers: int = setting(1, minimum=1, metavar="K",
                            help="Ray workers; --envs, --threads, --batch-episodes and --batch-steps are per worker, "
                                 "so an update takes K * batch_episodes episodes (or K * batch_steps steps)")
+
+    # Whether a nonzero reward cuts the returns and advantages: a Pong point ends the play that earned it.
+    cuts_at_rewards: ClassVar[bool] = True
+
+    def input_size(self):
+        """Inputs of a step: the difference frame's pixels, then (frame_input) the frame's."""
+        return 2 * INPUT_SIZE if self.frame_input else INPUT_SIZE
+
+    def logit_count(self):
+        """The policy's logits a step: one (up with probability sigmoid(logit)), or one per action (a softmax)."""
+        return 1 if self.actions == 2 else self.actions
+
+    def fixed_arrays(self):
+        """name -> (shape, dtype) of the arrays that play beside w1 and w2 and never train (none for Pong)."""
+        return {}
+
+    def make_fixed_arrays(self):
+        """A new run's fixed_arrays (seeded by the config's seed)."""
+        return {}
 
 
 # The presets: what each sets over PongConfig's defaults, which are the frame preset (settings given
@@ -289,29 +309,34 @@ def init_params(config, rng):
 
 
 def initial_params(config):
-    """The parameters a new run starts from (seeded by config.seed)."""
-    return init_params(config, np.random.default_rng(runs.seed_streams(config.seed)[0]))
+    """The parameters a new run starts from (seeded by config.seed), and the config's fixed arrays."""
+    return init_params(config, np.random.default_rng(runs.seed_streams(config.seed)[0])) | config.make_fixed_arrays()
 
 
 def input_size(config):
-    """Inputs of a step: the difference frame's pixels, then (frame_input) the frame's."""
-    return 2 * INPUT_SIZE if config.frame_input else INPUT_SIZE
+    """Inputs of a step (the config's input_size)."""
+    return config.input_size()
 
 
 def logit_count(config):
-    """The policy's logits a step: one (up with probability sigmoid(logit)), or one per action (a softmax)."""
-    return 1 if config.actions == 2 else config.actions
+    """The policy's logits a step (the config's logit_count)."""
+    return config.logit_count()
 
 
-def policy_shapes(config):
-    """name -> shape of the parameters that play: the policy's w1, w2."""
+def _net_shapes(config):
+    """name -> shape of the policy net's parameters, w1 and w2."""
     return {"w1": (input_size(config), config.hidden),
             "w2": (config.hidden,) if logit_count(config) == 1 else (config.hidden, logit_count(config))}
 
 
+def policy_shapes(config):
+    """name -> shape of the arrays that play: the policy's w1, w2, and the config's fixed arrays."""
+    return _net_shapes(config) | {name: shape for name, (shape, _) in config.fixed_arrays().items()}
+
+
 def param_shapes(config):
     """name -> shape of every parameter a run trains: the policy's, and the value net's with advantage "gae"."""
-    shapes = policy_shapes(config)
+    shapes = _net_shapes(config)
     if config.advantage == "gae":
         shapes |= {"value_w1": (input_size(config), config.value_hidden), "value_w2": (config.value_hidden,),
                    "value_b": (1,)}
@@ -320,7 +345,7 @@ def param_shapes(config):
 
 def checkpoint_arrays(config):
     """Every array a checkpoint holds: name -> (shape, dtype)."""
-    expected = {}
+    expected = dict(config.fixed_arrays())
     for name, shape in param_shapes(config).items():
         for prefix in ("", "grad_") + OPTIMIZER_STATE[config.optimizer]:
             expected[prefix + name] = (shape, config.dtype)
@@ -330,7 +355,7 @@ def checkpoint_arrays(config):
 def new_state(config):
     """A new run's arrays: the parameters (seeded), a zero batch gradient and optimizer state."""
     params = initial_params(config)
-    return params | {prefix + k: np.zeros_like(v) for k, v in params.items()
+    return params | {prefix + name: np.zeros_like(params[name]) for name in param_shapes(config)
                      for prefix in ("grad_",) + OPTIMIZER_STATE[config.optimizer]}
 
 
@@ -389,9 +414,15 @@ def _value_forward(kernels, episode, state, config):
     return hidden, values
 
 
+def cuts(config, rewards):
+    """Where the returns and advantages are cut within a game (bool (T,)): at every nonzero
+    reward where the config's cuts_at_rewards (a Pong point), nowhere otherwise."""
+    return rewards != 0 if config.cuts_at_rewards else np.zeros(len(rewards), dtype=bool)
+
+
 def _targets(kernels, episode, values, config, frames=None):
     rewards = episode[5]
-    points = rewards != 0
+    points = cuts(config, rewards)
     returns = kernels.discounted_returns(rewards, config.gamma, dones=points)       # (T,)
     value_loss = 0.0
     if values is not None:
@@ -457,7 +488,7 @@ def rollout_targets(kernels, segment, state, config, cut, frames=None):
         steps = len(values)
         starts, logits, actions, rewards = starts[:steps + 1], logits[:steps], actions[:steps], rewards[:steps]
         indices, signs = indices[:starts[-1]], signs[:starts[-1]]
-    points = rewards != 0
+    points = cuts(config, rewards)
     advantages = kernels.gae_advantages(rewards, values, config.gamma, config.gae_lambda, dones=points,
                                         last_values=last_value)
     returns = advantages + values
@@ -557,17 +588,19 @@ def _widened(array, columns):
     return wider
 
 
-def train(config, kernels, resume_meta=None, resume_arrays=None, collect=None):
+def train(config, kernels, resume_meta=None, resume_arrays=None, collect=None, collector_class=None):
     """Runs until max_frames / max_episodes / Ctrl-C / SIGTERM; checkpoints; returns
     (counters, the name of the signal that stopped it or None). `collect(config, run, learner)`
     feeds the learner its episodes: by default Ray workers (pgcore.distributed.collect, each
-    worker a Collector; inside `distributed.session`) when config.ray, else this process's emulators."""
+    worker a Collector; inside `distributed.session`) when config.ray, else this process's emulators,
+    a `collector_class` (default Collector)."""
+    collector_class = collector_class or Collector
     if collect is None:
         if config.ray:
-            collect = functools.partial(distributed.collect, make_collector=Collector)
+            collect = functools.partial(distributed.collect, make_collector=collector_class)
         else:
             def collect(config, run, learner):
-                _collect(config, kernels, run, learner)
+                _collect(config, kernels, run, learner, collector_class)
     # The emulator threads keep every core busy; a parallel kernel region would wait for a
     # core to come free (milliseconds), so the trainer's kernels run on the calling thread.
     columns = ["skipped_updates"] + (["value_loss"] if config.advantage == "gae" else []) \
@@ -581,11 +614,12 @@ def train(config, kernels, resume_meta=None, resume_arrays=None, collect=None):
     return run.counters, run.stopped_by
 
 
-def _collect(config, kernels, run, learner):
+def _collect(config, kernels, run, learner, collector_class):
     """The single-process trainer: this process's emulators feed the learner."""
     counters = run.counters
     env_seed = int(run.seeds[2].generate_state(1)[0] % (2**31 - 1)) + 1000 * counters["segment"]
-    collector = Collector(config, kernels, run.rng, env_seed)
+    collector = collector_class(config, kernels, run.rng, env_seed,
+                                fixed={name: learner.state[name] for name in config.fixed_arrays()})
     try:
         while run.running():
             finished, steps, frames = collector.step(learner.w1, learner.w2, counters["updates"])
@@ -753,14 +787,21 @@ class Collector:
 
     ale-py's asynchronous vector env has, rarely (once in some 10^8 frames here), returned one env
     twice in a batch; its state is not to be trusted after that, so the collector warns and
-    starts its emulators again (`restarts`), dropping the episodes in progress."""
+    starts its emulators again (`restarts`), dropping the episodes in progress.
 
-    def __init__(self, config, kernels, rng, env_seed):
+    A game other than Pong subclasses it: its emulators (`_make_envs`), its step (`_play`), the
+    rewards it learns from (`_learned`) and the width of what it keeps of each env's previous
+    frame (`previous_width`). `fixed`: the config's fixed arrays, which play beside w1 and w2."""
+
+    previous_width = INPUT_SIZE  # Pong's previous frame, preprocessed: 0/1
+
+    def __init__(self, config, kernels, rng, env_seed, fixed=None):
         self.config, self.kernels, self.rng, self.env_seed = config, kernels, rng, env_seed
+        self.fixed = fixed or {}
         self.restarts = 0
         self.episodes = SparseEpisodes(config.envs, np.dtype(config.dtype), inputs=input_size(config),
                                        logits=logit_count(config))
-        self.previous_frame = np.zeros((config.envs, INPUT_SIZE), dtype=np.uint8)  # preprocessed, 0/1
+        self.previous_frame = np.zeros((config.envs, self.previous_width), dtype=np.uint8)
         self.fresh = np.ones(config.envs, dtype=bool)   # next frame starts an episode: no motion yet
         self.last_frame_number = np.zeros(config.envs, dtype=np.int64)
         self.start_version = np.zeros(config.envs, dtype=np.int64)  # the update each episode began at
@@ -774,15 +815,12 @@ class Collector:
         (the env ids whose piece is ready: an episode that ended, or with rollout_steps a segment
         that reached its length (read each with `piece`, then `release` it), agent steps,
         emulator frames)."""
-        episodes, kernels = self.episodes, self.kernels
+        episodes = self.episodes
         env_ids = self.info["env_id"]                                   # (B,)
         self.version = version
         self.start_version[env_ids[episodes.lengths[env_ids] == 0]] = version
         episodes.make_room(env_ids)
-        # difference frames -> sparse rows -> logits -> sampled actions, stored in the episodes
-        # (observations (B, 1, 210, 160) grayscale: the frames (B, 210, 160))
-        actions = kernels.pong_step(self.observations[:, 0], self.previous_frame, env_ids, self.fresh[env_ids],
-                                    w1, w2, self.rng.random(len(env_ids)), episodes)
+        actions = self._play(env_ids, w1, w2)
         self.fresh[env_ids] = False
         self.envs.send(actions)
 
@@ -792,7 +830,7 @@ class Collector:
             self._restart_emulators(returned)
             return returned[:0], len(env_ids), 0   # (this batch's frames are not counted)
         stepped = episodes.lengths[returned] > 0      # not an initial reset observation
-        episodes.rewards[returned[stepped], episodes.lengths[returned[stepped]] - 1] = rewards[stepped]
+        episodes.rewards[returned[stepped], episodes.lengths[returned[stepped]] - 1] = self._learned(rewards[stepped])
         self.scores[returned[stepped]] += rewards[stepped]
         frame_number = self.info["frame_number"]
         frames = int((frame_number - self.last_frame_number[returned]).sum())
@@ -806,6 +844,20 @@ class Collector:
             self.cut[full] = True
             finished = np.concatenate((finished, full))
         return finished, len(env_ids), frames
+
+    def _play(self, env_ids, w1, w2):
+        """The actions of envs env_ids, from the frames they returned: difference frames -> sparse
+        rows -> logits -> sampled actions, stored in the episodes (observations (B, 1, 210, 160)
+        grayscale: the frames (B, 210, 160))."""
+        return self.kernels.pong_step(self.observations[:, 0], self.previous_frame, env_ids, self.fresh[env_ids],
+                                      w1, w2, self.rng.random(len(env_ids)), self.episodes)
+
+    def _learned(self, rewards):
+        """The rewards the learner learns from, of the rewards the games scored (Pong's: the same)."""
+        return rewards
+
+    def _make_envs(self):
+        return make_envs(self.config)
 
     def piece(self, env):
         """What the learner takes of a ready env (Learner.learn's arguments): its episode or segment
@@ -844,7 +896,7 @@ class Collector:
 
     def _start_emulators(self):
         """New emulators (seeded by env_seed and the restarts so far) at fresh episodes."""
-        self.envs = make_envs(self.config)
+        self.envs = self._make_envs()
         self.episodes.lengths[:] = 0
         self.scores[:] = 0
         self.cut[:] = False
@@ -878,13 +930,7 @@ class Player:
     def probabilities(self, x):
         """The net's dense inputs x (N, D) (`inputs`) -> each action code's probability (N, 2 or 3)
         float64: down, up (and stay, for a 3-action net)."""
-        _, logits = self.kernels.mlp_forward(x, self.w1, self.w2)
-        logits = logits.astype(np.float64)
-        if logits.ndim == 1:
-            p_up = 1 / (1 + np.exp(-logits))
-            return np.stack((1 - p_up, p_up), axis=1)
-        exps = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exps / exps.sum(axis=1, keepdims=True)
+        return action_probabilities(self.kernels.mlp_forward(x, self.w1, self.w2)[1])
 
     def choose(self, p, greedy=True):
         """Action codes (N,) from `probabilities`: the likeliest (a tie goes to the lower code,
@@ -921,6 +967,17 @@ class Player:
             previous = previous_frames(state, n, single)
         actions = self.act(frames, previous, fresh, greedy=deterministic)
         return (actions[0], previous[0]) if single else (actions, previous)
+
+
+def action_probabilities(logits):
+    """Each action code's probability (N, K) float64 of a net's logits: (N,) one logit, the
+    sigmoid's (down, up), or (N, K) a softmax's."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim == 1:
+        p_up = 1 / (1 + np.exp(-logits))
+        return np.stack((1 - p_up, p_up), axis=1)
+    exps = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exps / exps.sum(axis=1, keepdims=True)
 
 
 def previous_frames(state, n, single):

@@ -148,8 +148,14 @@ class Task(abc.ABC):
         """name -> shape of every parameter a run trains, from the config alone (no environment)."""
 
     def policy_shapes(self, config):
-        """name -> shape of the parameters that play (a value net trains, it does not play)."""
+        """name -> shape of the arrays that play: parameters (a value net trains, it does not play)
+        and `fixed_arrays`."""
         return self.param_shapes(config)
+
+    def fixed_arrays(self, config):
+        """name -> (shape, dtype) of the arrays that play beside the parameters and never train
+        (an Atari game's background); `initial_params` makes them too."""
+        return {}
 
     @abc.abstractmethod
     def checkpoint_arrays(self, config):
@@ -157,7 +163,7 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def initial_params(self, config):
-        """The parameters a new run starts from (seeded by config.seed)."""
+        """The parameters a new run starts from (seeded by config.seed), and its `fixed_arrays`."""
 
     def new_state(self, config):
         """Every array of a new run's first checkpoint: `initial_params`, and zeros for the rest of

@@ -8,7 +8,7 @@ own module) is a task of the Agent and of the CLI's parsers made after it, as th
 """
 import functools
 
-from pgcore import control, pong, runs
+from pgcore import atari, control, pong, runs
 
 REGISTRY = {}  # name -> Task, in registration order (the order --help and the docs list them)
 
@@ -21,7 +21,7 @@ def register(*tasks):
         REGISTRY[task.name] = task
 
 
-register(pong.TASK)
+register(pong.TASK, atari.TASK)
 register(*control.CONTROL_TASKS)
 
 

@@ -96,8 +96,9 @@ def test_mlp_task_learn_evaluate_predict_load_resume(tmp_path, keep_threads):
     with pytest.raises(ValueError, match="resume"):
         loaded.learn(max_episodes=40)
 
-    for pong_only in ({"preset": "fast"}, {"lr_decay_frames": 1000}, {"workers": 2}):
-        with pytest.raises(ValueError, match=rf"{next(iter(pong_only))} does not apply to cartpole \(only to pong\)"):
+    for pong_only, takers in (({"preset": "fast"}, "pong"), ({"lr_decay_frames": 1000}, "pong, atari"),
+                              ({"workers": 2}, "pong")):
+        with pytest.raises(ValueError, match=rf"{next(iter(pong_only))} does not apply to cartpole \(only to {takers}\)"):
             pgcore.Agent.resume(run_dir, **pong_only)
     resumed = pgcore.Agent.resume(run_dir)
     resumed.learn(max_episodes=48, quiet=True)

@@ -41,13 +41,13 @@ def test_the_tables_have_a_row_for_every_flag_of_every_task():
 
 def test_every_setting_carries_its_help_and_checks():
     """Each field: a help text; a whole number has a minimum, a real number bounds, a text choices
-    (or a task's own check: Pong's ray), a bool a switch; a flag unique to its setting."""
+    (or a task's own check: Pong's ray, Atari's game), a bool a switch; a flag unique to its setting."""
     flags = {}
     for task in tasks.REGISTRY.values():
         for opt in task.options():
             meta = opt.metadata
             assert meta["help"], (task.name, opt.name)
-            if opt.name in ("task", "run_dir", "ray", "preset"):
+            if opt.name in ("task", "run_dir", "ray", "preset", "game"):
                 continue
             if opt.type is bool:
                 assert meta["switch"] in settings.SWITCHES, opt.name
@@ -110,7 +110,7 @@ def test_the_defaults_in_help_are_the_configs():
     assert pong.default_text("threads") == "every core" and pong.default_text("preset") == "frame"
     assert pong.default_text("gae_start_frames") == ("5000000, or 0 with the rollouts, fast, reinforce or classic "
                                                      "preset, or 20000000 with the gae preset")
-    assert cli._task_defaults("hidden") == "pong: 200; the other tasks: 32"
+    assert cli._task_defaults("hidden") == "pong: 200; atari: 200; the other tasks: 32"
     assert settings.grouped_text({"a": "1", "b": "2", "c": "2"}) == "1 for a, 2 otherwise"
 
 

@@ -18,21 +18,24 @@ PGCORE = os.path.dirname(os.path.abspath(pgcore.__file__))
 
 
 def test_every_registered_task_implements_the_interface():
-    assert list(tasks.REGISTRY) == list(pgcore.TASKS) and len(tasks.REGISTRY) == 7
+    assert list(tasks.REGISTRY) == list(pgcore.TASKS) and len(tasks.REGISTRY) == 8
     for name, spec in tasks.REGISTRY.items():
         assert isinstance(spec, task.Task) and spec.name == name and spec.description
         config = spec.default_config()
         spec.check_config(config)
         assert config.task == name and dataclasses.is_dataclass(config)
         shapes = spec.param_shapes(config)
-        assert set(spec.policy_shapes(config)) <= set(shapes)
+        fixed = spec.fixed_arrays(config)
+        assert set(spec.policy_shapes(config)) <= set(shapes) | set(fixed) and not set(fixed) & set(shapes)
         params = spec.initial_params(config)
-        assert {k: v.shape for k, v in params.items()} == {k: tuple(v) for k, v in shapes.items()}
-        assert set(spec.checkpoint_arrays(config)) >= set(shapes)
+        assert {k: v.shape for k, v in params.items()} == {k: tuple(v) for k, v in shapes.items()} | {
+            name: shape for name, (shape, _) in fixed.items()}
+        assert all(params[name].dtype == dtype for name, (_, dtype) in fixed.items())
+        assert set(spec.checkpoint_arrays(config)) >= set(shapes) | set(fixed)
         assert spec.config_from_saved(dataclasses.asdict(config)) == config
     with pytest.raises(ValueError, match="already registered"):
         tasks.register(tasks.get("pong"))
-    with pytest.raises(pgcore.SettingError, match="known tasks: pong, frozenlake"):
+    with pytest.raises(pgcore.SettingError, match="known tasks: pong, atari, frozenlake"):
         tasks.get("frozen-lake")
 
 
