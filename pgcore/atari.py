@@ -25,7 +25,7 @@ import numpy as np
 
 from pgcore import pong, runs, settings
 from pgcore.backends import load_backend
-from pgcore.task import Task, episode_starts
+from pgcore.task import Task
 
 HEIGHT, WIDTH = 105, 80     # ale-py resizes each frame to this, half of Atari's 210 x 160
 PIXELS = HEIGHT * WIDTH
@@ -200,30 +200,18 @@ class AtariPlayer(pong.Player):
         _, logits = self.kernels.sparse_mlp_forward(starts, indices, signs, self.w1, self.w2)
         return self.choose(pong.action_probabilities(logits), greedy)
 
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        """Agent.predict: one frame (105, 80) or a batch (N, 105, 80) uint8 grayscale (ale-py's
-        frames, resized) -> (its action code, the state) or ((N,) codes, the state). The state is
-        each game's previous levels, (8400,) or (N, 8400) uint8, a new array each call; None
-        starts every game with this frame, and `episode_start` the games it marks."""
-        frames = np.asarray(observation)
-        single = frames.ndim == 2
-        frames = frames[None] if single else frames
-        if frames.ndim != 3 or frames.shape[1:] != (HEIGHT, WIDTH) or frames.dtype != np.uint8:
-            raise ValueError(f"observation must be grayscale frames ({HEIGHT}, {WIDTH}) or (N, {HEIGHT}, {WIDTH}) "
-                             f"uint8, not {frames.shape} {frames.dtype}")
-        n = len(frames)
-        fresh = episode_starts(episode_start, n)
-        if state is None:
-            previous, fresh[:] = np.zeros((n, PIXELS), dtype=np.uint8), True
-        else:
-            previous = np.asarray(state)
-            if previous.dtype != np.uint8 or previous.shape not in ([(PIXELS,), (1, PIXELS)] if single
-                                                                   else [(n, PIXELS)]):
-                raise ValueError(f"state must be None or the state predict returned: the previous levels, "
-                                 f"({PIXELS},) a frame uint8, not {previous.shape} {previous.dtype}")
-            previous = np.array(previous.reshape(n, PIXELS), dtype=np.uint8, order="C", copy=True)
-        actions = self.act(frames, previous, fresh, greedy=deterministic)
-        return (actions[0], previous[0]) if single else (actions, previous)
+    # Agent.predict (Player.predict): one frame (105, 80) or a batch (N, 105, 80) uint8 grayscale
+    # (ale-py's frames, resized) -> (its action code, the state) or ((N,) codes, the state); the
+    # state is each game's previous levels, (8400,) or (N, 8400) uint8
+    frame_shape, frame_words, state_width = (HEIGHT, WIDTH), "grayscale frames", PIXELS
+
+    @staticmethod
+    def checked_state(state, n, single):
+        previous = np.asarray(state)
+        if previous.dtype != np.uint8 or previous.shape not in ([(PIXELS,), (1, PIXELS)] if single else [(n, PIXELS)]):
+            raise ValueError(f"state must be None or the state predict returned: the previous levels, ({PIXELS},) "
+                             f"a frame uint8, not {previous.shape} {previous.dtype}")
+        return np.array(previous.reshape(n, PIXELS), dtype=np.uint8, order="C", copy=True)
 
 
 def evaluate(config, params, episodes, seed, deterministic=True, kernels=None, on_game=None, frames=None):
@@ -235,25 +223,18 @@ def evaluate(config, params, episodes, seed, deterministic=True, kernels=None, o
                          np.random.default_rng(seed))
     envs = make_envs(config, n_envs=1, sync=True, seed_threads=1)
     previous = np.zeros((1, PIXELS), dtype=np.uint8)
-    scores = []
+
+    def step(action):
+        observations, reward, terminated, truncated, _ = envs.step(action.astype(np.int32))
+        return observations[0, 0].copy(), float(reward[0]), bool(terminated[0] or truncated[0])
+
     try:
-        for game in range(episodes):
-            observations, _ = envs.reset(seed=seed + game)
-            score, done, first = 0.0, False, True
-            while not done:
-                action = player.act(observations[:, 0], previous, np.array([first]), deterministic)
-                first = False
-                observations, reward, terminated, truncated, _ = envs.step(action.astype(np.int32))
-                score += float(reward[0])
-                done = bool(terminated[0] or truncated[0])
-                if frames is not None and game == 0:
-                    frames.append(observations[0, 0].copy())
-            scores.append(score)
-            if on_game is not None:
-                on_game(game, score)
+        return pong.play_games(episodes, seed, lambda game_seed: envs.reset(seed=game_seed)[0][0, 0].copy(),
+                               lambda frame, first: player.act(frame[None], previous, np.array([first]),
+                                                               deterministic),
+                               step, on_game, frames)
     finally:
         envs.close()
-    return np.array(scores)
 
 
 class AtariTask(Task):

@@ -954,19 +954,27 @@ class Player:
         game's next frame; None starts every game with this frame, and `episode_start` True (or
         (N,) bools) starts the games it marks. The state passed in is not modified."""
         frames = np.asarray(observation)
-        single = frames.ndim == 3
+        shape = self.frame_shape
+        single = frames.ndim == len(shape)
         frames = frames[None] if single else frames
-        if frames.ndim != 4 or frames.shape[1:] != (210, 160, 3) or frames.dtype != np.uint8:
-            raise ValueError(f"observation must be Pong frames (210, 160, 3) or (N, 210, 160, 3) uint8, "
-                             f"not {frames.shape} {frames.dtype}")
+        if frames.ndim != len(shape) + 1 or frames.shape[1:] != shape or frames.dtype != np.uint8:
+            raise ValueError(f"observation must be {self.frame_words} {shape} or (N, {', '.join(map(str, shape))}) "
+                             f"uint8, not {frames.shape} {frames.dtype}")
         n = len(frames)
         fresh = episode_starts(episode_start, n)
         if state is None:
-            previous, fresh[:] = np.zeros((n, INPUT_SIZE), dtype=np.uint8), True
+            previous, fresh[:] = np.zeros((n, self.state_width), dtype=np.uint8), True
         else:
-            previous = previous_frames(state, n, single)
+            previous = self.checked_state(state, n, single)
         actions = self.act(frames, previous, fresh, greedy=deterministic)
         return (actions[0], previous[0]) if single else (actions, previous)
+
+    # what predict takes: a frame's shape, its name, and the width of a game's state
+    frame_shape, frame_words, state_width = (210, 160, 3), "Pong frames", INPUT_SIZE
+
+    @staticmethod
+    def checked_state(state, n, single):
+        return previous_frames(state, n, single)
 
 
 def action_probabilities(logits):
@@ -1011,24 +1019,37 @@ def evaluate(config, params, episodes, seed, deterministic=True, kernels=None, o
     env = gymnasium.make("ALE/Pong-v5", frameskip=config.frameskip, repeat_action_probability=config.sticky)
     player = Player(kernels, params["w1"], params["w2"], np.random.default_rng(seed))
     previous = np.zeros((1, INPUT_SIZE), dtype=np.uint8)
-    scores = []
+
+    def step(action):
+        frame, reward, terminated, truncated, _ = env.step(action)
+        return frame, reward, terminated or truncated
+
     try:
-        for game in range(episodes):
-            frame, _ = env.reset(seed=seed + game)
-            score, done, first = 0.0, False, True
-            while not done:
-                action = player.act(frame[None], previous, np.array([first]), deterministic)[0]
-                first = False
-                frame, reward, terminated, truncated, _ = env.step(action)
-                score += reward
-                done = terminated or truncated
-                if frames is not None and game == 0:
-                    frames.append(frame)
-            scores.append(score)
-            if on_game is not None:
-                on_game(game, score)
+        return play_games(episodes, seed, lambda game_seed: env.reset(seed=game_seed)[0],
+                          lambda frame, first: player.act(frame[None], previous, np.array([first]), deterministic)[0],
+                          step, on_game, frames)
     finally:
         env.close()
+
+
+def play_games(episodes, seed, reset, act, step, on_game=None, frames=None):
+    """Scores (episodes,) of games played one after another: game g starts from reset(seed + g) (its
+    first observation), each step plays act(observation, first) and step(action) returns
+    (observation, reward, done). on_game(g, score) after each game; `frames`, a list, collects the
+    first game's observations."""
+    scores = []
+    for game in range(episodes):
+        observation = reset(seed + game)
+        score, done, first = 0.0, False, True
+        while not done:
+            observation, reward, done = step(act(observation, first))
+            first = False
+            score += reward
+            if frames is not None and game == 0:
+                frames.append(observation)
+        scores.append(score)
+        if on_game is not None:
+            on_game(game, score)
     return np.array(scores)
 
 

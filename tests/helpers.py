@@ -24,6 +24,18 @@ FLOATS = [np.float32, np.float64]
 
 # ---- tolerances ----
 
+def assert_same_episodes(got, want, n_envs, dtype, atol):
+    """Two episode stores (pong.SparseEpisodes) hold the same steps: rows, actions, logits to dtype's rtol."""
+    assert np.array_equal(got.lengths, want.lengths) and np.array_equal(got.starts, want.starts)
+    for e in range(n_envs):
+        used = got.starts[e, got.lengths[e]]
+        assert np.array_equal(got.indices[e, :used], want.indices[e, :used])
+        assert np.array_equal(got.signs[e, :used], want.signs[e, :used])
+        t = got.lengths[e]
+        assert np.array_equal(got.actions[e, :t], want.actions[e, :t])
+        assert_close(got.logits[e, :t], want.logits[e, :t], rtol=rtol_of(dtype), atol=atol)
+
+
 def rtol_of(dtype):
     """The contract's relative agreement of kernels and reference (API.md)."""
     return 1e-5 if np.dtype(dtype) == np.float32 else 1e-12

@@ -6,6 +6,7 @@ benchmarks/ is not in the wheel: the scripts are found beside tests/ (CI runs py
 repository root), and these tests are skipped when they are not there.
 """
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -45,6 +46,28 @@ def test_bench_train(tmp_path):
                      "--kinds", "cython", cwd=tmp_path)
     assert re.search(r"^round 1: cython +[\d,]+ frames/s", out, re.MULTILINE), out
     assert re.search(r"^\| cython \| [\d,]+ \| - \| - \| [\d,]+ \| - \|$", out, re.MULTILINE), out
+
+
+def test_bench_train_on_a_game(tmp_path):
+    out = run_script("speed/bench_train.py", "--seconds", 3, "--repeats", 1, "--envs", 4, "--threads", 1,
+                     "--game", "breakout", cwd=tmp_path)
+    assert re.search(r"^\| emulator \| [\d,]+ \| 1\.00 \| ", out, re.MULTILINE), out
+    assert re.search(r"^\| atari \| [\d,]+ \| \d\.\d\d \| - \| [\d,]+ \| -?\d+\.\d \|$", out, re.MULTILINE), out
+
+
+def test_atari_scores(tmp_path):
+    """Two marks of a made-up run: the mean of its last games by each, "-" past its end; random play."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {"game": "breakout", "seed": 3, "frameskip": 4,
+                                                            "sticky": 0.25}}))
+    rows = ["episode,frames,steps,reward,running_reward,wall_s"] + [
+        f"{i + 1},{(i + 1) * 1000},{(i + 1) * 250},{i % 4},0,{(i + 1) * 6}" for i in range(200)]  # 20 minutes
+    (run / "progress.csv").write_text("\n".join(rows) + "\n")
+    out = run_script("learning/atari_scores.py", run, "--minutes", "10,30", "--last", 4, "--random", 2, cwd=tmp_path)
+    # by 10 minutes games 1..100 ended: the last 4 scored 0, 1, 2, 3 (1.5), at 100,000 frames
+    assert re.search(rf"^\| {re.escape(str(run))} \| breakout \| 3 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$", out,
+                     re.MULTILINE), out
 
 
 def test_control_targets(tmp_path):

@@ -1,4 +1,4 @@
-"""End-to-end Pong throughput: pgcore-train against the emulator alone and the classic loop.
+"""End-to-end throughput: pgcore-train against the emulator alone and the classic loop (Pong; --game: any game).
 
 Each measurement runs in its own process (so peak RSS is its own), for about
 --seconds of wall time, and the kinds are interleaved over --repeats rounds; the
@@ -19,10 +19,15 @@ table gives medians and the ratios of medians, all from this one run:
   numpy      the same trainer with --backend numpy (the NumPy twins)
   classic    a faithful single-env port of the classic NumPy "Pong from pixels" loop
              (float64, one np.dot per step, Python discount loop), same frameskip and sticky
+  atari      with --game G: pgcore-train atari --game G, its default settings (the emulator
+             kind then runs G's emulators as the trainer makes them, random actions of its
+             minimal action set); --game takes only the kinds emulator and atari
 
 usage: python benchmarks/speed/bench_train.py [--seconds 30] [--repeats 3] [--envs 16] [--threads 2]
+       [--game G --kinds emulator,atari]
 """
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -42,21 +47,26 @@ TRAINERS = {"cython": {}, "one-update": {"epochs": 1, "minibatches": 1}, "frame-
             "frame-gae": THREE_ACTIONS_GAE | {"frame_input": True},
             "rollouts": THREE_ACTIONS_GAE | {"frame_input": True, "rollout_steps": 128},
             "numpy": {"backend": "numpy"}}
-KINDS = ("emulator", *TRAINERS, "classic")
+KINDS = ("emulator", *TRAINERS, "classic", "atari")
+GAME_KINDS = ("emulator", "atari")
 
 
 def run_emulator(args):
-    from pgcore import pong
+    from pgcore import agent, atari, pong
 
-    config = pong.make_config("fast", envs=args.envs, threads=args.threads)
-    envs = pong.make_envs(config)  # the trainer's emulators, as it makes them (grayscale frames)
+    if args.game:
+        config = agent.make_config("atari", game=args.game, envs=args.envs, threads=args.threads)
+        envs, low, high = atari.make_envs(config), 0, config.logit_count()
+    else:
+        config = pong.make_config("fast", envs=args.envs, threads=args.threads)
+        envs, low, high = pong.make_envs(config), 2, 4  # the trainer's emulators, as it makes them; up or down
     rng = np.random.default_rng(0)
     last = np.zeros(args.envs, dtype=np.int64)
     envs.reset(seed=0)
     frames, steps, start = 0, 0, None
     warmup_end = time.perf_counter() + 2
     while True:
-        envs.send(rng.integers(2, 4, size=envs.batch_size).astype(np.int32))
+        envs.send(rng.integers(low, high, size=envs.batch_size).astype(np.int32))
         _, _, _, _, info = envs.recv()
         ids, numbers = info["env_id"], info["frame_number"]
         if start is not None:
@@ -73,8 +83,9 @@ def run_emulator(args):
     return frames / (time.perf_counter() - start), main_cpu_per_step
 
 
-def steady_state(max_frames, **settings):
-    """Runs pong.train for max_frames with `settings`; returns its steady-state frames/s, from
+def steady_state(max_frames, task="pong", **settings):
+    """Runs `task`'s trainer for max_frames with `settings` (Pong's: over the fast preset's);
+    returns its steady-state frames/s, from
     its first to its last finished episode (so start-up is left out, as it is for the emulator
     alone), and the CPU time of its main thread (all but the emulator threads) per agent step
     over the same span."""
@@ -90,8 +101,9 @@ def steady_state(max_frames, **settings):
 
     runs.Run.finish_episode = marked
     with tempfile.TemporaryDirectory() as run_dir:
-        config = pong.make_config("fast", run_dir=run_dir, max_frames=int(max_frames), checkpoint_every=0,
-                                  checkpoint_minutes=0, quiet=True, **settings)
+        limits = dict(max_frames=int(max_frames), checkpoint_every=0, checkpoint_minutes=0, quiet=True)
+        config = dataclasses.replace(pong.make_config("fast", **limits, **settings) if task == "pong"
+                                     else agent.make_config(task, **limits, **settings), run_dir=run_dir)
         with agent.session(config):  # Ray for a run on Ray workers (bench_ray.py), else nothing
             agent.train(config, load_backend(config.backend))
     if len(marks) < 2:
@@ -102,6 +114,9 @@ def steady_state(max_frames, **settings):
 
 
 def run_trainer(args, kind):
+    if kind == "atari":
+        return steady_state(args.frames_hint * args.seconds, task="atari", game=args.game, envs=args.envs,
+                            threads=args.threads)
     return steady_state(args.frames_hint * args.seconds, envs=args.envs, threads=args.threads, **TRAINERS[kind])
 
 
@@ -214,20 +229,25 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--envs", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
+    parser.add_argument("--game", default="", help="an Atari game (ale-py's name): the kinds emulator and atari "
+                                                   "run it")
+    parser.add_argument("--kinds", default=None, help="comma-separated subset of " + ",".join(KINDS)
+                        + " (default: all but atari; with --game: emulator,atari)")
     parser.add_argument("--one", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--frames-hint", type=float, default=10000, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         return measure_one(args)
 
-    kinds = [k for k in args.kinds.split(",") if k]
+    kinds = [k for k in (args.kinds or ",".join(GAME_KINDS if args.game else KINDS[:-1])).split(",") if k]
+    if args.game and set(kinds) - set(GAME_KINDS) or not args.game and "atari" in kinds:
+        parser.error("--game G runs the kinds emulator and atari only, and atari needs --game")
     results = {k: [] for k in kinds}
     hint = 10000.0
     for round_ in range(args.repeats):
         for kind in kinds:
             command = [sys.executable, __file__, "--one", kind, "--seconds", str(args.seconds), "--envs", str(args.envs),
-                       "--threads", str(args.threads), "--frames-hint", str(hint)]
+                       "--threads", str(args.threads), "--frames-hint", str(hint), "--game", args.game]
             child = subprocess.run(command, capture_output=True, text=True)
             if child.returncode:
                 sys.exit(f"{kind} failed (exit {child.returncode}): {(child.stderr.strip().splitlines() or [''])[-1]}")

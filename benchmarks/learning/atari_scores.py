@@ -1,0 +1,86 @@
+"""Atari runs' scores at given minutes of training, beside random play.
+
+For each run directory (pgcore-train atari ... --run-dir RUN): the mean score of the last
+--last games that had ended by each of --minutes minutes of training (progress.csv's wall_s),
+with the run's frames then; a run that had not reached a mark shows "-". With --random N, each
+game's random play too: the mean score of N games of uniformly random actions (its minimal
+action set) under the runs' settings (frameskip 4, sticky actions 0.25), on N emulators seeded
+from --seed.
+
+usage: python benchmarks/learning/atari_scores.py RUN [RUN ...] [--minutes 10,20,30] [--last 100]
+       [--random 100] [--seed 10000]
+"""
+import argparse
+import csv
+import json
+import os
+
+import numpy as np
+
+
+def read_run(run_dir):
+    """(config dict, progress.csv's columns: name -> float array) of a run directory."""
+    with open(os.path.join(run_dir, "config.json")) as file:
+        config = json.load(file)["config"]
+    with open(os.path.join(run_dir, "progress.csv"), newline="") as file:
+        rows = list(csv.reader(file))
+    columns = {name: np.array([float(row[i]) for row in rows[1:]]) for i, name in enumerate(rows[0])}
+    return config, columns
+
+
+def scores_at(columns, minutes, last):
+    """(mean score of the last `last` games ended by `minutes`, frames then), or None before the first."""
+    ended = np.flatnonzero(columns["wall_s"] <= minutes * 60)
+    if len(ended) == 0 or columns["wall_s"][-1] < minutes * 60 * 0.98:
+        return None
+    upto = ended[-1] + 1
+    return float(columns["reward"][max(0, upto - last):upto].mean()), float(columns["frames"][upto - 1])
+
+
+def random_play(game, episodes, seed, frameskip=4, sticky=0.25):
+    """Mean score of `episodes` games of uniformly random actions, one game on each of as many emulators."""
+    from pgcore import agent, atari
+
+    config = agent.make_config("atari", game=game, envs=episodes, frameskip=frameskip, sticky=sticky, sync=True)
+    envs = atari.make_envs(config)
+    rng = np.random.default_rng(seed)
+    count = int(envs.single_action_space.n)
+    scores, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+    try:
+        envs.reset(seed=seed)
+        while not done.all():
+            _, rewards, terminated, truncated, _ = envs.step(rng.integers(0, count, episodes).astype(np.int32))
+            scores += np.where(done, 0, rewards)
+            done |= terminated | truncated
+    finally:
+        envs.close()
+    return float(scores.mean())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--minutes", default="10,20,30", help="comma-separated minutes of training")
+    parser.add_argument("--last", type=int, default=100, help="games averaged at each mark")
+    parser.add_argument("--random", type=int, default=0, help="games of random play per game (0: none)")
+    parser.add_argument("--seed", type=int, default=10_000, help="the random play's seed")
+    args = parser.parse_args()
+    marks = [float(m) for m in args.minutes.split(",") if m]
+    print("| run | game | seed | " + " | ".join(f"{m:g} min" for m in marks) + " | random play |")
+    print("| --- | --- | ---: | " + " | ".join("---:" for _ in marks) + " | ---: |")
+    random_scores = {}
+    for run_dir in args.runs:
+        config, columns = read_run(run_dir)
+        game = config["game"]
+        if args.random and game not in random_scores:
+            random_scores[game] = random_play(game, args.random, args.seed, config["frameskip"], config["sticky"])
+        cells = []
+        for minutes in marks:
+            at = scores_at(columns, minutes, args.last)
+            cells.append("-" if at is None else f"{at[0]:.1f} ({at[1] / 1e6:.1f} M)")
+        random_cell = f"{random_scores[game]:.1f}" if game in random_scores else "-"
+        print(f"| {run_dir} | {game} | {config['seed']} | " + " | ".join(cells) + f" | {random_cell} |")
+
+
+if __name__ == "__main__":
+    main()
