@@ -370,7 +370,8 @@ class Agent:
         else:
             arrays = trainer.new_state(self.config)
             meta = runs.new_meta(self.config, trainer.counter_types, trainer.checkpoint_format)
-        arrays |= {name: np.asarray(value, dtype=self.config.dtype) if np.asarray(value).dtype.kind == "f" else value
+        fixed = trainer.fixed_arrays(self.config)  # (kept in their own dtype)
+        arrays |= {name: value if name in fixed else np.asarray(value, dtype=self.config.dtype)
                    for name, value in self.params.items()}
         return arrays, meta | {"config": dataclasses.asdict(self.config), "format": trainer.checkpoint_format}
 
@@ -441,11 +442,12 @@ class Agent:
         return agent
 
     def _loaded_params(self, opened):
-        names = tasks.get(self.task).policy_shapes(opened.config)   # a value net trains, it does not play
-        # float16 is a storage format only (the shipped policy): compute in the run's dtype (a fixed
-        # array that is not a float, an Atari game's background, stays as it is)
-        return {name: opened.arrays[name].astype(self.config.dtype) if opened.arrays[name].dtype.kind == "f"
-                else opened.arrays[name] for name in names}
+        trainer = tasks.get(self.task)
+        names = trainer.policy_shapes(opened.config)   # a value net trains, it does not play
+        fixed = trainer.fixed_arrays(opened.config)   # (an Atari game's background: its own dtype)
+        # float16 is a storage format only (the shipped policy): compute in the run's dtype
+        return {name: opened.arrays[name] if name in fixed else opened.arrays[name].astype(self.config.dtype)
+                for name in names}
 
 
 def _check_deterministic(deterministic):

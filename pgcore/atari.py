@@ -117,7 +117,7 @@ def check_game(game):
         raise runs.SettingError("game", f"ale-py has no game {game!r}; {hint}{GAMES_HINT}")
 
 
-def make_envs(config, n_envs=None, sync=None, seed_threads=None):
+def make_envs(config, n_envs=None, sync=None, threads=None):
     """The game's emulators, (B, 1, 105, 80) uint8 grayscale frames, the v5 settings (frameskip,
     sticky actions), FIRE pressed on reset where the game needs it, no no-op starts, each life
     lost part of one game."""
@@ -127,7 +127,7 @@ def make_envs(config, n_envs=None, sync=None, seed_threads=None):
     sync = config.sync if sync is None else sync
     return AtariVectorEnv(
         rom_id(config.game), num_envs=n_envs, batch_size=n_envs if sync else max(1, n_envs // 2),
-        num_threads=min(config.threads, n_envs) if seed_threads is None else seed_threads,
+        num_threads=min(config.threads, n_envs) if threads is None else threads,
         img_height=HEIGHT, img_width=WIDTH, grayscale=True, stack_num=1, maxpool=False, noop_max=0,
         frameskip=config.frameskip, repeat_action_probability=config.sticky, reward_clipping=False,
         use_fire_reset=True, episodic_life=False, autoreset_mode="SameStep")
@@ -221,7 +221,7 @@ def evaluate(config, params, episodes, seed, deterministic=True, kernels=None, o
     kernels = kernels or load_backend("cython")
     player = AtariPlayer(kernels, params["w1"], params["w2"], params["background"], config.bits,
                          np.random.default_rng(seed))
-    envs = make_envs(config, n_envs=1, sync=True, seed_threads=1)
+    envs = make_envs(config, n_envs=1, sync=True, threads=1)
     previous = np.zeros((1, PIXELS), dtype=np.uint8)
 
     def step(action):

@@ -38,29 +38,13 @@ def pong_frames(n, seed=0):
     return np.stack(frames)
 
 
-def atari_frames(game, n, height=105, width=80, seed=0):
-    """n real frames of `game` (ale-py's name, "breakout") under random play, grayscale, resized
-    by ale-py to (height, width): (n, height, width) uint8, and the size of its action set."""
-    from ale_py.vector_env import AtariVectorEnv
+def breakout_frames(n, seed=0):
+    """(n consecutive frames of Breakout under random play, (n, 105, 80) uint8 gray, as the Atari trainer
+    sees them; its action count)."""
+    from pgcore import agent, atari
 
-    envs = AtariVectorEnv(game, num_envs=1, img_height=height, img_width=width, grayscale=True, stack_num=1,
-                          maxpool=False, noop_max=0, frameskip=4, repeat_action_probability=0.25,
-                          reward_clipping=False, use_fire_reset=True, episodic_life=False, autoreset_mode="SameStep")
-    rng = np.random.default_rng(seed)
-    actions = int(envs.single_action_space.n)
-    observations, _ = envs.reset(seed=seed)
-    frames = []
-    while len(frames) < n:
-        observations, *_ = envs.step(rng.integers(0, actions, 1).astype(np.int32))
-        frames.append(observations[0, 0])
-    envs.close()
-    return np.stack(frames), actions
-
-
-def background_of(frames, bits=4):
-    """Each pixel's most frequent level over `frames` (N, H, W): (H W,) uint8."""
-    levels = frames.reshape(len(frames), -1) >> (8 - bits)
-    return np.stack([(levels == level).sum(axis=0) for level in range(2 ** bits)]).argmax(axis=0).astype(np.uint8)
+    config = agent.make_config("atari", game="breakout")
+    return atari.random_frames(config, steps=n, n_envs=1, seed=seed), config.logit_count()
 
 
 def pong_difference_frames(n, seed=0):
@@ -106,11 +90,12 @@ class AtariSteps:
     envs come back with their next real frames, episodes emptied when full."""
 
     def __init__(self, module, dtype, seed=0):
+        from pgcore.atari import background_of
         from pgcore.pong import SparseEpisodes
 
         self.module = module
-        frames, self.n_actions = atari_frames("breakout", 8 * 33, seed=seed)
-        self.background = background_of(frames)
+        frames, self.n_actions = breakout_frames(8 * 33, seed=seed)
+        self.background = background_of(frames, 4)
         self.frames = frames.reshape(33, 8, *frames.shape[1:])
         self.previous = np.zeros((16, frames.shape[1] * frames.shape[2]), np.uint8)
         self.rows = np.arange(0, 16, 2)
@@ -163,8 +148,10 @@ def make_cases(dtype=np.float32, seed=0):
     pong16, pong4096 = pong_batch(16), pong_batch(4096)
 
     def breakout_levels_args():
-        frames, _ = atari_frames("breakout", 64, seed=seed)
-        return frames[-8:], background_of(frames), np.zeros((16, 105 * 80), np.uint8), np.arange(0, 16, 2)
+        from pgcore.atari import background_of
+
+        frames, _ = breakout_frames(64, seed=seed)
+        return frames[-8:], background_of(frames, 4), np.zeros((16, 105 * 80), np.uint8), np.arange(0, 16, 2)
     w1, w2 = normal(6400, 200) / 80, normal(200) / 14
 
     def mlp_backward_args(x):

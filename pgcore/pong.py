@@ -13,11 +13,11 @@ environments that came back:
   env's episode (SparseEpisodes) -> h = relu of the sum of the ~26 signed rows of w1 they
   select -> logit -> up if the caller's uniform < sigmoid(logit) -> the ALE actions
 
-When an environment's episode ends, its returns (cut at every point), standardized
-advantages (the returns, or GAE over a learned value net) and gradient are computed at
-once (sigmoid_policy_grad + sparse_mlp_backward, which recomputes h from the sparse
-inputs) and added in place to the batch gradient; RMSProp applies it every
-`batch_episodes` episodes. The kernels come in as a module
+The learner takes whole episodes (the default), their returns or GAE over a learned value
+net computed when the episode ends, cut at every point; or, with rollout_steps, each
+emulator's steps in rollouts of that many (GAE bootstrapped where a rollout ends inside a
+game), replayed in shuffled minibatches of steps. Either way PPO's clipped surrogate over
+`epochs` passes. pgcore.atari runs the same collector and learner on any game. The kernels come in as a module
 (`pgcore.kernels` or `pgcore.reference`), so both backends run exactly this code.
 """
 import dataclasses
