@@ -50,6 +50,13 @@ class AtariConfig(pong.PongConfig):
     reward_clip: bool = setting(True, switch="both",
                                 help="learn from the rewards clipped to their sign (-1, 0, +1), so that games of "
                                      "every scale learn at one learning rate; progress.csv reports the game's score")
+    life_cut: bool = setting(False, switch="both",
+                             help="a lost life ends the advantages and returns as a game's end does (no value is "
+                                  "bootstrapped past it), while the game plays on and progress.csv still counts "
+                                  "whole games; games without lives (Freeway, Boxing) are unchanged")
+    noop_max: int = setting(0, minimum=0, metavar="N",
+                            help="start each game with a random 0 to N no-op actions (0: none, as v5), in "
+                                 "training and evaluation alike")
     advantage: str = override(pong.PongConfig, "advantage",
                               help="returns: the discounted returns of each game; gae: generalized advantage "
                                    "estimation over a learned value net (see --standardize)")
@@ -119,8 +126,8 @@ def check_game(game):
 
 def make_envs(config, n_envs=None, sync=None, threads=None):
     """The game's emulators, (B, 1, 105, 80) uint8 grayscale frames, the v5 settings (frameskip,
-    sticky actions), FIRE pressed on reset where the game needs it, no no-op starts, each life
-    lost part of one game."""
+    sticky actions), FIRE pressed on reset where the game needs it, the config's no-op starts,
+    each life lost part of one game (the collector cuts at lost lives, from info["lives"])."""
     from ale_py.vector_env import AtariVectorEnv
 
     n_envs = config.envs if n_envs is None else n_envs
@@ -128,7 +135,7 @@ def make_envs(config, n_envs=None, sync=None, threads=None):
     return AtariVectorEnv(
         rom_id(config.game), num_envs=n_envs, batch_size=n_envs if sync else max(1, n_envs // 2),
         num_threads=min(config.threads, n_envs) if threads is None else threads,
-        img_height=HEIGHT, img_width=WIDTH, grayscale=True, stack_num=1, maxpool=False, noop_max=0,
+        img_height=HEIGHT, img_width=WIDTH, grayscale=True, stack_num=1, maxpool=False, noop_max=config.noop_max,
         frameskip=config.frameskip, repeat_action_probability=config.sticky, reward_clipping=False,
         use_fire_reset=True, episodic_life=False, autoreset_mode="SameStep")
 
@@ -170,6 +177,18 @@ class AtariCollector(pong.Collector):
     `fixed`), the rewards learned clipped to their sign where the config says so."""
 
     previous_width = PIXELS  # each env's previous levels
+
+    def _start_emulators(self):
+        self.lives = np.zeros(self.config.envs, dtype=np.int64)  # 0: no life to lose yet (a game's start)
+        super()._start_emulators()
+
+    def _lives_lost(self, returned, going_on):
+        if not self.config.life_cut:
+            return returned[:0]
+        lives = self.info["lives"]
+        lost = returned[going_on & (lives < self.lives[returned])]
+        self.lives[returned] = lives
+        return lost
 
     def _play(self, env_ids, w1, w2):
         return self.kernels.atari_step(self.observations[:, 0], self.fixed["background"], self.previous_frame,

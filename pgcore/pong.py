@@ -671,11 +671,12 @@ class Learner:
         """What the collectors play with: Collector.step's keywords (the policy's parameters)."""
         return {"w1": self.w1, "w2": self.w2}
 
-    def learn(self, episode, start_version, cut=False, score=None):
+    def learn(self, episode, start_version, cut=False, score=None, game_over=True):
         """Learns from one finished episode, or with --rollout-steps a segment (SparseEpisodes.episode's
         tuple), played from the weights of update `start_version` on. `cut`: a segment cut inside a
-        game (rollout_targets); else the game ended, scoring `score` in all (None: the sum of the
-        episode's rewards), and it gets its row in progress.csv."""
+        game (rollout_targets); else the episode ended: with `game_over` the game ended, scoring
+        `score` in all (None: the sum of the episode's rewards), and it gets its row in progress.csv;
+        without, a life was lost and the game plays on (--life-cut)."""
         config, state, counters, run = self.config, self.state, self.run.counters, self.run
         policy_lag = counters["updates"] - start_version
         steps = len(episode[5]) - bool(cut)
@@ -690,7 +691,8 @@ class Learner:
             self.value_loss += targets[2]
         else:
             self.value_loss += add_episode_gradient(self.kernels, episode, state, config, frames=counters["frames"])
-        counters["episodes_in_batch"] += not cut
+        game_over = game_over and not cut
+        counters["episodes_in_batch"] += game_over
         counters["steps_in_batch"] += steps
         if (counters["steps_in_batch"] >= self.batch_steps if self.batch_steps
                 else counters["episodes_in_batch"] >= self.batch_episodes):
@@ -701,7 +703,7 @@ class Learner:
             else:
                 self._update()
             self._new_batch()
-        if cut:
+        if not game_over:
             return
         extra = [counters["skipped_updates"]] + ([round(self.value_loss, 6)] if config.advantage == "gae" else []) \
             + ([policy_lag, counters["worker_restarts"]] if config.ray else [])
@@ -807,6 +809,7 @@ class Collector:
         self.start_version = np.zeros(config.envs, dtype=np.int64)  # the update each episode began at
         self.scores = np.zeros(config.envs)  # each game's score so far (its segments learned as they fill)
         self.cut = np.zeros(config.envs, dtype=bool)  # a ready piece is a cut segment, not an ended episode
+        self.life_lost = np.zeros(config.envs, dtype=bool)  # a ready piece ends at a lost life, the game plays on
         self.version = 0
         self._start_emulators()
 
@@ -835,12 +838,16 @@ class Collector:
         frame_number = self.info["frame_number"]
         frames = int((frame_number - self.last_frame_number[returned]).sum())
         self.last_frame_number[returned] = frame_number
-        finished = returned[(terminated | truncated) & stepped]
+        ended = terminated | truncated
+        finished = returned[ended & stepped]
         self.fresh[finished] = True
         self.cut[finished] = False
+        lost = self._lives_lost(returned, stepped & ~ended)
+        self.life_lost[lost] = True
+        finished = np.concatenate((finished, lost))
         if self.config.rollout_steps:  # a segment of env_ids (its last step the next's first) is full
             full = env_ids[episodes.lengths[env_ids] > self.config.rollout_steps]
-            full = full[~self.fresh[full]]  # (not an episode that also ended)
+            full = full[~(self.fresh[full] | self.life_lost[full])]  # (not a piece that also ended)
             self.cut[full] = True
             finished = np.concatenate((finished, full))
         return finished, len(env_ids), frames
@@ -856,15 +863,21 @@ class Collector:
         """The rewards the learner learns from, of the rewards the games scored (Pong's: the same)."""
         return rewards
 
+    def _lives_lost(self, returned, going_on):
+        """Of the envs `returned` whose games go on (`going_on`, bool), those whose piece ends at a
+        life lost this step (Pong's: none)."""
+        return returned[:0]
+
     def _make_envs(self):
         return make_envs(self.config)
 
     def piece(self, env):
         """What the learner takes of a ready env (Learner.learn's arguments): its episode or segment
-        (SparseEpisodes.episode's views), the update it began at, whether it is a cut segment, and
-        for an ended episode its game's score."""
-        cut = bool(self.cut[env])
-        return self.episodes.episode(env), int(self.start_version[env]), cut, None if cut else float(self.scores[env])
+        (SparseEpisodes.episode's views), the update it began at, whether it is a cut segment, for
+        an ended game its score, and whether the game ended (not at a cut or a lost life)."""
+        cut, game_over = bool(self.cut[env]), not (self.cut[env] or self.life_lost[env])
+        return (self.episodes.episode(env), int(self.start_version[env]), cut,
+                float(self.scores[env]) if game_over else None, game_over)
 
     def release(self, env):
         """Frees env's ready piece: after an ended episode its next step starts a new one; after a
@@ -875,13 +888,15 @@ class Collector:
             self.cut[env] = False
         else:
             self.episodes.lengths[env] = 0
-            self.scores[env] = 0
+            if not self.life_lost[env]:
+                self.scores[env] = 0
+            self.life_lost[env] = False
 
     def take(self, env):
         """`piece` with the episode or segment in compact form, and frees it (`release`): what a Ray
         worker returns."""
-        episode, start_version, cut, score = self.piece(env)
-        taken = compact(episode), start_version, cut, score
+        episode, *rest = self.piece(env)
+        taken = (compact(episode), *rest)
         self.release(env)
         return taken
 
@@ -900,6 +915,7 @@ class Collector:
         self.episodes.lengths[:] = 0
         self.scores[:] = 0
         self.cut[:] = False
+        self.life_lost[:] = False
         self.fresh[:] = True
         self.last_frame_number[:] = 0
         self.observations, self.info = self.envs.reset(seed=self.env_seed + 7919 * self.restarts)

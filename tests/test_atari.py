@@ -95,10 +95,64 @@ def test_the_learner_sees_the_rewards_sign_and_the_game_its_score():
         collector.close()
 
 
+@pytest.mark.parametrize("rollout_steps", [0, 16])
+def test_a_lost_life_ends_a_piece_and_the_game_plays_on(rollout_steps):
+    """--life-cut: Breakout's 5 lives are 4 pieces that end at a lost life, with no score, then
+    the game's end with the score of all five (rollout cuts between them with rollout_steps)."""
+    config = pgcore.agent.make_config("atari", game="breakout", envs=2, threads=1, sync=True, hidden=8,
+                                      rollout_steps=rollout_steps, advantage="gae", life_cut=True)
+    params = tasks.get("atari").initial_params(config)
+    collector = atari.AtariCollector(config, K, np.random.default_rng(0), env_seed=4,
+                                     fixed={"background": params["background"]})
+    games = {env: [] for env in range(2)}  # each env's kinds of piece in order: "cut", "life" or the score
+    rewards = {env: 0.0 for env in range(2)}
+    try:
+        for _ in range(6000):
+            ready, _, _ = collector.step(params["w1"], params["w2"], 0)
+            for env in ready.tolist():
+                episode, _, cut, score, game_over = collector.piece(env)
+                assert game_over == (score is not None) and not (cut and game_over)
+                rewards[env] += float(episode[5][:len(episode[5]) - cut].sum())
+                games[env].append("cut" if cut else score if game_over else "life")
+                if game_over:
+                    assert score == rewards[env]  # the whole game's, every life's pieces
+                    rewards[env] = 0.0
+                collector.release(env)
+            if all(any(not isinstance(kind, str) for kind in kinds) for kinds in games.values()):
+                break
+    finally:
+        collector.close()
+    for kinds in games.values():
+        first_game = kinds[:[not isinstance(kind, str) for kind in kinds].index(True) + 1]
+        assert first_game.count("life") == 4
+        assert ("cut" in first_game) == (rollout_steps > 0)
+
+
+def test_without_life_cut_a_game_is_one_piece():
+    config = pgcore.agent.make_config("atari", game="breakout", envs=2, threads=1, sync=True, hidden=8,
+                                      rollout_steps=0, advantage="gae")
+    assert config.life_cut is False
+    params = tasks.get("atari").initial_params(config)
+    collector = atari.AtariCollector(config, K, np.random.default_rng(0), env_seed=4,
+                                     fixed={"background": params["background"]})
+    try:
+        for _ in range(6000):
+            ready, _, _ = collector.step(params["w1"], params["w2"], 0)
+            if len(ready):
+                episode, _, cut, score, game_over = collector.piece(int(ready[0]))
+                assert game_over and not cut and score == episode[5].sum()
+                break
+        else:
+            pytest.fail("no game ended: play longer")
+    finally:
+        collector.close()
+
+
 # ---- a run ----
 
-def test_a_short_run_learns_checkpoints_and_resumes(tmp_path):
-    agent = pgcore.Agent("atari", game="breakout", seed=1, **SMALL)
+@pytest.mark.parametrize("life_cut", [False, True])
+def test_a_short_run_learns_checkpoints_and_resumes(tmp_path, life_cut):
+    agent = pgcore.Agent("atari", game="breakout", seed=1, life_cut=life_cut, noop_max=5 * life_cut, **SMALL)
     background = agent.params["background"].copy()
     agent.learn(max_frames=40_000, run_dir=tmp_path / "run", quiet=True)
     header, rows = read_progress_csv(tmp_path / "run")
@@ -138,5 +192,5 @@ def test_the_policy_plays_from_a_saved_file(tmp_path):
 
 
 def test_atari_configs_resume_as_saved():
-    config = pgcore.agent.make_config("atari", game="boxing", bits=3, reward_clip=False)
+    config = pgcore.agent.make_config("atari", game="boxing", bits=3, reward_clip=False, life_cut=True, noop_max=30)
     assert tasks.get("atari").config_from_saved(dataclasses.asdict(config)) == config

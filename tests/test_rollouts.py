@@ -28,7 +28,7 @@ def played_pieces(rollout_steps, calls=1200, seed=5):
         for _ in range(calls):
             ready, _, _ = collector.step(params["w1"], params["w2"], 0)
             for env in ready:
-                episode, _, cut, score = collector.piece(env)
+                episode, _, cut, score, _ = collector.piece(env)
                 pieces.append((int(env), pong.compact(episode), cut, score))
                 collector.release(env)
     finally:
