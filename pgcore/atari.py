@@ -70,6 +70,11 @@ class AtariConfig(pong.PongConfig):
              "emulator), --minibatches split its steps, shuffled, and --standardize works over each minibatch. "
              "Needs --advantage gae (0: whole games, which --advantage returns picks unless this is given). Saved "
              "in the config; cannot change on resume.")
+    batch_steps: int = override(
+        pong.PongConfig, "batch_steps",
+        help="agent steps per batch: with --rollout-steps, the batch ends at the rollout that brings it to N or "
+             "more (0: one rollout of each emulator, --envs x --rollout-steps); with whole games, at the game that "
+             "does, instead of after --batch-episodes games (0: count games)")
     actions: int = override(pong.PongConfig, "actions", applies_to=("pong",))
     frame_input: bool = override(pong.PongConfig, "frame_input", applies_to=("pong",))
     ray: str = override(pong.PongConfig, "ray", applies_to=("pong",))
