@@ -273,20 +273,7 @@ def pong_sparse_difference(const unsigned char[:, ::1] frames, unsigned char[:, 
                            const cnp.intp_t[::1] rows, const unsigned char[::1] fresh, bint with_frame):
     """(starts (B + 1,) int64, indices (nnz,) int16, signs (nnz,) int8) of the difference frames
     (followed by the frames themselves, with_frame)."""
-    cdef Py_ssize_t i, n = frames.shape[0]
-    cdef bint gray = frames.shape[1] == SCREEN
-    starts_array = np.zeros(n + 1, dtype=np.int64)
-    indices_array = np.empty(n * INPUT_SIZE * (2 if with_frame else 1), dtype=np.int16)
-    signs_array = np.empty(n * INPUT_SIZE * (2 if with_frame else 1), dtype=np.int8)
-    cdef cnp.int64_t[::1] starts = starts_array
-    cdef short* indices = <short*>cnp.PyArray_DATA(indices_array)
-    cdef signed char* signs = <signed char*>cnp.PyArray_DATA(signs_array)
-    with nogil:
-        for i in range(n):
-            starts[i + 1] = starts[i] + _sparse_difference_screen(
-                &frames[i, 0], gray, &previous[rows[i], 0], fresh[i], with_frame, indices + starts[i],
-                signs + starts[i])
-    return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
+    return _sparse_rows(frames, NULL, 0, previous, rows, fresh, INPUT_SIZE * (2 if with_frame else 1))
 
 
 # ---- any game's frames: levels against the previous step's and the background ----
@@ -357,18 +344,35 @@ def atari_sparse_levels(const unsigned char[:, ::1] frames, const unsigned char[
                         int shift):
     """(starts (B + 1,) int64, indices (nnz,) int16, signs (nnz,) int8) of the frames' changed
     levels followed by their levels off the background (_sparse_levels_frame)."""
-    cdef Py_ssize_t i, n = frames.shape[0], n_pixels = frames.shape[1]
+    return _sparse_rows(frames, &background[0], shift, previous, rows, fresh, 2 * frames.shape[1])
+
+
+cdef inline Py_ssize_t _sparse_row(const unsigned char* frame, bint gray, const unsigned char* background, int shift,
+                                   unsigned char* previous, bint fresh, Py_ssize_t n_inputs, short* indices,
+                                   signed char* signs) noexcept nogil:
+    """One frame's sparse row of n_inputs inputs, returning its count: a Pong frame's difference
+    (background NULL; its frame too where n_inputs is twice Pong's), else its levels'."""
+    if background == NULL:
+        return _sparse_difference_screen(frame, gray, previous, fresh, n_inputs == 2 * INPUT_SIZE, indices, signs)
+    return _sparse_levels_frame(frame, background, previous, fresh, shift, n_inputs // 2, indices, signs)
+
+
+cdef object _sparse_rows(const unsigned char[:, ::1] frames, const unsigned char* background, int shift,
+                         unsigned char[:, ::1] previous, const cnp.intp_t[::1] rows, const unsigned char[::1] fresh,
+                         Py_ssize_t n_inputs):
+    """pong_sparse_difference and atari_sparse_levels: each frame's _sparse_row, concatenated."""
+    cdef Py_ssize_t i, n = frames.shape[0]
+    cdef bint gray = frames.shape[1] == SCREEN
     starts_array = np.zeros(n + 1, dtype=np.int64)
-    indices_array = np.empty(n * 2 * n_pixels, dtype=np.int16)
-    signs_array = np.empty(n * 2 * n_pixels, dtype=np.int8)
+    indices_array = np.empty(n * n_inputs, dtype=np.int16)
+    signs_array = np.empty(n * n_inputs, dtype=np.int8)
     cdef cnp.int64_t[::1] starts = starts_array
     cdef short* indices = <short*>cnp.PyArray_DATA(indices_array)
     cdef signed char* signs = <signed char*>cnp.PyArray_DATA(signs_array)
     with nogil:
         for i in range(n):
-            starts[i + 1] = starts[i] + _sparse_levels_frame(
-                &frames[i, 0], &background[0], &previous[rows[i], 0], fresh[i], shift, n_pixels, indices + starts[i],
-                signs + starts[i])
+            starts[i + 1] = starts[i] + _sparse_row(&frames[i, 0], gray, background, shift, &previous[rows[i], 0],
+                                                    fresh[i], n_inputs, indices + starts[i], signs + starts[i])
     return starts_array, indices_array[:starts[n]].copy(), signs_array[:starts[n]].copy()
 
 
@@ -386,21 +390,16 @@ cdef void _steps(const unsigned char[:, ::1] frames, const unsigned char* backgr
     indices from slots[3 i + 2] on (each frame a different env); h: n_hidden scratch values a
     frame; columns: w2's (logit_columns); row_indices: scratch for a row, room for w1's rows in
     shorts and as many bytes. The step's row and logits are built here, then copied to the store:
-    nothing is read back from it. A Pong frame (background NULL) gives its difference row
-    (_sparse_difference_screen); any other game's, its levels' (_sparse_levels_frame)."""
+    nothing is read back from it (_sparse_row: a Pong frame where background is NULL)."""
     cdef Py_ssize_t i, e, t, first, count, n_hidden = w1.shape[1], n_inputs = w1.shape[0]
-    cdef bint with_frame = n_inputs == 2 * INPUT_SIZE, gray = frames.shape[1] == SCREEN
+    cdef bint gray = frames.shape[1] == SCREEN
     cdef signed char* row_signs = <signed char*>(row_indices + n_inputs)
     cdef floating row_logits[MAX_ACTIONS]
     cdef unsigned char code
     for i in range(start, stop):
         e, t, first = slots[3 * i], slots[3 * i + 1], slots[3 * i + 2]
-        if background == NULL:
-            count = _sparse_difference_screen(&frames[i, 0], gray, &previous[e, 0], fresh[i], with_frame,
-                                              row_indices, row_signs)
-        else:
-            count = _sparse_levels_frame(&frames[i, 0], background, &previous[e, 0], fresh[i], shift,
-                                         n_inputs // 2, row_indices, row_signs)
+        count = _sparse_row(&frames[i, 0], gray, background, shift, &previous[e, 0], fresh[i], n_inputs,
+                            row_indices, row_signs)
         sparse_hidden(row_indices, row_signs, count, count, &w1[0, 0], n_hidden, h + i * n_hidden)
         output_logits(h + i * n_hidden, columns, n_hidden, n_logits, row_logits)
         code = _sampled(row_logits, n_logits, uniforms[i])
