@@ -1,6 +1,6 @@
 """Atari runs' scores at given minutes of training, beside random play.
 
-For each run directory (pgcore-train atari ... --run-dir RUN): the mean score of the last
+For each run directory (pgcore-train atari ... --run-dir RUN, or vs_sb3.py's): the mean score of the last
 --last games that had ended by each of --minutes minutes of training (progress.csv's wall_s),
 with the run's frames then; a run that had not reached a mark shows "-". With --random N, each
 game's random play too: the mean score of N games of uniformly random actions (its minimal
@@ -19,9 +19,18 @@ import numpy as np
 
 
 def read_run(run_dir):
-    """(config dict, progress.csv's columns: name -> float array) of a run directory."""
+    """(settings: game (a ROM name), seed, frameskip, sticky, who (pgcore or SB3 PPO); progress.csv's
+    columns: name -> float array) of a pgcore-train atari run directory or a vs_sb3.py one."""
     with open(os.path.join(run_dir, "config.json")) as file:
-        config = json.load(file)["config"]
+        saved = json.load(file)
+    if "config" in saved:
+        config = {name: saved["config"][name] for name in ("game", "seed", "frameskip", "sticky")} | {"who": "pgcore"}
+    else:  # vs_sb3.py's
+        from pgcore import atari
+
+        settings = saved["settings"]
+        config = {"game": atari.rom_id(settings["game"]), "seed": settings["seed"],
+                  "frameskip": saved["env"]["frameskip"], "sticky": settings["sticky"], "who": "SB3 PPO"}
     with open(os.path.join(run_dir, "progress.csv"), newline="") as file:
         rows = list(csv.reader(file))
     columns = {name: np.array([float(row[i]) for row in rows[1:]]) for i, name in enumerate(rows[0])}
@@ -66,8 +75,8 @@ def main():
     parser.add_argument("--seed", type=int, default=10_000, help="the random play's seed")
     args = parser.parse_args()
     marks = [float(m) for m in args.minutes.split(",") if m]
-    print("| run | game | seed | " + " | ".join(f"{m:g} min" for m in marks) + " | random play |")
-    print("| --- | --- | ---: | " + " | ".join("---:" for _ in marks) + " | ---: |")
+    print("| run | who | game | seed | " + " | ".join(f"{m:g} min" for m in marks) + " | random play |")
+    print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in marks) + " | ---: |")
     random_scores = {}
     for run_dir in args.runs:
         config, columns = read_run(run_dir)
@@ -79,7 +88,7 @@ def main():
             at = scores_at(columns, minutes, args.last)
             cells.append("-" if at is None else f"{at[0]:.1f} ({at[1] / 1e6:.1f} M)")
         random_cell = f"{random_scores[game]:.1f}" if game in random_scores else "-"
-        print(f"| {run_dir} | {game} | {config['seed']} | " + " | ".join(cells) + f" | {random_cell} |")
+        print(f"| {run_dir} | {config['who']} | {game} | {config['seed']} | " + " | ".join(cells) + f" | {random_cell} |")
 
 
 if __name__ == "__main__":
