@@ -64,10 +64,18 @@ def test_atari_scores(tmp_path):
     rows = ["episode,frames,steps,reward,running_reward,wall_s"] + [
         f"{i + 1},{(i + 1) * 1000},{(i + 1) * 250},{i % 4},0,{(i + 1) * 6}" for i in range(200)]  # 20 minutes
     (run / "progress.csv").write_text("\n".join(rows) + "\n")
-    out = run_script("learning/atari_scores.py", run, "--minutes", "10,30", "--last", 4, "--random", 2, cwd=tmp_path)
+    sb3 = tmp_path / "sb3"  # vs_sb3.py's run directory: its config.json's settings and env
+    sb3.mkdir()
+    (sb3 / "config.json").write_text(json.dumps({"settings": {"game": "Breakout", "seed": 0, "sticky": 0.25},
+                                                 "env": {"frameskip": 4}}))
+    (sb3 / "progress.csv").write_text("\n".join(rows) + "\n")
+    out = run_script("learning/atari_scores.py", run, sb3, "--minutes", "10,30", "--last", 4, "--random", 2,
+                     cwd=tmp_path)
     # by 10 minutes games 1..100 ended: the last 4 scored 0, 1, 2, 3 (1.5), at 100,000 frames
-    assert re.search(rf"^\| {re.escape(str(run))} \| breakout \| 3 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$", out,
-                     re.MULTILINE), out
+    assert re.search(rf"^\| {re.escape(str(run))} \| pgcore \| breakout \| 3 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$",
+                     out, re.MULTILINE), out
+    assert re.search(rf"^\| {re.escape(str(sb3))} \| SB3 PPO \| breakout \| 0 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$",
+                     out, re.MULTILINE), out
 
 
 def test_control_targets(tmp_path):
