@@ -423,15 +423,20 @@ class Agent:
         return agent
 
     @classmethod
-    def pretrained(cls, task=None):
-        """The policy that ships with pgcore for `task` (default: the first task that ships one;
-        only Pong's does: `pgcore-play pong` plays it)."""
-        task = next(iter(PACKAGED_POLICIES), None) if task is None else task
-        if task not in PACKAGED_POLICIES:
-            raise ValueError(f"no trained policy ships for {task!r}; pgcore ships: {', '.join(PACKAGED_POLICIES)}")
-        if not os.path.isfile(PACKAGED_POLICIES[task]):
-            raise runs.RunError(f"this install of pgcore ships no trained {task} policy")
-        agent = cls.load(PACKAGED_POLICIES[task])
+    def pretrained(cls, task=None, game=None):
+        """A policy that ships with pgcore: `task`'s (default: the first task that ships one, Pong),
+        for Atari the `game`'s (`pgcore-play pong`, `pgcore-play atari --game G` play them)."""
+        shipping = [name for name, trainer in tasks.REGISTRY.items() if trainer.shipped_policies()]
+        if task is None and not shipping:
+            raise ValueError("this install of pgcore ships no trained policy")
+        task = shipping[0] if task is None else task
+        if task not in tasks.REGISTRY:
+            raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(tasks.names())}")
+        try:
+            path = tasks.get(task).shipped_policy(game)
+        except ValueError as error:
+            raise ValueError(f"{error}; pgcore ships policies for: {', '.join(shipping) or 'none'}") from None
+        agent = cls.load(path)
         agent.run_dir = None
         return agent
 

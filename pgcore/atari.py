@@ -18,6 +18,7 @@ a game's advantages run to its end, or to a rollout's cut, where the value net b
 """
 import difflib
 import functools
+import os
 import re
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ HEIGHT, WIDTH = 105, 80     # ale-py resizes each frame to this, half of Atari's
 PIXELS = HEIGHT * WIDTH
 BACKGROUND_ENVS, BACKGROUND_STEPS = 8, 256  # random play that estimates a game's background
 FORMAT = "pgcore-atari-1"
+POLICY_FORMAT = "pgcore-atari-policy-1"  # the policies shipped in pgcore/data/atari/GAME.npz
+SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "data", "atari")
 GAMES_HINT = 'the names: python -c "from ale_py import roms; print(*roms.get_all_rom_ids())"'
 
 setting, override = settings.setting, settings.override
@@ -270,13 +273,30 @@ class AtariTask(Task):
     config_class = AtariConfig
     docs_heading = "Atari's flags:"
     checkpoint_format = FORMAT
+    policy_formats = (POLICY_FORMAT,)
     counter_types = pong.COUNTER_TYPES
     counters_added_later = pong.COUNTERS_ADDED_LATER
     episode_word, score_word, play_episodes, print_each_episode = "game", "score", 1, True
     play_options = {
+        "game": "without --checkpoint: the game whose policy, shipped with pgcore, plays (python -c \"import "
+                "pgcore; print(*pgcore.tasks.get('atari').shipped_policies())\" lists them)",
         "gif": "write an animated GIF of the first game here (105 x 80 gray, as the policy sees it)",
         "sticky": "probability of repeating the last action, in [0, 1] (default: the run's, 0.25)",
     }
+
+    def shipped_policies(self):
+        """game (a ROM name) -> the path of its policy shipped with pgcore."""
+        names = sorted(os.listdir(SHIPPED_DIR)) if os.path.isdir(SHIPPED_DIR) else []
+        return {name[:-len(".npz")]: os.path.join(SHIPPED_DIR, name) for name in names if name.endswith(".npz")}
+
+    def shipped_policy(self, game=None):
+        policies = self.shipped_policies()
+        names = ", ".join(policies) or "none"
+        if game is None:
+            raise ValueError(f"name the game of a shipped Atari policy (game=, pgcore-play's --game): {names}")
+        if rom_id(game) not in policies:
+            raise ValueError(f"no trained policy ships for the game {game!r}; Atari policies ship for: {names}")
+        return policies[rom_id(game)]
 
     def make_config(self, **settings_):
         """The game named as ale-py names it; --advantage returns plays whole games (as over a Pong

@@ -313,7 +313,7 @@ def _play_option_takers(flag):
 
 
 def play_parser():
-    shipping = [task for task in tasks.REGISTRY.values() if task.packaged_policy]
+    shipping = [task for task in tasks.REGISTRY.values() if task.shipped_policies()]
     parser = argparse.ArgumentParser(prog="pgcore-play", description="Play with a trained policy and print the score.")
     parser.add_argument("--version", action="version", version=f"pgcore {__version__}")
     parser.add_argument("task", help=f"one of {', '.join(tasks.names())}")
@@ -347,10 +347,18 @@ def parse_play_args(argv=None):
     for flag in {name for other in tasks.REGISTRY.values() for name in other.play_options}:
         if flag not in task.play_options and getattr(args, flag) is not None:
             parser.exit(2, f"pgcore-play: error: --{flag} is for {' and '.join(_play_option_takers(flag))} only\n")
-    if not task.packaged_policy and args.checkpoint is None:
-        shipped = " or ".join(other.title or other.name for other in tasks.REGISTRY.values() if other.packaged_policy)
-        parser.exit(2, f"pgcore-play: error: {args.task} needs --checkpoint (only a {shipped} policy ships "
-                       "with pgcore)\n")
+    game = getattr(args, "game", None)
+    if args.checkpoint is not None and game is not None:
+        parser.exit(2, "pgcore-play: error: --game picks a policy shipped with pgcore; a --checkpoint plays its "
+                       "own game\n")
+    if args.checkpoint is None:
+        try:
+            task.shipped_policy(game)
+        except ValueError as error:
+            shipped = " or ".join(other.title or other.name for other in tasks.REGISTRY.values()
+                                  if other.shipped_policies())
+            parser.exit(2, f"pgcore-play: error: {args.task} needs --checkpoint: {error} (pgcore ships {shipped} "
+                           "policies)\n")
     return args
 
 
@@ -361,7 +369,7 @@ def play_main(argv=None):
     try:
         episodes = task.play_episodes if args.episodes is None else args.episodes
         scores = play.play(args.task, args.checkpoint, episodes, args.seed, args.sample,
-                           getattr(args, "gif", None), getattr(args, "sticky", None))
+                           getattr(args, "gif", None), getattr(args, "sticky", None), getattr(args, "game", None))
     except runs.SettingError as error:
         return _fail(f"argument {_flag(error.setting)}: {error}")
     except (runs.RunError, ValueError) as error:

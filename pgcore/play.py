@@ -6,15 +6,15 @@ from pgcore.agent import Agent
 from pgcore.backends import load_backend
 
 
-def play(task, checkpoint, episodes, seed, sample=False, gif_path=None, sticky=None):
+def play(task, checkpoint, episodes, seed, sample=False, gif_path=None, sticky=None, game=None):
     """Scores or returns of `episodes` episodes of the policy in `checkpoint` (a run directory or a
-    checkpoint file; None: the policy shipped for the task), greedy unless `sample` (--sample: the
+    checkpoint file; None: the policy shipped for the task, for Atari the `game`'s), greedy unless `sample` (--sample: the
     task's evaluate with deterministic=False). A task that prints each episode (Pong: each game's
     score as it ends) does so; one that takes them (Pong) may record the first episode in a GIF
     (`gif_path`) and play with `sticky` as its repeat_action_probability instead of the run's."""
     runs.check_whole_number("episodes", episodes, 1)
     runs.check_whole_number("seed", seed, 0)
-    agent = Agent.pretrained(task) if checkpoint is None else Agent.load(checkpoint)
+    agent = Agent.pretrained(task, game) if checkpoint is None else Agent.load(checkpoint)
     if agent.task != task:
         raise runs.RunError(f"{checkpoint} holds a {agent.task} policy, not {task}")
     spec = tasks.get(task)

@@ -25,6 +25,7 @@ import abc
 import contextlib
 import dataclasses
 import math
+import os
 
 import numpy as np
 
@@ -55,12 +56,27 @@ class Task(abc.ABC):
     running_reward_bounds = (-math.inf, math.inf)
 
     # ---- how pgcore-play talks about it ----
-    packaged_policy = None   # the path of a policy that ships with pgcore (Agent.pretrained)
+    packaged_policy = None   # the path of the one policy that ships with pgcore for it (Pong's)
     episode_word = "episode"
     score_word = "return"
     play_episodes = 100      # pgcore-play's default --episodes
     print_each_episode = False
     play_options = {}        # pgcore-play flags that only some tasks take: name -> help
+
+    def shipped_policies(self):
+        """The policies that ship with pgcore for this task and are installed: choice -> path, the
+        choice None for a task's one policy (`packaged_policy`), a game's name for Atari's."""
+        return {None: self.packaged_policy} if self.packaged_policy and os.path.isfile(self.packaged_policy) else {}
+
+    def shipped_policy(self, game=None):
+        """The path of the shipped policy `game` picks (None for a task with one); ValueError
+        naming what ships when there is none."""
+        policies = self.shipped_policies()
+        if game is not None:
+            raise ValueError(f"game applies to the Atari task's policies, not to {self.name}'s")
+        if None not in policies:
+            raise ValueError(f"no trained policy ships for {self.name!r}")
+        return policies[None]
 
     # ---- settings ----
 

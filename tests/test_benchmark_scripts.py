@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import pgcore
@@ -105,3 +106,32 @@ def test_input_sparsity(tmp_path):
                      cwd=tmp_path)
     assert re.search(r"^\| Pong \| 6 \| \d+\.\d\d% \| \d+\.\d\d% \| [\d,]+, [\d,]+ \| \d+\.\d\d% \|$", out,
                      re.MULTILINE), out
+
+
+def test_ship_policy_ships_an_atari_game(tmp_path, monkeypatch):
+    """A run's policy written where Atari's shipped policies are found: Agent.pretrained and
+    pgcore-play's checks find it by its game, in float16 with the background as it was."""
+    from pgcore import atari, cli, play, tasks
+
+    agent = pgcore.Agent("atari", game="breakout", seed=2, envs=2, threads=1, hidden=8, value_hidden=8,
+                         rollout_steps=16)
+    agent.learn(max_frames=2_000, run_dir=tmp_path / "run", quiet=True)
+    monkeypatch.setattr(atari, "SHIPPED_DIR", str(tmp_path / "shipped"))
+    with pytest.raises(ValueError, match="Atari policies ship for: none"):
+        pgcore.Agent.pretrained("atari", game="Breakout")
+    run_script("learning/ship_policy.py", tmp_path / "run", "--note", "a test", "--out",
+               tmp_path / "shipped" / "breakout.npz", cwd=tmp_path)
+    assert list(tasks.get("atari").shipped_policies()) == ["breakout"]
+    shipped = pgcore.Agent.pretrained("atari", game="Breakout")
+    assert shipped.config.game == "breakout" and shipped.run_dir is None
+    assert np.array_equal(shipped.params["background"], agent.params["background"])
+    assert np.array_equal(shipped.params["w1"], agent.params["w1"].astype(np.float16))
+    with pytest.raises(ValueError, match="name the game"):
+        pgcore.Agent.pretrained("atari")
+    with pytest.raises(ValueError, match="no trained policy ships for the game 'pong'.*ship for: breakout"):
+        pgcore.Agent.pretrained("atari", game="pong")
+    assert cli.parse_play_args(["atari", "--game", "Breakout"]).game == "Breakout"
+    with pytest.raises(SystemExit):
+        cli.parse_play_args(["atari", "--game", "pong"])
+    scores = play.play("atari", None, 1, 100, sample=True, game="breakout")
+    assert scores.shape == (1,) and scores[0] >= 0

@@ -459,7 +459,7 @@ def test_task_help_lists_only_the_flags_the_task_takes():
         assert shown == _flags_of(task), task
     pong_refuses = every - _flags_of("pong")
     assert {"--tau", "--sigma", "--entropy", "--map", "--no-slip", "--baseline"} <= pong_refuses
-    assert {"--game", "--bits", "--reward-clip"} <= pong_refuses and len(pong_refuses) == 13
+    assert {"--game", "--bits", "--reward-clip", "--life-cut", "--noop-max"} <= pong_refuses and len(pong_refuses) == 15
     # the command itself: pong's flags and the common ones, not the other tasks'
     result = run_cli("pgcore-train", "pong", "--help")
     assert result.returncode == 0, result.stderr[-2000:]
