@@ -194,3 +194,11 @@ def test_the_policy_plays_from_a_saved_file(tmp_path):
 def test_atari_configs_resume_as_saved():
     config = pgcore.agent.make_config("atari", game="boxing", bits=3, reward_clip=False, life_cut=True, noop_max=30)
     assert tasks.get("atari").config_from_saved(dataclasses.asdict(config)) == config
+
+
+def test_the_shipped_freeway_policy_crosses_the_road():
+    """Random play scores 0 on Freeway; the shipped policy, greedy, on a seed no training used, 20+."""
+    agent = pgcore.Agent.pretrained("atari", game="Freeway")
+    assert agent.config.game == "freeway" and agent.params["background"].dtype == np.uint8
+    scores = agent.evaluate(episodes=1, seed=1000)
+    assert scores[0] >= 20
