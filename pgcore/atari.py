@@ -14,7 +14,8 @@ when a run starts (seeded by the run's seed) and kept in its checkpoints and pol
 and w2. The learner learns from rollouts of 128 steps with GAE over a value net, as Pong's
 rollouts preset does, on the rewards clipped to their sign (--reward-clip), while progress.csv
 and pgcore-play report each game's score. No reward cuts the advantages (a Pong point does):
-a game's advantages run to its end, or to a rollout's cut, where the value net bootstraps them.
+they run to the game's end or a lost life (--life-cut), or to a rollout's cut, where the value
+net bootstraps them.
 """
 import difflib
 import functools
@@ -37,6 +38,7 @@ SHIPPED_DIR = os.path.join(os.path.dirname(__file__), "data", "atari")
 GAMES_HINT = 'the names: python -c "from ale_py import roms; print(*roms.get_all_rom_ids())"'
 
 setting, override = settings.setting, settings.override
+SAVED_BEFORE = {"life_cut": False, "noop_max": 0}  # what a run saved before a setting existed ran with
 PONG_ONLY = ("actions", "frame_input", "ray", "workers")  # Pong's settings an Atari game does not take
 
 
@@ -53,10 +55,11 @@ class AtariConfig(pong.PongConfig):
     reward_clip: bool = setting(True, switch="both",
                                 help="learn from the rewards clipped to their sign (-1, 0, +1), so that games of "
                                      "every scale learn at one learning rate; progress.csv reports the game's score")
-    life_cut: bool = setting(False, switch="both",
+    life_cut: bool = setting(True, switch="both",
                              help="a lost life ends the advantages and returns as a game's end does (no value is "
                                   "bootstrapped past it), while the game plays on and progress.csv still counts "
-                                  "whole games; games without lives (Freeway, Boxing) are unchanged")
+                                  "whole games; games without lives (Freeway, Boxing) are unchanged. Runs saved "
+                                  "before it existed resume without it.")
     noop_max: int = setting(0, minimum=0, metavar="N",
                             help="start each game with a random 0 to N no-op actions (0: none, as v5), in "
                                  "training and evaluation alike")
@@ -297,6 +300,10 @@ class AtariTask(Task):
         if rom_id(game) not in policies:
             raise ValueError(f"no trained policy ships for the game {game!r}; Atari policies ship for: {names}")
         return policies[rom_id(game)]
+
+    def config_from_saved(self, saved):
+        """An Atari run's config; one saved before --life-cut and --noop-max ran without them."""
+        return AtariConfig(**SAVED_BEFORE | saved)
 
     def make_config(self, **settings_):
         """The game named as ale-py names it; --advantage returns plays whole games (as over a Pong

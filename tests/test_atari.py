@@ -130,8 +130,7 @@ def test_a_lost_life_ends_a_piece_and_the_game_plays_on(rollout_steps):
 
 def test_without_life_cut_a_game_is_one_piece():
     config = pgcore.agent.make_config("atari", game="breakout", envs=2, threads=1, sync=True, hidden=8,
-                                      rollout_steps=0, advantage="gae")
-    assert config.life_cut is False
+                                      rollout_steps=0, advantage="gae", life_cut=False)
     params = tasks.get("atari").initial_params(config)
     collector = atari.AtariCollector(config, K, np.random.default_rng(0), env_seed=4,
                                      fixed={"background": params["background"]})
@@ -189,6 +188,13 @@ def test_the_policy_plays_from_a_saved_file(tmp_path):
         loaded.predict(frames[0], state=np.zeros(6400, np.uint8))
     scores = loaded.evaluate(episodes=1, seed=100, deterministic=False)  # (sampled: it presses FIRE)
     assert scores.shape == (1,) and scores[0] >= 0
+
+
+def test_runs_saved_before_life_cut_resume_without_it():
+    saved = dataclasses.asdict(pgcore.agent.make_config("atari", game="breakout"))
+    assert saved.pop("life_cut") is True and saved.pop("noop_max") == 0
+    config = tasks.get("atari").config_from_saved(saved)
+    assert config.life_cut is False and config.noop_max == 0
 
 
 def test_atari_configs_resume_as_saved():
