@@ -202,9 +202,11 @@ def test_atari_configs_resume_as_saved():
     assert tasks.get("atari").config_from_saved(dataclasses.asdict(config)) == config
 
 
-def test_the_shipped_freeway_policy_crosses_the_road():
-    """Random play scores 0 on Freeway; the shipped policy, greedy, on a seed no training used, 20+."""
-    agent = pgcore.Agent.pretrained("atari", game="Freeway")
-    assert agent.config.game == "freeway" and agent.params["background"].dtype == np.uint8
+@pytest.mark.parametrize("game, beats", [("Freeway", 20), ("Boxing", 50)])
+def test_the_shipped_policies_win(game, beats):
+    """Random play scores about 0 on Freeway and Boxing; the shipped policies, greedy, on a seed no
+    training used, far more."""
+    agent = pgcore.Agent.pretrained("atari", game=game)
+    assert agent.config.game == atari.rom_id(game) and agent.params["background"].dtype == np.uint8
     scores = agent.evaluate(episodes=1, seed=1000)
-    assert scores[0] >= 20
+    assert scores[0] >= beats
