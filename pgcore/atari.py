@@ -193,11 +193,11 @@ class AtariCollector(pong.Collector):
         self.lives = np.zeros(self.config.envs, dtype=np.int64)  # 0: no life to lose yet (a game's start)
         super()._start_emulators()
 
-    def _lives_lost(self, returned, going_on):
+    def _lives_lost(self, returned, stepped, ended):
         if not self.config.life_cut:
             return returned[:0]
         lives = self.info["lives"]
-        lost = returned[going_on & (lives < self.lives[returned])]
+        lost = returned[stepped & ~ended & (lives < self.lives[returned])]
         self.lives[returned] = lives
         return lost
 

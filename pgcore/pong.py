@@ -842,9 +842,10 @@ class Collector:
         finished = returned[ended & stepped]
         self.fresh[finished] = True
         self.cut[finished] = False
-        lost = self._lives_lost(returned, stepped & ~ended)
-        self.life_lost[lost] = True
-        finished = np.concatenate((finished, lost))
+        lost = self._lives_lost(returned, stepped, ended)
+        if len(lost):
+            self.life_lost[lost] = True
+            finished = np.concatenate((finished, lost))
         if self.config.rollout_steps:  # a segment of env_ids (its last step the next's first) is full
             full = env_ids[episodes.lengths[env_ids] > self.config.rollout_steps]
             full = full[~(self.fresh[full] | self.life_lost[full])]  # (not a piece that also ended)
@@ -863,9 +864,9 @@ class Collector:
         """The rewards the learner learns from, of the rewards the games scored (Pong's: the same)."""
         return rewards
 
-    def _lives_lost(self, returned, going_on):
-        """Of the envs `returned` whose games go on (`going_on`, bool), those whose piece ends at a
-        life lost this step (Pong's: none)."""
+    def _lives_lost(self, returned, stepped, ended):
+        """Of the envs `returned` that stepped and whose games did not end (bools `stepped`,
+        `ended`), those whose piece ends at a life lost this step (Pong's: none)."""
         return returned[:0]
 
     def _make_envs(self):
