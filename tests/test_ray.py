@@ -100,8 +100,9 @@ def test_a_workers_episodes_give_the_single_process_gradient(cluster):
         collector.close()
 
     assert len(result["episodes"]) == len(local) >= 1
-    for (got, got_version, got_cut, got_score), (want, want_version, _, want_score) in zip(result["episodes"], local):
-        assert got_version == want_version == 3 and not got_cut
+    for (got, got_version, got_cut, got_score, got_game_over), (want, want_version, _, want_score) in zip(
+            result["episodes"], local):
+        assert got_version == want_version == 3 and not got_cut and got_game_over
         assert got_score == want_score == got[5].sum()
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
