@@ -27,7 +27,6 @@ from pgcore import runs, settings, tasks
 from pgcore.backends import load_backend
 
 TASKS = tasks.descriptions()  # the tasks registered when pgcore was imported: name -> one line
-PACKAGED_POLICIES = {name: task.packaged_policy for name, task in tasks.REGISTRY.items() if task.packaged_policy}
 POLICY_FORMAT = "pgcore-policy-1"  # the parameters alone: what Agent.save wrote before it saved the whole state
 # Settings a resumed run may change; the others are the run's own, saved in its checkpoint.
 RESUME_SETTINGS = ("threads", "quiet", "max_frames", "max_episodes", "max_minutes", "checkpoint_every",
@@ -426,7 +425,7 @@ class Agent:
     def pretrained(cls, task=None, game=None):
         """A policy that ships with pgcore: `task`'s (default: the first task that ships one, Pong),
         for Atari the `game`'s (`pgcore-play pong`, `pgcore-play atari --game G` play them)."""
-        shipping = [name for name, trainer in tasks.REGISTRY.items() if trainer.shipped_policies()]
+        shipping = [trainer.name for trainer in tasks.shipping()]
         if task is None and not shipping:
             raise ValueError("this install of pgcore ships no trained policy")
         task = shipping[0] if task is None else task

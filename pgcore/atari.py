@@ -292,6 +292,9 @@ class AtariTask(Task):
         names = sorted(os.listdir(SHIPPED_DIR)) if os.path.isdir(SHIPPED_DIR) else []
         return {name[:-len(".npz")]: os.path.join(SHIPPED_DIR, name) for name in names if name.endswith(".npz")}
 
+    def shipped_path(self, config):
+        return os.path.join(SHIPPED_DIR, rom_id(config.game) + ".npz")
+
     def shipped_policy(self, game=None):
         policies = self.shipped_policies()
         names = ", ".join(policies) or "none"

@@ -313,7 +313,7 @@ def _play_option_takers(flag):
 
 
 def play_parser():
-    shipping = [task for task in tasks.REGISTRY.values() if task.shipped_policies()]
+    shipping = tasks.shipping()
     parser = argparse.ArgumentParser(prog="pgcore-play", description="Play with a trained policy and print the score.")
     parser.add_argument("--version", action="version", version=f"pgcore {__version__}")
     parser.add_argument("task", help=f"one of {', '.join(tasks.names())}")
@@ -355,8 +355,7 @@ def parse_play_args(argv=None):
         try:
             task.shipped_policy(game)
         except ValueError as error:
-            shipped = " or ".join(other.title or other.name for other in tasks.REGISTRY.values()
-                                  if other.shipped_policies())
+            shipped = " or ".join(other.title or other.name for other in tasks.shipping())
             parser.exit(2, f"pgcore-play: error: {args.task} needs --checkpoint: {error} (pgcore ships {shipped} "
                            "policies)\n")
     return args

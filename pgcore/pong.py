@@ -848,7 +848,9 @@ class Collector:
             finished = np.concatenate((finished, lost))
         if self.config.rollout_steps:  # a segment of env_ids (its last step the next's first) is full
             full = env_ids[episodes.lengths[env_ids] > self.config.rollout_steps]
-            full = full[~(self.fresh[full] | self.life_lost[full])]  # (not a piece that also ended)
+            full = full[~self.fresh[full]]  # (not a piece that also ended: at the game's end ...)
+            if len(lost):
+                full = full[~self.life_lost[full]]  # (... or at a lost life)
             self.cut[full] = True
             finished = np.concatenate((finished, full))
         return finished, len(env_ids), frames

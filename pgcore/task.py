@@ -68,12 +68,16 @@ class Task(abc.ABC):
         choice None for a task's one policy (`packaged_policy`), a game's name for Atari's."""
         return {None: self.packaged_policy} if self.packaged_policy and os.path.isfile(self.packaged_policy) else {}
 
+    def shipped_path(self, config):
+        """Where the policy of a run with `config` ships (benchmarks/learning/ship_policy.py writes it)."""
+        return self.packaged_policy
+
     def shipped_policy(self, game=None):
         """The path of the shipped policy `game` picks (None for a task with one); ValueError
         naming what ships when there is none."""
         policies = self.shipped_policies()
         if game is not None:
-            raise ValueError(f"game applies to the Atari task's policies, not to {self.name}'s")
+            raise ValueError(f"{self.name} ships no policy per game: it takes no game")
         if None not in policies:
             raise ValueError(f"no trained policy ships for {self.name!r}")
         return policies[None]

@@ -36,6 +36,11 @@ def get(name):
     return REGISTRY[name]
 
 
+def shipping():
+    """The tasks registered now that ship installed policies (Task.shipped_policies), in order."""
+    return [task for task in REGISTRY.values() if task.shipped_policies()]
+
+
 def of(config):
     """The task of a config (its `task` field)."""
     return get(config.task)

@@ -510,7 +510,7 @@ def test_policy_files_play_but_do_not_resume(tmp_path):
     loaded = pgcore.Agent.load(old)
     assert np.array_equal(loaded.params["w"], agent.params["w"]) and loaded.counters is None
     np.testing.assert_array_equal(loaded.evaluate(episodes=10, seed=0), agent.evaluate(episodes=10, seed=0))
-    for policy_file in (old, pgcore.agent.PACKAGED_POLICIES["pong"]):
+    for policy_file in (old, pgcore.tasks.get("pong").packaged_policy):
         with pytest.raises(pgcore.RunError, match="holds the parameters only, no optimizer state"):
             pgcore.Agent.resume(policy_file)
     again = pgcore.Agent.resume(loaded.save(tmp_path / "again.npz"))
@@ -618,10 +618,10 @@ def test_one_function_opens_every_kind_of_checkpoint(small_run, tmp_path):
 
     assert open_checkpoint(small_run).config.task == "pong"
     assert open_checkpoint(os.path.join(small_run, "checkpoint.npz"), for_training=True).run_dir == small_run
-    shipped = open_checkpoint(pgcore.agent.PACKAGED_POLICIES["pong"])
+    shipped = open_checkpoint(pgcore.tasks.get("pong").packaged_policy)
     assert shipped.config.task == "pong" and shipped.arrays["w1"].dtype == np.float16 and shipped.run_dir == ""
     with pytest.raises(runs.RunError, match="corrupt|optimizer|missing"):
-        open_checkpoint(pgcore.agent.PACKAGED_POLICIES["pong"], for_training=True)
+        open_checkpoint(pgcore.tasks.get("pong").packaged_policy, for_training=True)
     with pytest.raises(runs.RunError, match="not found"):
         open_checkpoint(tmp_path / "nothing")
 

@@ -12,18 +12,10 @@ import os
 
 import numpy as np
 
-from pgcore import atari, pong, runs, tasks
+from pgcore import runs, tasks
 from pgcore.agent import open_checkpoint
 
-FORMATS = {"pong": pong.POLICY_FORMAT, "atari": atari.POLICY_FORMAT}
 SHIPPED_COUNTERS = ("episode", "frames", "steps", "updates", "wall_s", "running_reward")
-
-
-def shipped_path(config):
-    """Where the policy of a run with `config` ships."""
-    if config.task == "atari":
-        return os.path.join(atari.SHIPPED_DIR, config.game + ".npz")
-    return tasks.get("pong").packaged_policy
 
 
 def main(argv=None):
@@ -33,19 +25,19 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="where to write (default: the shipped file of the run's game)")
     args = parser.parse_args(argv)
     opened = open_checkpoint(args.run_dir, for_training=True)
-    task = opened.config.task
-    if task not in FORMATS:
-        parser.error(f"{args.run_dir} holds a {task} run, not pong or atari")
+    trainer = tasks.of(opened.config)
+    if not trainer.policy_formats:  # (Pong and Atari: the tasks whose policies ship)
+        parser.error(f"{args.run_dir} holds a {trainer.name} run, not pong or atari")
     counters = opened.meta["counters"]
-    fixed = tasks.get(task).fixed_arrays(opened.config)
+    fixed = trainer.fixed_arrays(opened.config)
     weights = {name: opened.arrays[name] if name in fixed else opened.arrays[name].astype(np.float16)
-               for name in tasks.get(task).policy_shapes(opened.config)}
+               for name in trainer.policy_shapes(opened.config)}
     for name, array in weights.items():
         if not np.isfinite(array).all():
             parser.error(f"{name} does not fit in float16 (a weight beyond +-65504)")
-    meta = {"format": FORMATS[task], "config": opened.meta["config"], "note": args.note,
+    meta = {"format": trainer.policy_formats[0], "config": opened.meta["config"], "note": args.note,
             "trained": {name: counters[name] for name in SHIPPED_COUNTERS}}
-    out = args.out or shipped_path(opened.config)
+    out = args.out or trainer.shipped_path(opened.config)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     runs.save_checkpoint(out, weights, meta)
     running = counters["running_reward"]
