@@ -133,6 +133,12 @@ class PongConfig(RunConfig):
     clip: float = setting(0.2, bounds=(0.0, 10.0, True), metavar="X",
                           help="PPO's clip on the probability ratio, in (0, 10]; when a batch is replayed "
                                "(--epochs or --minibatches above 1)")
+    entropy: float = setting(
+        0.0, bounds=(0.0, 1.0, False), metavar="X",
+        help="entropy bonus, in [0, 1]: the policy's objective adds X times the entropy of its action "
+             "probabilities at each step it learns from, so it keeps trying actions it has not yet ruled out (0: "
+             "none). Against advantages standardized to unit scale, 0.01 is PPO's Atari value. Needs a softmax "
+             "policy (Pong: --actions 3).")
     decay: float = setting(0.99, bounds=(0.0, 1.0, False), flag=None, help="RMSProp's decay, in [0, 1]")
     beta1: float = setting(0.9, bounds=(0.0, 0.999999, False), flag=None, help="Adam's beta1, in [0, 0.999999]")
     beta2: float = setting(0.999, bounds=(0.0, 0.999999, False), flag=None, help="Adam's beta2, in [0, 0.999999]")
@@ -254,6 +260,9 @@ def check_more(config):
         raise runs.SettingError("rollout_steps", "rollout_steps needs advantage gae: a rollout that ends inside a "
                                                  "game bootstraps from the value net (this run's advantage is "
                                                  f"{config.advantage!r})")
+    if config.entropy and config.logit_count() == 1:
+        raise runs.SettingError("entropy", "entropy needs a softmax policy (actions 3): the two-action policy's "
+                                           "sigmoid takes no entropy bonus")
     check_ray_settings(config)
     # name the setting that made the run too big: the one whose default would shrink it most
     defaults = PongConfig()
@@ -446,7 +455,8 @@ def add_episode_gradient(kernels, episode, state, config, targets=None, frames=N
     played with (`frames`: as episode_targets'). With `targets` (episode_targets' result, computed when the episode arrived:
     PPO-style epochs over a batch), the logits are recomputed from the current weights and the
     gradient is that of PPO's clipped surrogate, -sum_t min(r_t A_t, clip(r_t, 1 +- clip) A_t),
-    r_t = pi(a_t | s_t) / pi_played(a_t | s_t). The value net descends
+    r_t = pi(a_t | s_t) / pi_played(a_t | s_t). Either objective adds config.entropy *
+    sum_t H(pi(. | s_t)), the entropy at the logits it uses. The value net descends
     0.5 * sum_t (V(s_t) - G_t)^2 toward the returns G at its current weights.
     """
     starts, indices, signs, logits, actions, rewards = episode
@@ -459,14 +469,17 @@ def add_episode_gradient(kernels, episode, state, config, targets=None, frames=N
         state["grad_value_b"] += grad_values.sum(dtype=np.float64)
     softmax = logits.ndim == 2  # (T, actions) logits, else one (T,)
     hidden = None
+    bonus = {"entropy": -config.entropy} if config.entropy else {}  # (check_more: a softmax's)
     if targets is None:
         policy_grad = kernels.softmax_policy_grad if softmax else kernels.sigmoid_policy_grad
-        grad_logits = policy_grad(logits, actions, -advantages)
+        grad_logits = policy_grad(logits, actions, -advantages, **bonus)
     else:
         hidden, current_logits = kernels.sparse_mlp_forward(starts, indices, signs, state["w1"], state["w2"])
         clipped_grad = kernels.clipped_softmax_policy_grad if softmax else kernels.clipped_sigmoid_policy_grad
         grad_logits = clipped_grad(current_logits, logits, actions, advantages, config.clip)
         np.negative(grad_logits, out=grad_logits)
+        if bonus:  # (zero weights: the entropy's term of softmax_policy_grad alone)
+            grad_logits += kernels.softmax_policy_grad(current_logits, actions, np.zeros_like(advantages), **bonus)
     kernels.sparse_mlp_backward(starts, indices, signs, grad_logits, state["w1"], state["w2"],
                                 state["grad_w1"], state["grad_w2"], h=hidden)
     return value_loss

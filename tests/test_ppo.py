@@ -182,6 +182,63 @@ def test_replayed_episode_gradient_matches_finite_differences(kernels):
         assert_close(got, numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs finite differences")
 
 
+def entropy_sum(logits):
+    """sum_i H(softmax(logits[i])), float64, from scratch."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-(np.exp(log_p) * log_p).sum())
+
+
+@pytest.mark.parametrize("kernels", [K, R], ids=["cython", "numpy"])
+@pytest.mark.parametrize("replayed", [False, True], ids=["one-update", "replayed"])
+def test_entropy_bonus_gradient_matches_finite_differences(kernels, replayed):
+    """With --entropy X, a softmax policy's gradient is minus that of its objective plus X times
+    the summed entropy of its action probabilities: the clipped surrogate's at the current weights
+    (replayed), or sum_t A_t log pi(a_t | s_t) at the logits the episode was played with."""
+    rng = np.random.default_rng(14)
+    steps, hidden, clip, bonus = 40, 4, 0.2, 0.3
+    pixels = np.sort(rng.choice(pong.INPUT_SIZE, 12, replace=False))
+    x = np.zeros((steps, pong.INPUT_SIZE), np.int8)
+    x[:, pixels] = rng.integers(-1, 2, size=(steps, len(pixels)))
+    w1, w2 = np.zeros((pong.INPUT_SIZE, hidden)), rng.standard_normal((hidden, 3))
+    while True:   # pre-activations away from the ReLU kink
+        w1[pixels] = rng.standard_normal((len(pixels), hidden)) * 0.5
+        pre = x @ w1
+        if np.abs(pre).min() > 1e-3 and 0 < (pre > 0).mean() < 1:
+            break
+    current = np.maximum(pre, 0) @ w2
+    played = current + rng.standard_normal((steps, 3)) * 0.4 if replayed else current
+    actions = rng.integers(0, 3, steps)
+    rewards = np.zeros(steps)
+    rewards[[7, 15, 16, 30, steps - 1]] = [1.0, -1.0, 1.0, -1.0, 1.0]
+    episode = (*sparse_episode(x), played, actions, rewards)
+    config = pong.make_config("fast", actions=3, gamma=0.9, epochs=2 if replayed else 1, clip=clip, entropy=bonus)
+    state = {"w1": w1, "w2": w2, "grad_w1": np.zeros_like(w1), "grad_w2": np.zeros_like(w2)}
+    targets = pong.episode_targets(kernels, episode, state, config)
+    advantages = targets[0]
+    pong.add_episode_gradient(kernels, episode, state, config, targets if replayed else None)
+    xf = x.astype(np.float64)
+    rows = w1[pixels].copy()
+
+    def objective():
+        w1[pixels] = rows
+        logits = np.maximum(xf @ w1, 0) @ w2
+        gain = surrogate(logits, played, actions, advantages, clip) if replayed \
+            else float(np.sum(advantages * log_pi(logits, actions)))
+        return gain + bonus * entropy_sum(logits)
+
+    for name, got, numeric in [("grad_w1", state["grad_w1"][pixels], -central_differences(objective, rows, eps=1e-6)),
+                               ("grad_w2", state["grad_w2"], -central_differences(objective, w2, eps=1e-6))]:
+        scale = np.abs(numeric).max()
+        assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
+        assert_close(got, numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs finite differences")
+
+
+def test_entropy_bonus_needs_a_softmax_policy(tmp_path):
+    """The two-action policy's sigmoid takes no entropy bonus: a one-line error naming it."""
+    assert_bad_pong_flags_fail_in_one_line(["--actions", "2", "--entropy", "0.01"], "entropy", tmp_path / "run")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_replayed_gradient_at_the_played_weights_is_the_one_update_gradient(dtype):
     """Replayed with the weights it was played with (ratio 1), an episode's gradient is the
