@@ -138,6 +138,31 @@ def test_kernel_matches_twin(dtype, threads, seed, size, clip, spread, kind):
 # The trainer's replayed episode gradient
 # ---------------------------------------------------------------------------
 
+def smooth_sparse_layer(rng, steps, hidden):
+    """(x (steps, INPUT_SIZE) int8 frames using 12 pixels, those pixels, w1 (float64, zero off
+    them), x @ w1) with every pre-activation away from the ReLU kink, so that finite differences
+    through the network are smooth."""
+    pixels = np.sort(rng.choice(pong.INPUT_SIZE, 12, replace=False))
+    x = np.zeros((steps, pong.INPUT_SIZE), np.int8)
+    x[:, pixels] = rng.integers(-1, 2, size=(steps, len(pixels)))
+    w1 = np.zeros((pong.INPUT_SIZE, hidden))
+    while True:
+        w1[pixels] = rng.standard_normal((len(pixels), hidden)) * 0.5
+        pre = x @ w1
+        if np.abs(pre).min() > 1e-3 and 0 < (pre > 0).mean() < 1:
+            return x, pixels, w1, pre
+
+
+def assert_descends(objective, state, pixels, rows, w2):
+    """state's grad_w1 (on `pixels`, whose rows of w1 `objective` reads from `rows`) and grad_w2
+    are minus objective's gradient, by central differences."""
+    for name, got, numeric in [("grad_w1", state["grad_w1"][pixels], -central_differences(objective, rows, eps=1e-6)),
+                               ("grad_w2", state["grad_w2"], -central_differences(objective, w2, eps=1e-6))]:
+        scale = np.abs(numeric).max()
+        assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
+        assert_close(got, numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs finite differences")
+
+
 @pytest.mark.parametrize("kernels", [K, R], ids=["cython", "numpy"])
 def test_replayed_episode_gradient_matches_finite_differences(kernels):
     """With targets from episode_targets (the episode as it arrived) and weights that moved since,
@@ -145,15 +170,8 @@ def test_replayed_episode_gradient_matches_finite_differences(kernels):
     ratios against the logits the episode was played with."""
     rng = np.random.default_rng(12)
     steps, hidden, gamma, clip = 40, 4, 0.9, 0.2
-    pixels = np.sort(rng.choice(pong.INPUT_SIZE, 12, replace=False))
-    x = np.zeros((steps, pong.INPUT_SIZE), np.int8)
-    x[:, pixels] = rng.integers(-1, 2, size=(steps, len(pixels)))
-    w1, w2 = np.zeros((pong.INPUT_SIZE, hidden)), rng.standard_normal(hidden)
-    while True:   # pre-activations away from the ReLU kink
-        w1[pixels] = rng.standard_normal((len(pixels), hidden)) * 0.5
-        pre = x @ w1
-        if np.abs(pre).min() > 1e-3 and 0 < (pre > 0).mean() < 1:
-            break
+    w2 = rng.standard_normal(hidden)
+    x, pixels, w1, pre = smooth_sparse_layer(rng, steps, hidden)
     played = np.maximum(pre, 0) @ w2 + rng.standard_normal(steps) * 0.4   # the weights moved since
     actions = (rng.random(steps) < 0.5).astype(np.uint8)
     rewards = np.zeros(steps)
@@ -175,11 +193,7 @@ def test_replayed_episode_gradient_matches_finite_differences(kernels):
 
     ratios_clipped = kernels.clipped_sigmoid_policy_grad(np.maximum(pre, 0) @ w2, played, actions, targets[0], clip) == 0
     assert ratios_clipped.any() and not ratios_clipped.all(), "the test needs clipped and unclipped steps"
-    for name, got, numeric in [("grad_w1", state["grad_w1"][pixels], -central_differences(objective, rows, eps=1e-6)),
-                               ("grad_w2", state["grad_w2"], -central_differences(objective, w2, eps=1e-6))]:
-        scale = np.abs(numeric).max()
-        assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
-        assert_close(got, numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs finite differences")
+    assert_descends(objective, state, pixels, rows, w2)
 
 
 def entropy_sum(logits):
@@ -197,15 +211,8 @@ def test_entropy_bonus_gradient_matches_finite_differences(kernels, replayed):
     (replayed), or sum_t A_t log pi(a_t | s_t) at the logits the episode was played with."""
     rng = np.random.default_rng(14)
     steps, hidden, clip, bonus = 40, 4, 0.2, 0.3
-    pixels = np.sort(rng.choice(pong.INPUT_SIZE, 12, replace=False))
-    x = np.zeros((steps, pong.INPUT_SIZE), np.int8)
-    x[:, pixels] = rng.integers(-1, 2, size=(steps, len(pixels)))
-    w1, w2 = np.zeros((pong.INPUT_SIZE, hidden)), rng.standard_normal((hidden, 3))
-    while True:   # pre-activations away from the ReLU kink
-        w1[pixels] = rng.standard_normal((len(pixels), hidden)) * 0.5
-        pre = x @ w1
-        if np.abs(pre).min() > 1e-3 and 0 < (pre > 0).mean() < 1:
-            break
+    w2 = rng.standard_normal((hidden, 3))
+    x, pixels, w1, pre = smooth_sparse_layer(rng, steps, hidden)
     current = np.maximum(pre, 0) @ w2
     played = current + rng.standard_normal((steps, 3)) * 0.4 if replayed else current
     actions = rng.integers(0, 3, steps)
@@ -227,11 +234,7 @@ def test_entropy_bonus_gradient_matches_finite_differences(kernels, replayed):
             else float(np.sum(advantages * log_pi(logits, actions)))
         return gain + bonus * entropy_sum(logits)
 
-    for name, got, numeric in [("grad_w1", state["grad_w1"][pixels], -central_differences(objective, rows, eps=1e-6)),
-                               ("grad_w2", state["grad_w2"], -central_differences(objective, w2, eps=1e-6))]:
-        scale = np.abs(numeric).max()
-        assert scale > 1e-3, f"{name}: the objective is flat, the test has no teeth"
-        assert_close(got, numeric, rtol=1e-6, atol=1e-6 * scale, what=f"{name} vs finite differences")
+    assert_descends(objective, state, pixels, rows, w2)
 
 
 def test_entropy_bonus_needs_a_softmax_policy(tmp_path):
