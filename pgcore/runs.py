@@ -10,6 +10,7 @@ import contextvars
 import csv
 import dataclasses
 import fcntl
+import gzip
 import io
 import json
 import math
@@ -296,8 +297,9 @@ def run_dir_lock(path):
 def read_progress_rows(path):
     """(header, rows) of the progress.csv file `path`, as text: each a list of its comma-separated
     fields. A torn last line (one being written, or cut short by a crash: no newline yet) is left
-    out. The one place progress.csv is read: `read_progress` and `ProgressLog` start from it."""
-    with open(path, newline="") as f:
+    out; a path ending in .gz is read through gzip. The one place progress.csv is read:
+    `read_progress` and `ProgressLog` start from it."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt", newline="") as f:
         text = f.read()
     lines = text.splitlines()
     header = lines[0].split(",") if lines else []
@@ -312,10 +314,13 @@ def _row_text(row):
 def read_progress(run_dir):
     """The progress.csv of the run in `run_dir` as columns: name -> array, one entry per finished
     episode, int64 where every value is a whole number, else float64 (a torn last line is left
-    out). Raises RunError when there is no progress.csv, it lacks a column of PROGRESS_COLUMNS,
-    or a row is malformed."""
+    out). A run without progress.csv may have it gzipped, progress.csv.gz (as published runs
+    do). Raises RunError when there is neither, it lacks a column of PROGRESS_COLUMNS, or a row is
+    malformed."""
     path = os.path.join(run_dir, "progress.csv")
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) and os.path.isfile(path + ".gz"):
+        path += ".gz"
+    elif not os.path.isfile(path):
         raise RunError(f"no progress.csv in {run_dir}")
     header, rows = read_progress_rows(path)
     missing = set(PROGRESS_COLUMNS) - set(header)

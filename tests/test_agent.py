@@ -3,6 +3,7 @@ Gaussian task and Pong (short budgets); the CLI and the API give the same runs; 
 raise ValueError naming them; Ctrl-C inside learn saves and returns; a Pong run killed in its
 first seconds resumes."""
 import dataclasses
+import gzip
 import os
 import signal
 import threading
@@ -703,7 +704,8 @@ def test_the_errors_are_exported_from_pgcore(tmp_path):
 
 def test_progress_csv_has_one_reader(tmp_path):
     """runs.read_progress, which Agent.progress and pgcore-plot call: whole-number columns as
-    int64, the others float64, a torn last line (no newline yet) left out, damage a RunError."""
+    int64, the others float64, a torn last line (no newline yet) left out, progress.csv.gz read
+    as progress.csv, damage a RunError."""
     from pgcore import plot
 
     header = ",".join(runs.PROGRESS_COLUMNS + ["updates", "value_loss"])
@@ -717,6 +719,13 @@ def test_progress_csv_has_one_reader(tmp_path):
     assert columns["reward"].dtype == np.float64 and columns["running_reward"].tolist() == [-21.0, -20.99]
     assert np.isnan(columns["value_loss"][1])
     assert plot.read_progress(tmp_path).keys() == columns.keys()
+    with gzip.open(tmp_path / "progress.csv.gz", "wt") as published:  # a published run's, gzipped
+        published.write(path.read_text())
+    path.unlink()
+    gzipped = runs.read_progress(tmp_path)
+    assert gzipped.keys() == columns.keys() and all(np.array_equal(gzipped[name], columns[name], equal_nan=True)
+                                                   for name in columns)
+    (tmp_path / "progress.csv.gz").unlink()
     path.write_text(header + "\n")
     assert all(len(values) == 0 for values in runs.read_progress(tmp_path).values())
     with pytest.raises(runs.RunError, match="no finished episodes"):

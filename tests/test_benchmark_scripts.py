@@ -5,6 +5,7 @@ checked here, only that the API they call has not drifted from under them.
 benchmarks/ is not in the wheel: the scripts are found beside tests/ (CI runs pytest from the
 repository root), and these tests are skipped when they are not there.
 """
+import gzip
 import importlib.util
 import json
 import os
@@ -62,14 +63,15 @@ def test_atari_scores(tmp_path):
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"config": {"game": "breakout", "seed": 3, "frameskip": 4,
                                                             "sticky": 0.25}}))
-    rows = ["episode,frames,steps,reward,running_reward,wall_s"] + [
-        f"{i + 1},{(i + 1) * 1000},{(i + 1) * 250},{i % 4},0,{(i + 1) * 6}" for i in range(200)]  # 20 minutes
+    rows = ["episode,frames,steps,reward,running_reward,wall_s,steps_per_s"] + [
+        f"{i + 1},{(i + 1) * 1000},{(i + 1) * 250},{i % 4},0,{(i + 1) * 6},42" for i in range(200)]  # 20 minutes
     (run / "progress.csv").write_text("\n".join(rows) + "\n")
     sb3 = tmp_path / "sb3"  # vs_sb3.py's run directory: its config.json's settings and env
     sb3.mkdir()
     (sb3 / "config.json").write_text(json.dumps({"settings": {"game": "Breakout", "seed": 0, "sticky": 0.25},
                                                  "env": {"frameskip": 4}}))
-    (sb3 / "progress.csv").write_text("\n".join(rows) + "\n")
+    with gzip.open(sb3 / "progress.csv.gz", "wt") as published:  # as published runs keep it
+        published.write("\n".join(rows) + "\n")
     out = run_script("learning/atari_scores.py", run, sb3, "--minutes", "10,30", "--last", 4, "--random", 2,
                      cwd=tmp_path)
     # by 10 minutes games 1..100 ended: the last 4 scored 0, 1, 2, 3 (1.5), at 100,000 frames

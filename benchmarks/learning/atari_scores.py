@@ -11,16 +11,18 @@ usage: python benchmarks/learning/atari_scores.py RUN [RUN ...] [--minutes 10,20
        [--random 100] [--seed 10000]
 """
 import argparse
-import csv
 import json
 import os
 
 import numpy as np
 
+from pgcore import runs
+
 
 def read_run(run_dir):
     """(settings: game (a ROM name), seed, frameskip, sticky, who (pgcore or SB3 PPO); progress.csv's
-    columns: name -> float array) of a pgcore-train atari run directory or a vs_sb3.py one."""
+    columns: name -> float array, progress.csv or progress.csv.gz) of a pgcore-train atari run directory or
+    a vs_sb3.py one."""
     with open(os.path.join(run_dir, "config.json")) as file:
         saved = json.load(file)
     if "config" in saved:
@@ -31,10 +33,7 @@ def read_run(run_dir):
         settings = saved["settings"]
         config = {"game": atari.rom_id(settings["game"]), "seed": settings["seed"],
                   "frameskip": saved["env"]["frameskip"], "sticky": settings["sticky"], "who": "SB3 PPO"}
-    with open(os.path.join(run_dir, "progress.csv"), newline="") as file:
-        rows = list(csv.reader(file))
-    columns = {name: np.array([float(row[i]) for row in rows[1:]]) for i, name in enumerate(rows[0])}
-    return config, columns
+    return config, {name: values.astype(np.float64) for name, values in runs.read_progress(run_dir).items()}
 
 
 def scores_at(columns, minutes, last):
