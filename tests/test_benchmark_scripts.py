@@ -79,6 +79,10 @@ def test_atari_scores(tmp_path):
                      out, re.MULTILINE), out
     assert re.search(rf"^\| {re.escape(str(sb3))} \| SB3 PPO \| breakout \| 0 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$",
                      out, re.MULTILINE), out
+    # by 50,000 frames games 1..50 ended: the last 4 scored 2, 3, 0, 1 (1.5); 300,000 is past the run's end
+    out = run_script("learning/atari_scores.py", run, "--frames", "50000,300000", "--last", 4, cwd=tmp_path)
+    assert "| 0.05 M frames | 0.3 M frames |" in out, out
+    assert re.search(rf"^\| {re.escape(str(run))} \| pgcore \| breakout \| 3 \| 1\.5 \| - \| - \|$", out, re.MULTILINE), out
 
 
 def test_control_targets(tmp_path):

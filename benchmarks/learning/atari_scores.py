@@ -2,12 +2,13 @@
 
 For each run directory (pgcore-train atari ... --run-dir RUN, or vs_sb3.py's): the mean score of the last
 --last games that had ended by each of --minutes minutes of training (progress.csv's wall_s),
-with the run's frames then; a run that had not reached a mark shows "-". With --random N, each
+with the run's frames then, or by each of --frames emulator frames; a run that had not reached a
+mark shows "-". With --random N, each
 game's random play too: the mean score of N games of uniformly random actions (its minimal
 action set) under the runs' settings (frameskip 4, sticky actions 0.25), on N emulators seeded
 from --seed.
 
-usage: python benchmarks/learning/atari_scores.py RUN [RUN ...] [--minutes 10,20,30] [--last 100]
+usage: python benchmarks/learning/atari_scores.py RUN [RUN ...] [--minutes 10,20,30 | --frames N,...] [--last 100]
        [--random 100] [--seed 10000]
 """
 import argparse
@@ -36,10 +37,11 @@ def read_run(run_dir):
     return config, {name: values.astype(np.float64) for name, values in runs.read_progress(run_dir).items()}
 
 
-def scores_at(columns, minutes, last):
-    """(mean score of the last `last` games ended by `minutes`, frames then), or None before the first."""
-    ended = np.flatnonzero(columns["wall_s"] <= minutes * 60)
-    if len(ended) == 0 or columns["wall_s"][-1] < minutes * 60 * 0.98:
+def scores_at(columns, mark, last, column="wall_s"):
+    """(mean score of the last `last` games ended by `mark` of `column` (wall_s: seconds, frames),
+    frames then), or None before the first or when the run stopped short of the mark."""
+    ended = np.flatnonzero(columns[column] <= mark)
+    if len(ended) == 0 or columns[column][-1] < mark * 0.98:
         return None
     upto = ended[-1] + 1
     return float(columns["reward"][max(0, upto - last):upto].mean()), float(columns["frames"][upto - 1])
@@ -69,12 +71,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--minutes", default="10,20,30", help="comma-separated minutes of training")
+    parser.add_argument("--frames", default="", help="comma-separated emulator frames, marks instead of --minutes")
     parser.add_argument("--last", type=int, default=100, help="games averaged at each mark")
     parser.add_argument("--random", type=int, default=0, help="games of random play per game (0: none)")
     parser.add_argument("--seed", type=int, default=10_000, help="the random play's seed")
     args = parser.parse_args()
-    marks = [float(m) for m in args.minutes.split(",") if m]
-    print("| run | who | game | seed | " + " | ".join(f"{m:g} min" for m in marks) + " | random play |")
+    by_frames = bool(args.frames)
+    marks = [float(m) for m in (args.frames or args.minutes).split(",") if m]
+    labels = [f"{m / 1e6:g} M frames" if by_frames else f"{m:g} min" for m in marks]
+    print("| run | who | game | seed | " + " | ".join(labels) + " | random play |")
     print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in marks) + " | ---: |")
     random_scores = {}
     for run_dir in args.runs:
@@ -83,9 +88,9 @@ def main():
         if args.random and game not in random_scores:
             random_scores[game] = random_play(game, args.random, args.seed, config["frameskip"], config["sticky"])
         cells = []
-        for minutes in marks:
-            at = scores_at(columns, minutes, args.last)
-            cells.append("-" if at is None else f"{at[0]:.1f} ({at[1] / 1e6:.1f} M)")
+        for mark in marks:
+            at = scores_at(columns, mark, args.last, "frames") if by_frames else scores_at(columns, mark * 60, args.last)
+            cells.append("-" if at is None else f"{at[0]:.1f}" if by_frames else f"{at[0]:.1f} ({at[1] / 1e6:.1f} M)")
         random_cell = f"{random_scores[game]:.1f}" if game in random_scores else "-"
         print(f"| {run_dir} | {config['who']} | {game} | {config['seed']} | " + " | ".join(cells) + f" | {random_cell} |")
 
