@@ -377,7 +377,8 @@ def test_a_flag_of_another_task_is_refused(args, flag):
 def test_help_shows_the_task_defaults():
     """The per-task defaults in --help come from control.TASKS, so they cannot drift from it."""
     from pgcore import cli
-    assert cli._task_defaults("entropy") == "0.5 for cliffwalking, 0 otherwise"
+    assert cli._task_defaults("entropy") == "pong: 0; atari: 0; the other tasks: 0.5 for cliffwalking, 0 otherwise"
+    assert cli._task_defaults("entropy_final") == "0.0005 for cliffwalking, 0 otherwise"
     assert cli._task_defaults("tau_final") == "0.3 for frozenlake, 0.05 otherwise"
     assert cli._task_defaults("baseline") == "on for taxi and inverted-pendulum, off otherwise"
     assert cli._task_defaults("sigma") == "1"
