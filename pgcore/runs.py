@@ -318,10 +318,10 @@ def read_progress(run_dir):
     do). Raises RunError when there is neither, it lacks a column of PROGRESS_COLUMNS, or a row is
     malformed."""
     path = os.path.join(run_dir, "progress.csv")
-    if not os.path.isfile(path) and os.path.isfile(path + ".gz"):
+    if not os.path.isfile(path):
+        if not os.path.isfile(path + ".gz"):
+            raise RunError(f"no progress.csv in {run_dir}")
         path += ".gz"
-    elif not os.path.isfile(path):
-        raise RunError(f"no progress.csv in {run_dir}")
     header, rows = read_progress_rows(path)
     missing = set(PROGRESS_COLUMNS) - set(header)
     if missing:
