@@ -342,7 +342,7 @@ class Agent:
     def progress(self):
         """The run's progress.csv as columns: name -> array (one entry per finished episode);
         {} before there is a run."""
-        if not self.run_dir or not os.path.exists(os.path.join(self.run_dir, "progress.csv")):
+        if not self.run_dir or runs.progress_path(self.run_dir) is None:
             return {}
         return runs.read_progress(self.run_dir)
 

@@ -311,17 +311,25 @@ def _row_text(row):
     return ",".join(row)[:80]
 
 
+def progress_path(run_dir):
+    """The path of the progress.csv of the run in `run_dir`, or of its gzipped copy
+    progress.csv.gz (as published runs have) when there is no plain one; None when neither is."""
+    path = os.path.join(run_dir, "progress.csv")
+    for candidate in (path, path + ".gz"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def read_progress(run_dir):
     """The progress.csv of the run in `run_dir` as columns: name -> array, one entry per finished
     episode, int64 where every value is a whole number, else float64 (a torn last line is left
     out). A run without progress.csv may have it gzipped, progress.csv.gz (as published runs
     do). Raises RunError when there is neither, it lacks a column of PROGRESS_COLUMNS, or a row is
     malformed."""
-    path = os.path.join(run_dir, "progress.csv")
-    if not os.path.isfile(path):
-        if not os.path.isfile(path + ".gz"):
-            raise RunError(f"no progress.csv in {run_dir}")
-        path += ".gz"
+    path = progress_path(run_dir)
+    if path is None:
+        raise RunError(f"no progress.csv in {run_dir}")
     header, rows = read_progress_rows(path)
     missing = set(PROGRESS_COLUMNS) - set(header)
     if missing:

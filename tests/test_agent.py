@@ -163,6 +163,11 @@ def test_pong_learn_evaluate_and_predict_from_raw_frames(tmp_path, keep_threads)
     scores = agent.evaluate(episodes=1, seed=10_000)
     assert scores.shape == (1,) and -21 <= scores[0] <= 21
     assert agent.progress["episode"].tolist() == [1, 2]
+    plain = tmp_path / "pong" / "progress.csv"
+    with gzip.open(tmp_path / "pong" / "progress.csv.gz", "wb") as published:  # as published runs keep it
+        published.write(plain.read_bytes())
+    plain.unlink()
+    assert agent.progress["episode"].tolist() == [1, 2], "a run's gzipped progress.csv is its progress too"
 
 
 def pong_frames_played(steps):
