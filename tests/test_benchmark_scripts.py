@@ -73,7 +73,8 @@ def test_atari_scores(tmp_path):
     with gzip.open(sb3 / "progress.csv.gz", "wt") as published:  # as published runs keep it
         published.write("\n".join(rows) + "\n")
     out = run_script("learning/atari_scores.py", run, sb3, "--minutes", "10,30", "--last", 4, "--random", 2,
-                     cwd=tmp_path)
+                     "--plot", tmp_path / "curves.png", cwd=tmp_path)
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", out
     # by 10 minutes games 1..100 ended: the last 4 scored 0, 1, 2, 3 (1.5), at 100,000 frames
     assert re.search(rf"^\| {re.escape(str(run))} \| pgcore \| breakout \| 3 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$",
                      out, re.MULTILINE), out
@@ -83,6 +84,16 @@ def test_atari_scores(tmp_path):
     out = run_script("learning/atari_scores.py", run, "--frames", "50000,300000", "--last", 4, cwd=tmp_path)
     assert "| 0.05 M frames | 0.3 M frames |" in out, out
     assert re.search(rf"^\| {re.escape(str(run))} \| pgcore \| breakout \| 3 \| 1\.5 \| - \| - \|$", out, re.MULTILINE), out
+
+
+def test_atari_scores_curve_is_the_tables_mean():
+    """The curve --plot draws: at each game, the mean of the last games ended by it (as the table's cells)."""
+    spec = importlib.util.spec_from_file_location("atari_scores", os.path.join(BENCHMARKS, "learning/atari_scores.py"))
+    atari_scores = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(atari_scores)
+    rewards = np.random.default_rng(0).normal(size=37)
+    expected = [rewards[max(0, i + 1 - 5):i + 1].mean() for i in range(37)]
+    np.testing.assert_allclose(atari_scores.last_mean(rewards, 5), expected)
 
 
 def test_control_targets(tmp_path):

@@ -6,12 +6,14 @@ with the run's frames then, or by each of --frames emulator frames; a run that h
 mark shows "-". With --random N, each
 game's random play too: the mean score of N games of uniformly random actions (its minimal
 action set) under the runs' settings (frameskip 4, sticky actions 0.25), on N emulators seeded
-from --seed.
+from --seed. With --plot OUT.png, the same mean against minutes of training (or frames, with
+--frames), a panel per game and a line per run, random play dotted.
 
 usage: python benchmarks/learning/atari_scores.py RUN [RUN ...] [--minutes 10,20,30 | --frames N,...] [--last 100]
-       [--random 100] [--seed 10000]
+       [--random 100] [--seed 10000] [--plot OUT.png]
 """
 import argparse
+import io
 import json
 import os
 
@@ -47,6 +49,49 @@ def scores_at(columns, mark, last, column="wall_s"):
     return float(columns["reward"][max(0, upto - last):upto].mean()), float(columns["frames"][upto - 1])
 
 
+def last_mean(rewards, last):
+    """At each game, the mean score of the `last` games ended by it (fewer at the start)."""
+    sums = np.cumsum(np.concatenate(([0.0], rewards)))
+    ends = np.arange(1, len(rewards) + 1)
+    starts = np.maximum(0, ends - last)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def plot_runs(runs_read, random_scores, last, by_frames, output):
+    """A panel per game: each run's mean of the last `last` games against minutes (or frames)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = sorted({config["game"] for _, config, _ in runs_read})
+    columns_count = min(2, len(games))
+    rows_count = -(-len(games) // columns_count)
+    figure, axes = plt.subplots(rows_count, columns_count, figsize=(6 * columns_count, 3.6 * rows_count),
+                                squeeze=False)
+    for axis, game in zip(axes.flat, games):
+        for run_dir, config, columns in runs_read:
+            if config["game"] == game:
+                x = columns["frames"] / 1e6 if by_frames else columns["wall_s"] / 60
+                axis.plot(x, last_mean(columns["reward"], last), linewidth=1.5,
+                          label=f"{config['who']} seed {config['seed']} ({os.path.basename(os.path.normpath(run_dir))})")
+        if game in random_scores:
+            axis.axhline(random_scores[game], color="gray", linestyle=":", label="random play")
+        axis.set_title(game)
+        axis.set_xlabel("emulator frames (millions)" if by_frames else "minutes of training")
+        axis.set_ylabel(f"mean of the last {last} games")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="upper left")
+    for axis in axes.flat[len(games):]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    drawn = io.BytesIO()
+    figure.savefig(drawn, dpi=80)
+    plt.close(figure)
+    from PIL import Image
+
+    Image.open(drawn).quantize(colors=32).save(output, optimize=True)  # (a third of the bytes: a page in docs/)
+
+
 def random_play(game, episodes, seed, frameskip=4, sticky=0.25):
     """Mean score of `episodes` games of uniformly random actions, one game on each of as many emulators."""
     from pgcore import agent, atari
@@ -75,15 +120,17 @@ def main():
     parser.add_argument("--last", type=int, default=100, help="games averaged at each mark")
     parser.add_argument("--random", type=int, default=0, help="games of random play per game (0: none)")
     parser.add_argument("--seed", type=int, default=10_000, help="the random play's seed")
+    parser.add_argument("--plot", default="", help="also draw the curves into this PNG")
     args = parser.parse_args()
     by_frames = bool(args.frames)
     marks = [float(m) for m in (args.frames or args.minutes).split(",") if m]
     labels = [f"{m / 1e6:g} M frames" if by_frames else f"{m:g} min" for m in marks]
     print("| run | who | game | seed | " + " | ".join(labels) + " | random play |")
     print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in marks) + " | ---: |")
-    random_scores = {}
+    random_scores, runs_read = {}, []
     for run_dir in args.runs:
         config, columns = read_run(run_dir)
+        runs_read.append((run_dir, config, columns))
         game = config["game"]
         if args.random and game not in random_scores:
             random_scores[game] = random_play(game, args.random, args.seed, config["frameskip"], config["sticky"])
@@ -93,6 +140,9 @@ def main():
             cells.append("-" if at is None else f"{at[0]:.1f}" if by_frames else f"{at[0]:.1f} ({at[1] / 1e6:.1f} M)")
         random_cell = f"{random_scores[game]:.1f}" if game in random_scores else "-"
         print(f"| {run_dir} | {config['who']} | {game} | {config['seed']} | " + " | ".join(cells) + f" | {random_cell} |")
+    if args.plot:
+        plot_runs(runs_read, random_scores, args.last, by_frames, args.plot)
+        print(f"curves: {args.plot}")
 
 
 if __name__ == "__main__":
