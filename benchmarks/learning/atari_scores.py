@@ -80,7 +80,7 @@ def plot_runs(runs_read, random_scores, last, by_frames, output):
         axis.set_xlabel("emulator frames (millions)" if by_frames else "minutes of training")
         axis.set_ylabel(f"mean of the last {last} games")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="upper left")
+        axis.legend(fontsize=7, loc="best")
     for axis in axes.flat[len(games):]:
         axis.set_visible(False)
     figure.tight_layout()
