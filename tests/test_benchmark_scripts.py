@@ -87,7 +87,8 @@ def test_atari_scores(tmp_path):
 
 
 def test_atari_scores_curve_is_the_tables_mean():
-    """The curve --plot draws: at each game, the mean of the last games ended by it (as the table's cells)."""
+    """The mean the table's cells and the curve --plot draws both take: at each game, that of the
+    last games ended by it."""
     spec = importlib.util.spec_from_file_location("atari_scores", os.path.join(BENCHMARKS, "learning/atari_scores.py"))
     atari_scores = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(atari_scores)

@@ -46,7 +46,7 @@ def scores_at(columns, mark, last, column="wall_s"):
     if len(ended) == 0 or columns[column][-1] < mark * 0.98:
         return None
     upto = ended[-1] + 1
-    return float(columns["reward"][max(0, upto - last):upto].mean()), float(columns["frames"][upto - 1])
+    return float(last_mean(columns["reward"][:upto], last)[-1]), float(columns["frames"][upto - 1])
 
 
 def last_mean(rewards, last):
