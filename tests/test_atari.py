@@ -202,10 +202,10 @@ def test_atari_configs_resume_as_saved():
     assert tasks.get("atari").config_from_saved(dataclasses.asdict(config)) == config
 
 
-@pytest.mark.parametrize("game, beats", [("Freeway", 20), ("Boxing", 50)])
+@pytest.mark.parametrize("game, beats", [("Freeway", 20), ("Boxing", 50), ("SpaceInvaders", 300)])
 def test_the_shipped_policies_win(game, beats):
-    """Random play scores about 0 on Freeway and Boxing; the shipped policies, greedy, on a seed no
-    training used, far more."""
+    """Random play scores about 0 on Freeway and Boxing and 111 on SpaceInvaders; the shipped
+    policies, greedy, on a seed no training used, far more."""
     agent = pgcore.Agent.pretrained("atari", game=game)
     assert agent.config.game == atari.rom_id(game) and agent.params["background"].dtype == np.uint8
     scores = agent.evaluate(episodes=1, seed=1000)
