@@ -5,6 +5,7 @@ checked here, only that the API they call has not drifted from under them.
 benchmarks/ is not in the wheel: the scripts are found beside tests/ (CI runs pytest from the
 repository root), and these tests are skipped when they are not there.
 """
+import dataclasses
 import gzip
 import importlib.util
 import json
@@ -58,11 +59,12 @@ def test_bench_train_on_a_game(tmp_path):
 
 
 def test_atari_scores(tmp_path):
-    """Two marks of a made-up run: the mean of its last games by each, "-" past its end; random play."""
+    """Two marks of a made-up run: its settings off the defaults, the mean of its last games by each
+    mark, "-" past its end, its frames a second; random play. Rows come grouped by game."""
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"config": {"game": "breakout", "seed": 3, "frameskip": 4,
-                                                            "sticky": 0.25}}))
+    config = pgcore.agent.make_config("atari", game="breakout", seed=3, lr=1e-3, entropy=0.01, max_minutes=20)
+    (run / "config.json").write_text(json.dumps({"config": dataclasses.asdict(config)}))
     rows = ["episode,frames,steps,reward,running_reward,wall_s,steps_per_s"] + [
         f"{i + 1},{(i + 1) * 1000},{(i + 1) * 250},{i % 4},0,{(i + 1) * 6},42" for i in range(200)]  # 20 minutes
     (run / "progress.csv").write_text("\n".join(rows) + "\n")
@@ -72,18 +74,26 @@ def test_atari_scores(tmp_path):
                                                  "env": {"frameskip": 4}}))
     with gzip.open(sb3 / "progress.csv.gz", "wt") as published:  # as published runs keep it
         published.write("\n".join(rows) + "\n")
-    out = run_script("learning/atari_scores.py", run, sb3, "--minutes", "10,30", "--last", 4, "--random", 2,
+    pong_run = tmp_path / "pong_run"  # (another game: its row comes after both of Breakout's)
+    pong_run.mkdir()
+    (pong_run / "config.json").write_text(json.dumps({"config": dataclasses.asdict(
+        pgcore.agent.make_config("atari", game="pong"))}))
+    (pong_run / "progress.csv").write_text("\n".join(rows) + "\n")
+    out = run_script("learning/atari_scores.py", run, pong_run, sb3, "--minutes", "10,30", "--last", 4, "--random", 2,
                      "--plot", tmp_path / "curves.png", cwd=tmp_path)
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", out
-    # by 10 minutes games 1..100 ended: the last 4 scored 0, 1, 2, 3 (1.5), at 100,000 frames
-    assert re.search(rf"^\| {re.escape(str(run))} \| pgcore \| breakout \| 3 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$",
-                     out, re.MULTILINE), out
-    assert re.search(rf"^\| {re.escape(str(sb3))} \| SB3 PPO \| breakout \| 0 \| 1\.5 \(0\.1 M\) \| - \| \d+\.\d \|$",
-                     out, re.MULTILINE), out
+    # by 10 minutes games 1..100 ended: the last 4 scored 0, 1, 2, 3 (1.5), at 100,000 frames; 1,000 frames in 6 s
+    table = [line for line in out.splitlines() if line.startswith("| ")]
+    assert re.fullmatch(rf"\| {re.escape(str(run))} \| pgcore \| breakout \| --lr 0\.001 --entropy 0\.01 \| 3 \| "
+                        r"1\.5 \(0\.1 M\) \| - \| 167 \| \d+\.\d \|", table[2]), out
+    assert re.fullmatch(rf"\| {re.escape(str(sb3))} \| SB3 PPO \| breakout \| RL Zoo's \| 0 \| 1\.5 \(0\.1 M\) \| - \| "
+                        r"167 \| \d+\.\d \|", table[3]), out
+    assert re.fullmatch(rf"\| {re.escape(str(pong_run))} \| pgcore \| pong \| defaults \| 0 \| .*", table[4]), out
     # by 50,000 frames games 1..50 ended: the last 4 scored 2, 3, 0, 1 (1.5); 300,000 is past the run's end
     out = run_script("learning/atari_scores.py", run, "--frames", "50000,300000", "--last", 4, cwd=tmp_path)
     assert "| 0.05 M frames | 0.3 M frames |" in out, out
-    assert re.search(rf"^\| {re.escape(str(run))} \| pgcore \| breakout \| 3 \| 1\.5 \| - \| - \|$", out, re.MULTILINE), out
+    assert re.search(rf"^\| {re.escape(str(run))} \| pgcore \| breakout \| .* \| 3 \| 1\.5 \| - \| 167 \| - \|$", out,
+                     re.MULTILINE), out
 
 
 def test_atari_scores_curve_is_the_tables_mean():

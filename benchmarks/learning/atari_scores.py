@@ -1,9 +1,10 @@
 """Atari runs' scores at given minutes of training, beside random play.
 
-For each run directory (pgcore-train atari ... --run-dir RUN, or vs_sb3.py's): the mean score of the last
---last games that had ended by each of --minutes minutes of training (progress.csv's wall_s),
-with the run's frames then, or by each of --frames emulator frames; a run that had not reached a
-mark shows "-". With --random N, each
+For each run directory (pgcore-train atari ... --run-dir RUN, or vs_sb3.py's), a row, grouped by
+game: the settings it ran with off Atari's defaults (as flags of pgcore-train atari; "RL Zoo's"
+for SB3), the mean score of the last --last games that had ended by each of --minutes minutes of
+training (progress.csv's wall_s), with the run's frames then, or by each of --frames emulator
+frames (a run that had not reached a mark shows "-"), and its frames a second over the whole run. With --random N, each
 game's random play too: the mean score of N games of uniformly random actions (its minimal
 action set) under the runs' settings (frameskip 4, sticky actions 0.25), on N emulators seeded
 from --seed. With --plot OUT.png, the same mean against minutes of training (or frames, with
@@ -29,14 +30,30 @@ def read_run(run_dir):
     with open(os.path.join(run_dir, "config.json")) as file:
         saved = json.load(file)
     if "config" in saved:
-        config = {name: saved["config"][name] for name in ("game", "seed", "frameskip", "sticky")} | {"who": "pgcore"}
+        config = {name: saved["config"][name] for name in ("game", "seed", "frameskip", "sticky")} | {
+            "who": "pgcore", "settings": " ".join(flags_off_defaults(saved["config"])) or "defaults"}
     else:  # vs_sb3.py's
         from pgcore import atari
 
         settings = saved["settings"]
         config = {"game": atari.rom_id(settings["game"]), "seed": settings["seed"],
-                  "frameskip": saved["env"]["frameskip"], "sticky": settings["sticky"], "who": "SB3 PPO"}
+                  "frameskip": saved["env"]["frameskip"], "sticky": settings["sticky"], "who": "SB3 PPO",
+                  "settings": "RL Zoo's"}
     return config, {name: values.astype(np.float64) for name, values in runs.read_progress(run_dir).items()}
+
+
+def flags_off_defaults(saved):
+    """The flags of pgcore-train atari that give a saved config's learning settings where they are
+    not a new run's defaults for its game (where it stops, its threads and checkpoints left out)."""
+    from pgcore import settings, tasks
+
+    task = tasks.get("atari")
+    config = task.config_from_saved(saved)
+    default = task.make_config(game=config.game)
+    ignored = {"seed", "game", "threads", "checkpoint_every", "checkpoint_minutes"}
+    return [settings.flag_text(opt, getattr(config, opt.name)) for opt in settings.options_of(type(config))
+            if opt.name not in ignored and not opt.metadata["run"]
+            and getattr(config, opt.name) != getattr(default, opt.name)]
 
 
 def scores_at(columns, mark, last, column="wall_s"):
@@ -125,12 +142,11 @@ def main():
     by_frames = bool(args.frames)
     marks = [float(m) for m in (args.frames or args.minutes).split(",") if m]
     labels = [f"{m / 1e6:g} M frames" if by_frames else f"{m:g} min" for m in marks]
-    print("| run | who | game | seed | " + " | ".join(labels) + " | random play |")
-    print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in marks) + " | ---: |")
-    random_scores, runs_read = {}, []
-    for run_dir in args.runs:
-        config, columns = read_run(run_dir)
-        runs_read.append((run_dir, config, columns))
+    print("| run | who | game | settings | seed | " + " | ".join(labels) + " | frames/s | random play |")
+    print("| --- | --- | --- | --- | ---: | " + " | ".join("---:" for _ in marks) + " | ---: | ---: |")
+    random_scores, runs_read = {}, [(run_dir, *read_run(run_dir)) for run_dir in args.runs]
+    runs_read.sort(key=lambda run: run[1]["game"])  # (stable: within a game, as given)
+    for run_dir, config, columns in runs_read:
         game = config["game"]
         if args.random and game not in random_scores:
             random_scores[game] = random_play(game, args.random, args.seed, config["frameskip"], config["sticky"])
@@ -139,7 +155,9 @@ def main():
             at = scores_at(columns, mark, args.last, "frames") if by_frames else scores_at(columns, mark * 60, args.last)
             cells.append("-" if at is None else f"{at[0]:.1f}" if by_frames else f"{at[0]:.1f} ({at[1] / 1e6:.1f} M)")
         random_cell = f"{random_scores[game]:.1f}" if game in random_scores else "-"
-        print(f"| {run_dir} | {config['who']} | {game} | {config['seed']} | " + " | ".join(cells) + f" | {random_cell} |")
+        speed = columns["frames"][-1] / columns["wall_s"][-1]
+        print(f"| {run_dir} | {config['who']} | {game} | {config['settings']} | {config['seed']} | "
+              + " | ".join(cells) + f" | {speed:,.0f} | {random_cell} |")
     if args.plot:
         plot_runs(runs_read, random_scores, args.last, by_frames, args.plot)
         print(f"curves: {args.plot}")
