@@ -70,7 +70,7 @@ class AtariConfig(pong.PongConfig):
         pong.PongConfig, "lr", default=3e-4,
         help="the policy's learning rate, in (0, 1]; may change on --resume. A third of Pong's: at 1e-3, 3 of 13 "
              "short SpaceInvaders runs settled within 100,000 frames on a policy that scored next to nothing "
-             "(docs/results.md). Freeway scored nothing in 30 minutes at 3e-4 and learned at 1e-3.")
+             "(docs/results.md, which also has the settings Freeway learned with).")
     gae_start_frames: int = override(pong.PongConfig, "gae_start_frames", default=0)
     lr_decay_frames: int = override(pong.PongConfig, "lr_decay_frames", default=16_000_000)
     rollout_steps: int = override(
