@@ -71,7 +71,8 @@ def test_atari_scores(tmp_path):
     sb3 = tmp_path / "sb3"  # vs_sb3.py's run directory: its config.json's settings and env
     sb3.mkdir()
     (sb3 / "config.json").write_text(json.dumps({"settings": {"game": "Breakout", "seed": 0, "sticky": 0.25},
-                                                 "env": {"frameskip": 4}}))
+                                                 "env": {"frameskip": 4},
+                                                 "result": {"wall_s": 1800.0, "frames": 200_000}}))
     with gzip.open(sb3 / "progress.csv.gz", "wt") as published:  # as published runs keep it
         published.write("\n".join(rows) + "\n")
     pong_run = tmp_path / "pong_run"  # (another game: its row comes after both of Breakout's)
@@ -86,8 +87,9 @@ def test_atari_scores(tmp_path):
     table = [line for line in out.splitlines() if line.startswith("| ")]
     assert re.fullmatch(rf"\| {re.escape(str(run))} \| pgcore \| breakout \| --lr 0\.001 --entropy 0\.01 \| 3 \| "
                         r"1\.5 \(0\.1 M\) \| - \| 167 \| \d+\.\d \|", table[2]), out
-    assert re.fullmatch(rf"\| {re.escape(str(sb3))} \| SB3 PPO \| breakout \| RL Zoo's \| 0 \| 1\.5 \(0\.1 M\) \| - \| "
-                        r"167 \| \d+\.\d \|", table[3]), out
+    # SB3's run ended at 30 minutes, though its last game did at 20: by 30 minutes, games 1..200 had
+    assert re.fullmatch(rf"\| {re.escape(str(sb3))} \| SB3 PPO \| breakout \| RL Zoo's \| 0 \| 1\.5 \(0\.1 M\) \| "
+                        r"1\.5 \(0\.2 M\) \| 167 \| \d+\.\d \|", table[3]), out
     assert re.fullmatch(rf"\| {re.escape(str(pong_run))} \| pgcore \| pong \| defaults \| 0 \| .*", table[4]), out
     # by 50,000 frames games 1..50 ended: the last 4 scored 2, 3, 0, 1 (1.5); 300,000 is past the run's end
     out = run_script("learning/atari_scores.py", run, "--frames", "50000,300000", "--last", 4, cwd=tmp_path)

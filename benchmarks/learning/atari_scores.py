@@ -38,7 +38,8 @@ def read_run(run_dir):
         settings = saved["settings"]
         config = {"game": atari.rom_id(settings["game"]), "seed": settings["seed"],
                   "frameskip": saved["env"]["frameskip"], "sticky": settings["sticky"], "who": "SB3 PPO",
-                  "settings": "RL Zoo's"}
+                  "settings": "RL Zoo's", "ended": {name: saved["result"][name] for name in ("wall_s", "frames")
+                                                    if name in saved.get("result", {})}}
     return config, {name: values.astype(np.float64) for name, values in runs.read_progress(run_dir).items()}
 
 
@@ -56,13 +57,14 @@ def flags_off_defaults(saved):
             and getattr(config, opt.name) != getattr(default, opt.name)]
 
 
-def scores_at(columns, mark, last, column="wall_s"):
+def scores_at(columns, mark, last, column="wall_s", ended=None):
     """(mean score of the last `last` games ended by `mark` of `column` (wall_s: seconds, frames),
-    frames then), or None before the first or when the run stopped short of the mark."""
-    ended = np.flatnonzero(columns[column] <= mark)
-    if len(ended) == 0 or columns[column][-1] < mark * 0.98:
+    frames then), or None before the first or when the run stopped short of the mark: its last
+    game's, or where the run recorded it (`ended`: vs_sb3.py's result), its own end."""
+    ended_games = np.flatnonzero(columns[column] <= mark)
+    if len(ended_games) == 0 or max(columns[column][-1], (ended or {}).get(column, 0)) < mark * 0.98:
         return None
-    upto = ended[-1] + 1
+    upto = ended_games[-1] + 1
     return float(last_mean(columns["reward"][:upto], last)[-1]), float(columns["frames"][upto - 1])
 
 
@@ -152,7 +154,8 @@ def main():
             random_scores[game] = random_play(game, args.random, args.seed, config["frameskip"], config["sticky"])
         cells = []
         for mark in marks:
-            at = scores_at(columns, mark, args.last, "frames") if by_frames else scores_at(columns, mark * 60, args.last)
+            at = (scores_at(columns, mark, args.last, "frames", config.get("ended")) if by_frames
+                  else scores_at(columns, mark * 60, args.last, "wall_s", config.get("ended")))
             cells.append("-" if at is None else f"{at[0]:.1f}" if by_frames else f"{at[0]:.1f} ({at[1] / 1e6:.1f} M)")
         random_cell = f"{random_scores[game]:.1f}" if game in random_scores else "-"
         speed = columns["frames"][-1] / columns["wall_s"][-1]
