@@ -145,7 +145,10 @@ class Task(abc.ABC):
 
     def preset_flags(self, preset):
         """The flags that `preset` amounts to over the defaults (--actions 2 --no-frame-input ...)."""
-        base, chosen = self.make_config(), self.make_config(preset=preset)
+        return self.changed_flags(self.make_config(), self.make_config(preset=preset))
+
+    def changed_flags(self, base, chosen):
+        """The flags that turn config `base` into `chosen`: one for each setting where they differ."""
         return [settings.flag_text(opt, getattr(chosen, opt.name)) for opt in settings.options_of(self.config_class)
                 if getattr(chosen, opt.name) != getattr(base, opt.name)]
 

@@ -46,15 +46,14 @@ def read_run(run_dir):
 def flags_off_defaults(saved):
     """The flags of pgcore-train atari that give a saved config's learning settings where they are
     not a new run's defaults for its game (where it stops, its threads and checkpoints left out)."""
-    from pgcore import settings, tasks
+    from pgcore import tasks
 
     task = tasks.get("atari")
     config = task.config_from_saved(saved)
-    default = task.make_config(game=config.game)
-    ignored = {"seed", "game", "threads", "checkpoint_every", "checkpoint_minutes"}
-    return [settings.flag_text(opt, getattr(config, opt.name)) for opt in settings.options_of(type(config))
-            if opt.name not in ignored and not opt.metadata["run"]
-            and getattr(config, opt.name) != getattr(default, opt.name)]
+    ignored = {"seed", "game", "threads", "checkpoint_every", "checkpoint_minutes"} | {
+        opt.name for opt in task.options() if opt.metadata["run"]}
+    default = task.make_config(**{name: getattr(config, name) for name in ignored})
+    return task.changed_flags(default, config)
 
 
 def scores_at(columns, mark, last, column="wall_s", ended=None):
